@@ -1,0 +1,502 @@
+"""Typed rows for every input and output of the props pipeline.
+
+Every source is parsed into one of the input rows below at the boundary (``pipeline/io``); every
+warehouse table and JSON export derives its columns from one of the output rows. Table schemas for
+DuckDB and BigQuery are generated from the annotations by :func:`table_schema`, so a new column is
+added in exactly one place.
+
+Type conventions (one numeric policy at every boundary):
+  * ``float`` for measured or computed numbers (never ``Decimal``: readers convert at the boundary);
+  * ``datetime.date`` for ``game_date``; ``datetime.datetime`` (UTC, tz-aware) for timestamps;
+  * ``Json`` (a ``str`` alias) for JSON documents stored as text (BigQuery ``JSON``/``STRING``);
+  * ``tuple[str, ...]`` for repeated strings (BigQuery ``REPEATED STRING``, DuckDB ``VARCHAR[]``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing
+from typing import NamedTuple, Optional
+
+# --------------------------------------------------------------------------------------------
+# Feature catalogue (domain.md section 5): 55 named features, index 0-54, appended, never reordered.
+# --------------------------------------------------------------------------------------------
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "points_avg_last_5", "points_avg_last_10", "points_avg_season", "points_std_last_10",
+    "games_in_last_7_days", "fatigue_score", "shot_zone_mismatch_score", "pace_score",
+    "usage_spike_score", "rest_advantage", "injury_risk", "recent_trend", "minutes_change",
+    "opponent_def_rating", "opponent_pace", "home_away", "back_to_back", "playoff_game",
+    "pct_paint", "pct_mid_range", "pct_three", "pct_free_throw", "team_pace", "team_off_rating",
+    "team_win_pct", "vegas_points_line", "vegas_opening_line", "vegas_line_move", "has_vegas_line",
+    "avg_points_vs_opponent", "games_vs_opponent", "minutes_avg_last_10", "ppm_avg_last_10",
+    "dnp_rate", "pts_slope_10g", "pts_vs_season_zscore", "breakout_flag", "star_teammates_out",
+    "game_total_line", "days_rest", "minutes_load_last_7d", "spread_magnitude",
+    "implied_team_total", "points_avg_last_3", "scoring_trend_slope", "deviation_from_avg_last3",
+    "consecutive_games_below_avg", "teammate_usage_available", "usage_rate_last_5",
+    "games_since_structural_change", "multi_book_line_std", "prop_over_streak", "prop_under_streak",
+    "line_vs_season_avg", "prop_line_delta",
+)
+assert len(FEATURE_NAMES) == 55
+FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+VEGAS_FEATURE_INDICES: tuple[int, ...] = (25, 26, 27, 28)
+# Features the pipeline sets from the line book at scoring time (domain.md section 5).
+MARKET_FEATURES: tuple[str, ...] = (
+    "vegas_points_line", "vegas_opening_line", "vegas_line_move", "has_vegas_line",
+    "multi_book_line_std", "line_vs_season_avg", "prop_line_delta",
+)
+
+FEATURE_SETS: dict[str, tuple[int, ...]] = {
+    "v9": tuple(range(0, 33)),
+    "v12": tuple(range(0, 54)),
+    "v12_noveg": tuple(i for i in range(0, 54) if i not in VEGAS_FEATURE_INDICES),
+}
+assert len(FEATURE_SETS["v9"]) == 33 and len(FEATURE_SETS["v12"]) == 54
+assert len(FEATURE_SETS["v12_noveg"]) == 50
+
+# Required for the quality gate: 0-24, 28, 29-36. Shot-zone features 18-20 may be missing.
+REQUIRED_FEATURE_INDICES: tuple[int, ...] = tuple(range(0, 25)) + (28,) + tuple(range(29, 37))
+OPTIONAL_MISSING_OK: tuple[int, ...] = (18, 19, 20)
+
+
+def feature_names_for(feature_set: str) -> tuple[str, ...]:
+    """Names of a feature set's columns in model order; KeyError for an unknown set."""
+    return tuple(FEATURE_NAMES[i] for i in FEATURE_SETS[feature_set])
+
+
+# --------------------------------------------------------------------------------------------
+# Vocabulary
+# --------------------------------------------------------------------------------------------
+
+BOOK_PRIORITY: tuple[str, ...] = (
+    "draftkings", "fanduel", "betmgm", "williamhill_us", "betrivers", "espnbet", "hardrockbet",
+)
+PICKEM_SITES: tuple[str, ...] = ("prizepicks", "underdog", "sleeper", "pick6")
+KNOWN_BOOKS: tuple[str, ...] = BOOK_PRIORITY + ("bovada", "fliff", "betonlineag")
+
+GAME_STATUSES: tuple[str, ...] = ("scheduled", "in_progress", "final", "postponed", "cancelled")
+INJURY_STATUSES: tuple[str, ...] = ("out", "doubtful", "questionable", "probable", "available")
+RUN_MODES: tuple[str, ...] = ("FIRST", "RETRY", "FINAL_RETRY", "LAST_CALL", "BACKFILL")
+SOURCE_APIS: tuple[str, ...] = ("odds_api", "bettingpros")
+
+Json = str  # a JSON document stored as text
+
+
+# --------------------------------------------------------------------------------------------
+# Input rows (contract.md "Input formats")
+# --------------------------------------------------------------------------------------------
+
+
+class ScheduleEvent(NamedTuple):
+    game_id: str
+    game_date: dt.date
+    tipoff_utc: dt.datetime
+    home_team: str
+    away_team: str
+    status: str
+    new_game_date: Optional[dt.date]
+    event_ts: dt.datetime
+
+
+class OddsSnapshot(NamedTuple):
+    player_lookup: str
+    player_name: str
+    game_id: str
+    game_date: dt.date
+    book: str
+    line: float
+    over_price: int
+    under_price: int
+    snapshot_ts: dt.datetime
+    source_api: str
+
+
+class InjuryReport(NamedTuple):
+    player_lookup: str
+    game_date: dt.date
+    status: str
+    reason: str
+    report_ts: dt.datetime
+
+
+class FeatureRow(NamedTuple):
+    """One feature-store row; ``features`` holds the 55 values in catalogue order (None = missing)."""
+
+    player_lookup: str
+    game_id: str
+    game_date: dt.date
+    team_abbr: str
+    opponent_team_abbr: str
+    feature_version: str
+    features: tuple[Optional[float], ...]
+    feature_quality_score: float
+    quality_alert_level: str
+    matchup_quality_pct: float
+    required_default_count: int
+    default_feature_indices: tuple[int, ...]
+
+
+class BoxScore(NamedTuple):
+    player_lookup: str
+    game_id: str
+    game_date: dt.date
+    team_abbr: str
+    points: Optional[float]
+    minutes: Optional[float]
+    is_dnp: bool
+    starter: bool
+    plus_minus: Optional[float]
+    fg3a: Optional[float] = None  # three-point attempts (extra column, for the 3pt_bounce signal)
+    fg3m: Optional[float] = None  # three-point makes
+    opponent_team_abbr: Optional[str] = None
+
+
+INPUT_KINDS: dict[str, type] = {
+    "schedule": ScheduleEvent,
+    "odds": OddsSnapshot,
+    "injuries": InjuryReport,
+    "features": FeatureRow,
+    "box_scores": BoxScore,
+}
+
+# Field in each input kind that carries its event time.
+EVENT_TIME_FIELD: dict[str, str] = {
+    "schedule": "event_ts",
+    "odds": "snapshot_ts",
+    "injuries": "report_ts",
+    "features": "game_date",
+    "box_scores": "game_date",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Output rows (contract.md "Warehouse tables"); the table name is the key in TABLES below.
+# --------------------------------------------------------------------------------------------
+
+
+class DeadLetter(NamedTuple):
+    source: str
+    step: str
+    error: str
+    payload: str
+    event_ts: Optional[dt.datetime]
+    game_date: Optional[dt.date] = None
+    run_id: Optional[str] = None
+
+
+class TableSpec(NamedTuple):
+    """How a row type is stored: its table, the columns that identify a row, and the partition."""
+
+    name: str
+    row_type: type
+    key: tuple[str, ...]
+    partition: Optional[str] = "game_date"
+    cluster: tuple[str, ...] = ()
+
+
+PY_TO_SQL: dict[object, tuple[str, str]] = {
+    # python type: (duckdb type, bigquery type)
+    str: ("VARCHAR", "STRING"),
+    int: ("BIGINT", "INT64"),
+    float: ("DOUBLE", "FLOAT64"),
+    bool: ("BOOLEAN", "BOOL"),
+    dt.date: ("DATE", "DATE"),
+    dt.datetime: ("TIMESTAMPTZ", "TIMESTAMP"),
+}
+
+
+def _unwrap(tp: object) -> tuple[object, bool, bool]:
+    """Returns (base type, nullable, repeated) of an annotation."""
+    nullable = False
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        nullable = len(args) != len(typing.get_args(tp))
+        tp = args[0]
+        origin = typing.get_origin(tp)
+    if origin is tuple:
+        inner = typing.get_args(tp)[0]
+        base, _, _ = _unwrap(inner)
+        return base, True, True
+    return tp, nullable, False
+
+
+def columns(row_type: type) -> list[tuple[str, object, bool, bool]]:
+    """(name, python base type, nullable, repeated) for each field of a NamedTuple row type."""
+    hints = typing.get_type_hints(row_type)
+    out = []
+    for name in row_type._fields:
+        base, nullable, repeated = _unwrap(hints[name])
+        out.append((name, base, nullable, repeated))
+    return out
+
+
+def duckdb_ddl(spec: TableSpec) -> str:
+    cols = []
+    for name, base, _nullable, repeated in columns(spec.row_type):
+        sql = PY_TO_SQL[base][0]
+        cols.append(f'"{name}" {sql}{"[]" if repeated else ""}')
+    return f'CREATE TABLE IF NOT EXISTS "{spec.name}" ({", ".join(cols)})'
+
+
+def bigquery_schema(row_type: type) -> list[dict]:
+    """BigQuery JSON schema fields for a row type (used by WriteToBigQuery and table creation)."""
+    fields = []
+    for name, base, nullable, repeated in columns(row_type):
+        fields.append({
+            "name": name,
+            "type": PY_TO_SQL[base][1],
+            "mode": "REPEATED" if repeated else ("NULLABLE" if nullable else "REQUIRED"),
+        })
+    return fields
+
+
+class LineDiagnostic(NamedTuple):
+    game_date: dt.date
+    game_id: str
+    player_lookup: str
+    code: str  # LINE_SANITY_REJECT | LINE_SOURCE | NO_PROP_LINE
+    book: Optional[str]
+    line: Optional[float]
+    value: Optional[str]
+    reason: str
+    snapshot_ts: Optional[dt.datetime]
+    run_id: Optional[str] = None
+    policy_version: Optional[str] = None
+
+
+class LineBook(NamedTuple):
+    """The line book of one player-game at the decision time (internal row, not a table)."""
+
+    game_date: dt.date
+    game_id: str
+    player_lookup: str
+    player_name: Optional[str]
+    line: Optional[float]
+    line_book: Optional[str]
+    line_source_api: Optional[str]
+    line_snapshot_ts: Optional[dt.datetime]
+    over_price: Optional[int]
+    under_price: Optional[int]
+    fallback_depth: Optional[int]
+    opening_line: Optional[float]
+    line_move: Optional[float]
+    n_books: int
+    multi_book_line_std: Optional[float]
+    min_line: Optional[float]
+    max_line: Optional[float]
+    prop_line_delta: Optional[float]
+
+
+class GateDecision(NamedTuple):
+    game_date: dt.date
+    game_id: str
+    player_lookup: str
+    run_mode: str
+    viable: bool
+    reason: str
+    feature_quality_score: Optional[float]
+    team_abbr: Optional[str] = None
+    has_line: bool = False
+    run_id: Optional[str] = None
+    policy_version: Optional[str] = None
+
+
+class Prediction(NamedTuple):
+    game_date: dt.date
+    game_id: str
+    player_lookup: str
+    model_id: str
+    family: str
+    feature_set: str
+    predicted_points: float
+    line: Optional[float]
+    line_book: Optional[str]
+    line_snapshot_ts: Optional[dt.datetime]
+    edge: Optional[float]
+    recommendation: str  # OVER | UNDER | HOLD | NO_LINE
+    confidence: float
+    feature_quality_score: Optional[float] = None
+    team_abbr: Optional[str] = None
+    opponent_team_abbr: Optional[str] = None
+    run_id: Optional[str] = None
+    policy_version: Optional[str] = None
+
+
+class Consensus(NamedTuple):
+    game_date: dt.date
+    game_id: str
+    player_lookup: str
+    line: Optional[float]
+    line_book: Optional[str]
+    line_snapshot_ts: Optional[dt.datetime]
+    consensus_edge: Optional[float]
+    consensus_prediction: Optional[float]
+    direction: Optional[str]  # OVER | UNDER | None without a line
+    n_families: int
+    n_models: int
+    agreement: Optional[float]
+    dispersion: Optional[float]
+    max_edge_model_id: Optional[str]
+    max_edge: Optional[float]
+    family_edges: Json
+    model_ids: tuple[str, ...]
+    mean_confidence: Optional[float]
+    method: str
+    feature_quality_score: Optional[float] = None
+    team_abbr: Optional[str] = None
+    opponent_team_abbr: Optional[str] = None
+    run_id: Optional[str] = None
+    policy_version: Optional[str] = None
+
+
+class Pick(NamedTuple):
+    """A best bet (table ``best_bets``: latest version of each pick)."""
+
+    pick_id: str
+    game_date: dt.date
+    game_id: str
+    player_lookup: str
+    player_name: Optional[str]
+    team_abbr: Optional[str]
+    opponent_team_abbr: Optional[str]
+    tipoff_utc: Optional[dt.datetime]
+    rank: int
+    direction: str
+    line: float
+    line_book: Optional[str]
+    line_snapshot_ts: Optional[dt.datetime]
+    consensus_edge: float
+    predicted_points: Optional[float]
+    agreement: Optional[float]
+    n_families: int
+    n_models: int
+    dispersion: Optional[float]
+    confidence: Optional[float]
+    model_ids: tuple[str, ...]
+    signals: tuple[str, ...]
+    signal_details: Json
+    filter_audit: Json
+    pick_angles: tuple[str, ...]
+    ultra_tier: bool
+    ultra_criteria: Json
+    status: str  # active | withdrawn | locked
+    version: int
+    withdrawn_reason: Optional[str] = None
+    run_id: Optional[str] = None
+    policy_version: Optional[str] = None
+
+
+BestBetHistory = NamedTuple(  # type: ignore[misc]
+    "BestBetHistory",
+    [("change", str), ("changed_at", dt.datetime)]
+    + [(f, typing.get_type_hints(Pick)[f]) for f in Pick._fields],
+)
+BestBetHistory.__doc__ = "One version of a pick (table ``best_bets_history``): change + the pick fields."
+
+
+class FilterSummary(NamedTuple):
+    game_date: dt.date
+    total_candidates: int
+    passed: int
+    rejected: Json  # {"edge_floor": 12, ...} in filter order
+    run_id: Optional[str] = None
+    policy_version: Optional[str] = None
+
+
+class PredictionAccuracy(NamedTuple):
+    game_date: dt.date
+    game_id: str
+    player_lookup: str
+    model_id: str
+    family: Optional[str]
+    line: Optional[float]
+    recommendation: str
+    predicted_points: Optional[float]
+    edge: Optional[float]
+    actual_points: Optional[float]
+    minutes: Optional[float]
+    prediction_correct: Optional[bool]  # NULL for push / void / no result
+    is_push: bool
+    is_voided: bool
+    void_reason: Optional[str]
+    absolute_error: Optional[float]
+    signed_error: Optional[float]
+    within_3: Optional[bool]
+    within_5: Optional[bool]
+    margin: Optional[float]  # actual - line
+    run_id: Optional[str] = None
+
+
+class BestBetResult(NamedTuple):
+    pick_id: str
+    game_date: dt.date
+    game_id: str
+    player_lookup: str
+    direction: str
+    line: float
+    consensus_edge: Optional[float]
+    actual_points: Optional[float]
+    minutes: Optional[float]
+    result: str  # WIN | LOSS | PUSH | VOID | PENDING
+    void_reason: Optional[str]
+    margin: Optional[float]
+    closing_line: Optional[float]
+    clv: Optional[float]
+    ultra_tier: bool
+    run_id: Optional[str] = None
+
+
+class ModelPerformanceDaily(NamedTuple):
+    game_date: dt.date
+    model_id: str
+    family: Optional[str]
+    hr_7d: Optional[float]
+    hr_14d: Optional[float]
+    hr_30d: Optional[float]
+    n_7d: int
+    n_14d: int
+    n_30d: int
+    hr_edge5_30d: Optional[float]
+    n_edge5_30d: int
+    over_hr_30d: Optional[float]
+    under_hr_30d: Optional[float]
+    mae_30d: Optional[float]
+    vegas_bias_30d: Optional[float]
+    state: str  # INSUFFICIENT_DATA | BLOCKED | DEGRADING | WATCH | HEALTHY
+    run_id: Optional[str] = None
+
+
+class RunRecord(NamedTuple):
+    run_id: str
+    command: str
+    options: Json
+    policy_version: Optional[str]
+    registry_digest: Optional[str]
+    started_at: dt.datetime
+    finished_at: Optional[dt.datetime]
+    status: str  # running | succeeded | failed
+    counts: Json
+    game_date: Optional[dt.date] = None
+
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec("runs", RunRecord, ("run_id",), partition=None),
+        TableSpec("line_diagnostics", LineDiagnostic, ("game_date", "game_id", "player_lookup", "code", "book")),
+        TableSpec("gate_decisions", GateDecision, ("game_date", "game_id", "player_lookup")),
+        TableSpec("predictions", Prediction, ("game_date", "game_id", "player_lookup", "model_id", "line_snapshot_ts"),
+                  cluster=("model_id", "player_lookup")),
+        TableSpec("consensus", Consensus, ("game_date", "game_id", "player_lookup"), cluster=("player_lookup",)),
+        TableSpec("best_bets", Pick, ("pick_id",), cluster=("pick_id",)),
+        TableSpec("best_bets_history", BestBetHistory, ("pick_id", "version"), cluster=("pick_id",)),
+        TableSpec("filter_summary", FilterSummary, ("game_date",)),
+        TableSpec("prediction_accuracy", PredictionAccuracy, ("game_date", "game_id", "player_lookup", "model_id"),
+                  cluster=("model_id",)),
+        TableSpec("best_bets_results", BestBetResult, ("pick_id",)),
+        TableSpec("model_performance_daily", ModelPerformanceDaily, ("game_date", "model_id"), cluster=("model_id",)),
+        TableSpec("dead_letters", DeadLetter, ("source", "step", "payload"), partition="game_date"),
+    )
+}

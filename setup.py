@@ -1,0 +1,35 @@
+"""The props pipeline package: ``pipeline`` (the Beam graph and CLI), ``models`` and ``sim``.
+
+Dataflow workers install this package from this file (``--setup_file``), so every runtime dependency is
+pinned here, to the versions the flex-template image is built with (launch_templates/Dockerfile).
+"""
+
+from setuptools import find_packages, setup
+
+BEAM_VERSION = "2.77.0"
+
+setup(
+    name="props-pipeline",
+    version="0.1.0",
+    description="NBA player-points props prediction pipeline on Apache Beam",
+    python_requires=">=3.11,<3.13",
+    packages=find_packages(include=["pipeline", "pipeline.*", "models", "models.*", "sim", "sim.*"]),
+    package_data={"models": ["sample/*.json", "sample/*.cbm"], "pipeline": ["policies/*.json"]},
+    include_package_data=True,
+    install_requires=[
+        f"apache-beam[gcp]=={BEAM_VERSION}",
+        "catboost==1.2.10",
+        "numpy==2.4.6",
+        "pandas==3.1.1",
+        "pyarrow==25.0.1",
+        "duckdb==2.0.1",
+        "google-cloud-bigquery==3.47.0",
+        "google-cloud-storage==3.17.0",
+        "google-cloud-pubsub==2.44.0",
+        "matplotlib==3.11.2",
+    ],
+    extras_require={
+        "test": ["pytest==9.2.0", "ruff==0.17.6"],
+    },
+    entry_points={"console_scripts": ["props=pipeline.cli:main"]},
+)
