@@ -1,0 +1,99 @@
+"""Tests for pipeline.policy: defaults file, validation errors that name the field, digest, JSON text."""
+
+import json
+
+import pytest
+
+from pipeline.policy import Policy, PolicyError, json_text, load_policy, policy_from_dict
+from pipeline.schemas import BOOK_PRIORITY
+
+
+def test_packaged_default_equals_dataclass_defaults():
+    p = load_policy()
+    assert p == Policy()
+    assert p.digest == Policy().digest
+    assert p.book_priority == BOOK_PRIORITY
+    assert p.gate_thresholds == {"FIRST": 85, "RETRY": 85, "FINAL_RETRY": 80, "LAST_CALL": 70, "BACKFILL": 70}
+    assert (p.line_min, p.line_max, p.staleness_hours) == (5.0, 70.0, 12.0)
+    assert (p.edge_floor, p.ultra_edge, p.matchup_floor, p.quality_floor) == (5.0, 6.0, 50.0, 85.0)
+    assert p.daily_cap is None and p.team_cap is None and p.max_angles == 5
+
+
+def test_round_trip_through_a_file(tmp_path):
+    data = json.loads(Policy().to_json())
+    data.update(version="test-2", edge_floor=4.5, daily_cap=10, consensus_method="mean_of_families")
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(data))
+    p = load_policy(str(path))
+    assert (p.version, p.edge_floor, p.daily_cap) == ("test-2", 4.5, 10)
+    assert p.consensus_method == "mean_of_families"
+    assert isinstance(p.book_priority, tuple)
+    assert p.digest != Policy().digest
+    assert hash(p) == hash(load_policy(str(path)))
+
+
+def test_partial_file_takes_defaults(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text('{"version": "v", "min_signals": 3}')
+    p = load_policy(str(path))
+    assert p.min_signals == 3 and p.edge_floor == 5.0
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"version": "v", "edge_flor": 5.0}, "edge_flor"),
+    ({"version": "v", "edge_floor": "5"}, "edge_floor"),
+    ({"version": "v", "edge_floor": True}, "edge_floor"),
+    ({"version": "v", "blacklist_hr": 40}, "blacklist_hr"),
+    ({"version": "v", "blacklist_min_graded": 8.5}, "blacklist_min_graded"),
+    ({"version": "v", "consensus_method": "vote"}, "consensus_method"),
+    ({"version": "v", "gate_thresholds": {"FIRST": 85}}, "gate_thresholds"),
+    ({"version": "v", "streaming_run_mode": "NOW"}, "streaming_run_mode"),
+    ({"version": "v", "line_min": 80.0}, "line_max"),
+    ({"version": "v", "predicted_clamp": [60, 0]}, "predicted_clamp"),
+    ({"version": "v", "daily_cap": 0}, "daily_cap"),
+    ({"version": "v", "excluded_injury_statuses": ["OUT"]}, "excluded_injury_statuses"),
+    ({"edge_floor": 5.0}, "version"),
+])
+def test_bad_values_name_the_field_and_show_an_example(data, field):
+    with pytest.raises(PolicyError) as err:
+        policy_from_dict(data)
+    msg = str(err.value)
+    assert repr(field) in msg
+    assert "example" in msg or "valid fields" in msg
+
+
+def test_bad_policy_file_names_the_field_and_file(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('{"version": "v", "quality_floor": 185}')
+    with pytest.raises(PolicyError, match=r"bad\.json.*'quality_floor'.*\"quality_floor\": 85\.0"):
+        load_policy(str(path))
+
+
+def test_unreadable_and_non_json_files(tmp_path):
+    with pytest.raises(PolicyError, match="cannot read"):
+        load_policy(str(tmp_path / "missing.json"))
+    path = tmp_path / "x.json"
+    path.write_text("{not json")
+    with pytest.raises(PolicyError, match="not valid JSON"):
+        load_policy(str(path))
+
+
+def test_direct_construction_is_validated_too():
+    with pytest.raises(PolicyError, match="'min_agreement'"):
+        Policy(min_agreement=1.5)
+
+
+def test_min_edge_by_loss_and_gate_threshold():
+    p = Policy()
+    assert p.min_edge("MAE") == 3.0
+    assert p.min_edge("Quantile:alpha=0.43") == 4.0
+    assert p.gate_threshold("FINAL_RETRY") == 80
+    with pytest.raises(ValueError):
+        p.min_edge("RMSE")
+    with pytest.raises(ValueError):
+        p.gate_threshold("SOMETIMES")
+
+
+def test_json_text_is_canonical_and_has_no_nan():
+    assert json_text({"b": 1.234567, "a": float("nan")}) == '{"a":null,"b":1.2346}'
+    assert json_text({"b": 1, "a": 2}, sort_keys=False) == '{"b":1,"a":2}'
