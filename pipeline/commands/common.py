@@ -1,0 +1,341 @@
+"""What every batch command shares: option parsing, the local defaults, preflight, the run plan, running
+the graph, the runs table and the closing summary.
+
+A launch resolves everything it can before a graph exists (policy, registry, dates, decision times,
+eligible models, graded history) so that bad input stops the launch with one clear message instead of
+failing inside a running pipeline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipeline import schemas
+from pipeline.options import (
+    DEFAULT_SEASON,
+    DataOptions,
+    OptionsError,
+    validate_uri,
+)
+from pipeline.transforms.slate import DatePlan, GameState, ModelInfo
+
+log = logging.getLogger("props")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_REGISTRY = REPO_ROOT / "models" / "sample" / "registry.json"
+SIM_CACHE = Path("data") / "sim"
+EASTERN_OFFSET_HOURS = -5  # only to resolve "today" when no --game-date is given (US Eastern, standard)
+
+
+class LaunchError(RuntimeError):
+    """The launch cannot go on; the message says what is wrong and how to fix it."""
+
+
+# --------------------------------------------------------------------------------------------
+# Local environment and options
+# --------------------------------------------------------------------------------------------
+
+
+def prepare_local_environment() -> None:
+    """Keeps local runs offline and quiet: no GCE metadata probe, no Prism download attempt."""
+    os.environ.setdefault("NO_GCE_CHECK", "true")
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def parse_options(argv: Sequence[str]) -> PipelineOptions:
+    """PipelineOptions of argv; a flag that no options class knows is an error (no silent typos)."""
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    import pipeline.options  # noqa: F401 - registers the props options classes
+
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    subset = {}
+    for cls in PipelineOptions.__subclasses__():
+        subset.setdefault(str(cls), cls)
+    for cls in subset.values():
+        cls._add_argparse_args(parser)
+    _known, unknown = parser.parse_known_args(list(argv))
+    if unknown:
+        raise OptionsError(f"unknown option(s): {' '.join(unknown)}; see --help")
+    options = PipelineOptions(list(argv))
+    standard = options.view_as(StandardOptions)
+    if standard.runner is None:
+        standard.runner = "FnApiRunner"  # batch default: skips the Prism download attempt (beam-notes)
+    return options
+
+
+def print_help(title: str, classes: Iterable[type]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"props {title}", add_help=False,
+                                     description="Also accepts Beam pipeline options (--runner, --project, ...).")
+    for cls in classes:
+        group = parser.add_argument_group(cls.__doc__.strip().splitlines()[0] if cls.__doc__ else cls.__name__)
+        cls._add_argparse_args(group)
+    parser.print_help()
+
+
+def default_inputs(options: PipelineOptions) -> str:
+    """--inputs, or the simulated season cached under ./data/sim/ (simulated on first use)."""
+    data = options.view_as(DataOptions)
+    if data.inputs:
+        return data.inputs
+    import sim
+
+    path = SIM_CACHE / f"{DEFAULT_SEASON}-seed-{data.seed}"
+    return str(sim.ensure_season(path, DEFAULT_SEASON, data.seed))
+
+
+def registry_uri(options: PipelineOptions) -> str:
+    return options.view_as(DataOptions).registry or str(SAMPLE_REGISTRY)
+
+
+def warehouse_uri(options: PipelineOptions) -> str:
+    uri = options.view_as(DataOptions).warehouse
+    validate_uri(uri, "warehouse", ("duckdb://", "bigquery://"))
+    return uri
+
+
+def exports_uri(options: PipelineOptions) -> str:
+    uri = options.view_as(DataOptions).exports
+    validate_uri(uri, "exports", ("gs://",))
+    return uri
+
+
+def new_run_id(command: str) -> str:
+    return f"{command}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+# --------------------------------------------------------------------------------------------
+# Policy, registry, schedule
+# --------------------------------------------------------------------------------------------
+
+
+def load_policy(options: PipelineOptions):
+    from pipeline.policy import PolicyError
+    from pipeline.policy import load_policy as _load
+
+    try:
+        return _load(options.view_as(DataOptions).policy)
+    except PolicyError as exc:
+        raise LaunchError(f"policy: {exc}") from None
+
+
+def load_registry(options: PipelineOptions):
+    from models.registry import RegistryError
+    from models.registry import load_registry as _load
+
+    uri = registry_uri(options)
+    try:
+        return _load(uri).validate()
+    except RegistryError as exc:
+        raise LaunchError(f"model registry {uri}: {exc}") from None
+    except OSError as exc:
+        raise LaunchError(f"model registry {uri}: cannot read it ({exc}); pass --registry PATH") from None
+
+
+def read_schedule(inputs: str, dates: Iterable[dt.date]):
+    from pipeline.io.sources import read_local
+
+    return read_local(inputs, "schedule", sorted(set(dates)))
+
+
+def latest_games(events: Iterable[schemas.ScheduleEvent],
+                 as_of: dt.datetime | None = None) -> dict[str, GameState]:
+    """Each game's state from its latest schedule event (at or before ``as_of`` when given)."""
+    by_game: dict[str, list[schemas.ScheduleEvent]] = defaultdict(list)
+    for ev in events:
+        by_game[ev.game_id].append(ev)
+    out = {}
+    for game_id, evs in by_game.items():
+        evs.sort(key=lambda e: (e.event_ts, e.status))
+        chosen = [e for e in evs if as_of is None or e.event_ts <= as_of]
+        if not chosen:
+            continue  # not announced yet at the decision time
+        ev = chosen[-1]
+        tipoff = next((e.tipoff_utc for e in reversed(chosen) if e.tipoff_utc is not None), None)
+        out[game_id] = GameState(game_id=game_id, game_date=ev.game_date, tipoff_utc=tipoff,
+                                 home_team=ev.home_team, away_team=ev.away_team, status=ev.status,
+                                 new_game_date=ev.new_game_date)
+    return out
+
+
+def decision_time(games: Iterable[GameState], offset_minutes: int) -> dt.datetime | None:
+    """One hour (by default) before the date's first tip-off among games that will be played."""
+    tipoffs = [g.tipoff_utc for g in games
+               if g.tipoff_utc is not None and g.status not in ("postponed", "cancelled")]
+    return (min(tipoffs) - dt.timedelta(minutes=offset_minutes)) if tipoffs else None
+
+
+def date_plans(events: Sequence[schemas.ScheduleEvent], dates: Iterable[dt.date], *, run_mode: str,
+               as_of: dt.datetime | None, offset_minutes: int, registry) -> dict[dt.date, DatePlan]:
+    """A DatePlan per date: decision time, the games as of it, the eligible models."""
+    by_date: dict[dt.date, list[schemas.ScheduleEvent]] = defaultdict(list)
+    for ev in events:
+        by_date[ev.game_date].append(ev)
+    plans = {}
+    for d in sorted(set(dates)):
+        evs = by_date.get(d, [])
+        final_games = latest_games(evs)
+        when = as_of or decision_time(final_games.values(), offset_minutes)
+        if when is None:
+            continue  # no game that date
+        games = {gid: g for gid, g in latest_games(evs, when).items() if g.game_date == d}
+        models = tuple(sorted(m.model_id for m in registry.eligible_for(d)))
+        plans[d] = DatePlan(game_date=d, as_of=when, run_mode=run_mode, games=games, model_ids=models)
+    return plans
+
+
+def busiest_date(inputs: str, after: dt.date | None) -> dt.date:
+    """The date with the most games (ties: the earliest) after ``after``, from the inputs' manifest or
+    the schedule folders."""
+    manifest = Path(inputs) / "manifest.json"
+    counts: dict[dt.date, int] = {}
+    if manifest.exists():
+        meta = json.loads(manifest.read_text())
+        for key in ("games_per_date", "games_by_date"):
+            if isinstance(meta.get(key), dict):
+                counts = {dt.date.fromisoformat(k): int(v) for k, v in meta[key].items()}
+                break
+    if not counts:
+        sched = Path(inputs) / "schedule"
+        dates = sorted(dt.date.fromisoformat(p.name.split("=", 1)[1]) for p in sched.glob("game_date=*"))
+        events, _ = read_schedule(inputs, dates)
+        games = latest_games(events)
+        for g in games.values():
+            if g.status not in ("postponed", "cancelled"):
+                counts[g.game_date] = counts.get(g.game_date, 0) + 1
+    candidates = {d: n for d, n in counts.items() if after is None or d > after}
+    if not candidates:
+        raise LaunchError(f"no game dates in {inputs} after {after}; pass --game-date")
+    return max(candidates, key=lambda d: (candidates[d], -d.toordinal()))
+
+
+def today_eastern() -> dt.date:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=EASTERN_OFFSET_HOURS)).date()
+
+
+# --------------------------------------------------------------------------------------------
+# Graded history (blacklist, model health, record) read once at launch
+# --------------------------------------------------------------------------------------------
+
+
+def graded_history(warehouse, dates: Sequence[dt.date], policy) -> dict[str, Any]:
+    """Per date: players' graded reference-family edge-3+ W/L this season before the date, and the
+    latest model state per family; plus the best-bets record and the ultra public gate."""
+    from pipeline.graph import season_start
+
+    history: dict[str, Any] = {"by_date": {}, "record": None, "ultra_public": False}
+    if not dates or warehouse is None:
+        return history
+    first, last = min(dates), max(dates)
+    start = season_start(first)
+    try:
+        acc = warehouse.query(
+            "SELECT game_date, player_lookup, prediction_correct FROM prediction_accuracy "
+            "WHERE family = ? AND game_date >= ? AND game_date < ? AND prediction_correct IS NOT NULL "
+            "AND abs(edge) >= ?",
+            [policy.reference_family, start, last, 3.0])
+        perf = warehouse.query(
+            "SELECT game_date, family, state FROM model_performance_daily WHERE game_date < ? "
+            "AND game_date >= ? ORDER BY game_date", [last, start])
+    except Exception as exc:  # noqa: BLE001 - no graded history yet is normal on a new warehouse
+        log.info("no graded history available: %s", exc)
+        return history
+    for d in dates:
+        graded: dict[str, list[int]] = {}
+        for r in acc:
+            if r["game_date"] < d:
+                wl = graded.setdefault(r["player_lookup"], [0, 0])
+                wl[0 if r["prediction_correct"] else 1] += 1
+        states: dict[str, str] = {}
+        for r in perf:
+            if r["game_date"] < d and r["family"]:
+                states[r["family"]] = r["state"]
+        history["by_date"][d] = {"player_graded": {k: tuple(v) for k, v in graded.items()},
+                                 "family_state": states}
+    try:
+        from pipeline.domain import records
+
+        results = warehouse.query("SELECT * FROM best_bets_results WHERE game_date < ?", [last])
+        history["record"] = records.best_bets_record(results, as_of=last) if results else None
+        history["ultra_public"] = bool(records.ultra_public_gate(results)) if results else False
+    except Exception as exc:  # noqa: BLE001 - grading not available yet: no record in the export
+        log.info("no best-bets record available: %s", exc)
+    return history
+
+
+# --------------------------------------------------------------------------------------------
+# Running and summarising
+# --------------------------------------------------------------------------------------------
+
+
+def model_infos(registry, dates: Iterable[dt.date]) -> tuple[list, tuple[ModelInfo, ...]]:
+    specs = {}
+    for d in dates:
+        for s in registry.eligible_for(d):
+            specs[s.model_id] = s
+    ordered = [specs[k] for k in sorted(specs)]
+    infos = tuple(ModelInfo(model_id=s.model_id, family=s.family, feature_set=s.feature_set,
+                            min_edge=s.min_edge) for s in ordered)
+    return ordered, infos
+
+
+def metric_counts(result) -> dict[str, int]:
+    from apache_beam.metrics.metric import MetricsFilter
+
+    out: dict[str, int] = defaultdict(int)
+    try:
+        counters = result.metrics().query(MetricsFilter())["counters"]
+    except Exception:  # noqa: BLE001 - a runner without metrics: counts stay empty
+        return {}
+    for c in counters:
+        value = c.committed if c.committed is not None else c.attempted
+        out[c.key.metric.name] += int(value or 0)
+    return dict(out)
+
+
+SUMMARY_FIELDS = ("players", "lined", "viable", "predictions", "candidates", "picks", "dead_letters")
+
+
+def summary_counts(metrics: dict[str, int]) -> dict[str, int]:
+    return {
+        "players": metrics.get("rows_gate_decisions", 0),
+        "lined": metrics.get("lined", 0),
+        "viable": metrics.get("viable", 0),
+        "predictions": metrics.get("rows_predictions", 0),
+        "candidates": metrics.get("candidates", 0),
+        "picks": metrics.get("rows_best_bets", 0),
+        "dead_letters": metrics.get("rows_dead_letters", 0),
+    }
+
+
+def format_summary(label: str, counts: dict[str, Any], seconds: float) -> str:
+    parts = [f"{k.replace('_', ' ')} {counts.get(k, 0)}" for k in SUMMARY_FIELDS]
+    return f"{label}: " + ", ".join(parts) + f", {seconds:.1f} s"
+
+
+def eprint(*args) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+class Stopwatch:
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start

@@ -1,0 +1,161 @@
+"""``props run``: one slate end to end (the product's main job).
+
+    props run                                   # local default: simulated season, sample models,
+                                                # the busiest date after the models' training window
+    props run --game-date 2026-02-22 --as-of 2026-02-22T23:00:00Z --run-mode RETRY
+    props run --inputs gs://b/raw --warehouse bigquery://proj.props --exports gs://b/api --runner DataflowRunner
+
+The launch resolves and checks everything first (policy, registry, dates, decision time, eligible models,
+graded history); then one Beam pipeline reads every source once, scores every viable player with every
+eligible model through RunInference, selects the best bets, replaces the date's rows in the warehouse in
+one transaction and writes the JSON exports. It ends with a one-line summary and a row in ``runs``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+
+import apache_beam as beam
+
+from pipeline import schemas
+from pipeline.commands import common
+from pipeline.commands.common import LaunchError, eprint
+from pipeline.graph import RunPlan, build_pipeline, plan_summary, season_start
+from pipeline.options import (
+    DataOptions,
+    OptionsError,
+    SlateOptions,
+    parse_date,
+    parse_timestamp,
+    validate_run_mode,
+)
+
+
+def build_plan(options, *, command: str, dates: Sequence[dt.date] | None = None,
+               as_of: dt.datetime | None = None, run_mode: str | None = None,
+               offset_minutes: int = 60, inputs: str | None = None, registry=None, policy=None,
+               warehouse=None, write: bool = True, run_id: str | None = None) -> RunPlan:
+    """Resolves a RunPlan for ``dates`` (default: the slate options) and checks it."""
+    slate = options.view_as(SlateOptions)
+    inputs = inputs or common.default_inputs(options)
+    policy = policy or common.load_policy(options)
+    registry = registry or common.load_registry(options)
+    run_mode = validate_run_mode(run_mode or slate.run_mode)
+    if dates is None:
+        game_date = parse_date(slate.game_date, "game_date")
+        if game_date is None:
+            if options.view_as(DataOptions).inputs is None:
+                trained_until = max((m.training_end for m in registry.enabled()), default=None)
+                game_date = common.busiest_date(inputs, trained_until)
+            else:
+                game_date = common.today_eastern()
+        dates = [game_date]
+        as_of = as_of or parse_timestamp(slate.as_of, "as_of")
+    events, schedule_dead = common.read_schedule(inputs, dates)
+    plans = common.date_plans(events, dates, run_mode=run_mode, as_of=as_of, offset_minutes=offset_minutes,
+                              registry=registry)
+    if not plans:
+        raise LaunchError(f"no scheduled games on {', '.join(d.isoformat() for d in dates)} in {inputs}; "
+                          "check --inputs and --game-date")
+    specs, infos = common.model_infos(registry, plans)
+    handler = None
+    if specs:
+        from models.handler import build_keyed_handler
+
+        handler = build_keyed_handler(specs)
+    first = min(plans)
+    box_dates = tuple(season_start(first) + dt.timedelta(days=i)
+                      for i in range((max(plans) - season_start(first)).days))
+    history = common.graded_history(warehouse, sorted(plans), policy) if warehouse is not None else {}
+    return RunPlan(
+        run_id=run_id or common.new_run_id(command), command=command, inputs=inputs,
+        warehouse=common.warehouse_uri(options) if write else None,
+        exports=common.exports_uri(options) if write else None,
+        policy=policy, models=infos, model_handler=handler, date_plans=plans,
+        schedule=tuple(events), schedule_dead_letters=tuple(schedule_dead), history=history or {},
+        box_score_dates=box_dates)
+
+
+def run_plan(plan: RunPlan, options) -> dict[str, int]:
+    """Runs the graph of ``plan`` to completion; returns the summary counts."""
+    pipeline_options = options
+    p = beam.Pipeline(options=pipeline_options)
+    build_pipeline(p, plan)
+    result = p.run()
+    result.wait_until_finish()
+    return common.summary_counts(common.metric_counts(result))
+
+
+def open_warehouse(options):
+    from pipeline.io.warehouse import open_warehouse as _open
+
+    return _open(common.warehouse_uri(options))
+
+
+def record_run(warehouse, plan: RunPlan, options, registry, started_at) -> None:
+    warehouse.insert_run(schemas.RunRecord(
+        run_id=plan.run_id, command=plan.command,
+        options=json.dumps(plan_summary(plan) | {"argv": sys.argv[1:]}, sort_keys=True, default=str),
+        policy_version=plan.policy.version, registry_digest=registry.digest, started_at=started_at,
+        finished_at=None, status="running", counts="{}",
+        game_date=plan.dates[0] if len(plan.dates) == 1 else None))
+
+
+def main(argv: list[str]) -> int:
+    common.prepare_local_environment()
+    if "-h" in argv or "--help" in argv:
+        common.print_help("run", (SlateOptions, DataOptions))
+        return 0
+    watch = common.Stopwatch()
+    try:
+        options = common.parse_options(argv)
+        registry = common.load_registry(options)
+        policy = common.load_policy(options)
+        preflight_only = options.view_as(DataOptions).preflight_only
+        warehouse = None if preflight_only else open_warehouse(options)
+        plan = build_plan(options, command="run", registry=registry, policy=policy, warehouse=warehouse,
+                          write=not preflight_only)
+    except (OptionsError, LaunchError) as exc:
+        eprint(f"props run: {exc}")
+        return 2
+    if preflight_only:
+        return dry_run(plan, options)
+
+    started = dt.datetime.now(dt.UTC)
+    record_run(warehouse, plan, options, registry, started)
+    eprint(f"props run {plan.dates[0]} as of {plan.date_plans[plan.dates[0]].as_of:%Y-%m-%dT%H:%MZ}: "
+           f"{len(plan.date_plans[plan.dates[0]].games)} games, {len(plan.models)} models, "
+           f"policy {policy.version}, run {plan.run_id}")
+    try:
+        counts = run_plan(plan, options)
+    except Exception as exc:
+        warehouse.finish_run(plan.run_id, dt.datetime.now(dt.UTC), "failed",
+                             json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        traceback.print_exc()
+        eprint(f"props run: FAILED after {watch.seconds:.1f} s: {type(exc).__name__}: {exc}")
+        return 1
+    counts_doc = dict(counts, seconds=round(watch.seconds, 2))
+    warehouse.finish_run(plan.run_id, dt.datetime.now(dt.UTC), "succeeded", json.dumps(counts_doc))
+    print(common.format_summary(f"run {plan.dates[0]}", counts, watch.seconds))
+    print(f"warehouse {plan.warehouse}  exports {plan.exports}")
+    return 0
+
+
+def dry_run(plan: RunPlan, options) -> int:
+    """Prints the resolved plan and runs the preflight checks; writes nothing."""
+    print(json.dumps(plan_summary(plan), indent=2, default=str))
+    problems: list[str] = []
+    try:
+        from pipeline.io import cloud
+
+        problems = list(cloud.preflight(options))
+    except ImportError:
+        pass
+    for p in problems:
+        eprint(f"preflight: {p}")
+    print("preflight: OK" if not problems else f"preflight: {len(problems)} problem(s)")
+    return 0 if not problems else 2

@@ -1,0 +1,231 @@
+"""Builds the batch slate graph (``props run`` and ``props backfill``); never runs it.
+
+``build_pipeline(p, plan)`` wires the sources of ``pipeline/io`` through the transforms of
+``pipeline/transforms/slate.py`` into the warehouse and export sinks, and returns the named output
+PCollections so tests can assert on them. A plan covers one date (a slate) or many (a backfill): every
+step is keyed by game date, each date has its own decision time, and each date is replaced atomically.
+
+    plan = commands.common.build_plan(...)
+    with beam.Pipeline(options=...) as p:
+        outputs = build_pipeline(p, plan)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+
+from pipeline import schemas
+from pipeline.io import sources
+from pipeline.policy import Policy
+from pipeline.transforms import slate
+from pipeline.transforms.slate import DEAD, DIAGNOSTICS, GATE, PREDICTIONS, DatePlan, ModelInfo
+
+# The tables one slate run replaces for each of its dates.
+SLATE_TABLES: tuple[str, ...] = (
+    "line_diagnostics", "gate_decisions", "predictions", "consensus", "best_bets", "filter_summary",
+    "dead_letters",
+)
+
+
+class RunPlan(NamedTuple):
+    """Everything a run resolved at launch (preflight done): the graph is a pure function of this."""
+
+    run_id: str
+    command: str
+    inputs: str
+    warehouse: str | None  # None: do not write (tests, dry runs)
+    exports: str | None
+    policy: Policy
+    models: tuple[ModelInfo, ...]
+    model_handler: Any  # a KeyedModelHandler over `models`, or None when no model is eligible
+    date_plans: Mapping[dt.date, DatePlan]
+    schedule: tuple[schemas.ScheduleEvent, ...]  # read once at launch (decision times come from it)
+    schedule_dead_letters: tuple[schemas.DeadLetter, ...]
+    history: Mapping[str, Any]  # graded history: player_graded, family_state, record, ultra_public
+    box_score_dates: tuple[dt.date, ...]  # the season's dates before the run's last date
+
+    @property
+    def dates(self) -> list[dt.date]:
+        return sorted(self.date_plans)
+
+    def protected_pick_game_ids(self) -> dict[dt.date, tuple[str, ...]]:
+        """Games already started at each date's decision time: their picks are never touched."""
+        out = {}
+        for d, plan in self.date_plans.items():
+            out[d] = tuple(sorted(
+                g.game_id for g in plan.games.values()
+                if g.status in ("in_progress", "final")
+                or (g.tipoff_utc is not None and g.tipoff_utc <= plan.as_of)))
+        return out
+
+
+def season_start(game_date: dt.date) -> dt.date:
+    """The first day of the NBA season a date belongs to (seasons start in October)."""
+    year = game_date.year if game_date.month >= 8 else game_date.year - 1
+    return dt.date(year, 10, 1)
+
+
+def _tables(name: str, pcoll, run_id: str, policy_version: str, label: str):
+    return pcoll | label >> beam.Map(lambda row, n=name: (n, slate.stamp(row, run_id, policy_version)))
+
+
+class _ExportBundleFn(beam.DoFn):
+    def process(self, element):
+        game_date, grouped = element
+        summaries = grouped["filter_summary"]
+        yield game_date, {
+            "picks": sorted(grouped["picks"], key=lambda p: p.rank),
+            "filter_summary": summaries[0] if summaries else None,
+            "consensus": sorted(grouped["consensus"], key=lambda c: c.player_lookup),
+            "gate_counts": slate.count_by(grouped["gate"], lambda g: g.reason),
+            "diagnostics_counts": slate.count_by(grouped["diagnostics"], lambda d: d.code),
+        }
+
+
+def _dead_letter_date(row: schemas.DeadLetter, run_dates: set, first: dt.date) -> schemas.DeadLetter:
+    """A dead letter belongs to a run date: its own when it is one, else the run's first date (e.g. a bad
+    box score of an earlier date read for history), so re-runs replace it instead of piling it up."""
+    if row.game_date in run_dates:
+        return row
+    return row._replace(game_date=first)
+
+
+class CountRowsFn(beam.DoFn):
+    """Counts a table's rows (counter ``rows_<table>``, namespace ``props``) for the run summary."""
+
+    def __init__(self, table: str):
+        self._table = table
+
+    def setup(self):
+        self._counter = beam.metrics.Metrics.counter(slate.METRICS_NAMESPACE, f"rows_{self._table}")
+
+    def process(self, row):
+        self._counter.inc()
+
+
+def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollection]:
+    """Builds the slate graph for ``plan`` on ``p`` and returns its named outputs.
+
+    Returns:
+      A dict of PCollections: ``line_diagnostics``, ``gate_decisions``, ``predictions``, ``consensus``,
+      ``best_bets``, ``filter_summary``, ``dead_letters`` (all rows stamped with run_id and policy
+      version) and, when the plan writes, ``written`` (per-date table counts from the warehouse sink).
+    """
+    dates = plan.dates
+    policy = plan.policy
+    run_id, version = plan.run_id, policy.version
+    as_of_by_date = {d: dp.as_of for d, dp in plan.date_plans.items()}
+
+    odds = p | "ReadOdds" >> sources.ReadSource(plan.inputs, "odds", dates)
+    features = p | "ReadFeatures" >> sources.ReadSource(plan.inputs, "features", dates)
+    injuries = p | "ReadInjuries" >> sources.ReadSource(plan.inputs, "injuries", dates)
+    box_scores = p | "ReadBoxScores" >> sources.ReadSource(plan.inputs, "box_scores", plan.box_score_dates)
+    schedule_dead = p | "ScheduleDeadLetters" >> beam.Create(list(plan.schedule_dead_letters))
+
+    known_players = (
+        (features.rows | "FeaturePlayers" >> beam.Map(lambda r: r.player_lookup),
+         box_scores.rows | "BoxPlayers" >> beam.Map(lambda b: b.player_lookup))
+        | "AllPlayers" >> beam.Flatten()
+        | "DistinctPlayers" >> beam.Distinct()
+    )
+    contexts = {"features": features.rows, "box_scores": box_scores.rows} | "PlayerContexts" >> (
+        slate.ComputePlayerContexts())
+    injury_status = injuries.rows | "InjuryStatus" >> slate.ResolveInjuries(as_of_by_date)
+
+    joined = {
+        "odds": odds.rows, "features": features.rows, "contexts": contexts,
+        "injuries": injury_status, "known_players": known_players,
+    } | "JoinPlayerGames" >> slate.JoinPlayerGames(plan.date_plans, policy)
+
+    if plan.model_handler is not None and plan.models:
+        scored = joined.player_games | "ScorePlayers" >> slate.ScorePlayers(
+            plan.models, plan.date_plans, plan.model_handler, policy)
+        scored_rows, predictions, inference_dead = scored["scored"], scored[PREDICTIONS], scored[DEAD]
+    else:
+        scored_rows = p | "NoScored" >> beam.Create([])
+        predictions = p | "NoPredictions" >> beam.Create([])
+        inference_dead = p | "NoInferenceFailures" >> beam.Create([])
+
+    history = p | "History" >> beam.Create([dict(plan.history)])
+    selected = scored_rows | "SelectBestBets" >> slate.SelectBestBets(dates, policy, history)
+    consensus = scored_rows | "ConsensusRows" >> beam.Map(lambda s: s.consensus)
+
+    dead = (
+        (odds.dead_letters, features.dead_letters, injuries.dead_letters, box_scores.dead_letters,
+         schedule_dead, joined[DEAD], inference_dead)
+        | "AllDeadLetters" >> beam.Flatten()
+        | "DeadLetterDates" >> beam.Map(_dead_letter_date, set(dates), dates[0])
+    )
+
+    outputs = {
+        "line_diagnostics": joined[DIAGNOSTICS],
+        "gate_decisions": joined[GATE],
+        "predictions": predictions,
+        "consensus": consensus,
+        "best_bets": selected.picks,
+        "filter_summary": selected.filter_summary,
+        "dead_letters": dead,
+    }
+    stamped = {
+        name: _tables(name, pcoll, run_id, version, f"Stamp_{name}") for name, pcoll in outputs.items()
+    }
+    named = {name: pc | f"Rows_{name}" >> beam.Values() for name, pc in stamped.items()}
+    for name, pc in named.items():
+        _ = pc | f"Count_{name}" >> beam.ParDo(CountRowsFn(name))
+
+    if plan.warehouse:
+        from pipeline.io.warehouse import WriteToWarehouse
+
+        named["written"] = (
+            tuple(stamped.values())
+            | "AllTableRows" >> beam.Flatten()
+            | "WriteWarehouse" >> WriteToWarehouse(
+                plan.warehouse, dates, protected_pick_game_ids=plan.protected_pick_game_ids())
+        )
+
+    if plan.exports:
+        from pipeline.io.exports import WriteExports
+
+        bundles = (
+            {
+                "picks": named["best_bets"] | "PicksByDate" >> beam.Map(lambda r: (r.game_date.isoformat(), r)),
+                "filter_summary": named["filter_summary"] | "SummaryByDate" >> beam.Map(
+                    lambda r: (r.game_date.isoformat(), r)),
+                "consensus": named["consensus"] | "ConsensusByDate" >> beam.Map(lambda r: (r.game_date.isoformat(), r)),
+                "gate": named["gate_decisions"] | "GateByDate" >> beam.Map(lambda r: (r.game_date.isoformat(), r)),
+                "diagnostics": named["line_diagnostics"] | "DiagByDate" >> beam.Map(
+                    lambda r: (r.game_date.isoformat(), r)),
+            }
+            | "GroupExports" >> beam.CoGroupByKey()
+            | "ExportBundles" >> beam.ParDo(_ExportBundleFn())
+        )
+        named["exported"] = bundles | "WriteExports" >> WriteExports(
+            plan.exports, dates=dates, policy_version=version, record=plan.history.get("record"),
+            ultra_public=bool(plan.history.get("ultra_public", False)))
+    return named
+
+
+def plan_summary(plan: RunPlan) -> dict[str, Any]:
+    """The resolved plan as a dict (printed by --dry-run, stored in the runs table)."""
+    return {
+        "run_id": plan.run_id,
+        "command": plan.command,
+        "dates": [d.isoformat() for d in plan.dates],
+        "as_of": {d.isoformat(): dp.as_of.isoformat() for d, dp in sorted(plan.date_plans.items())},
+        "run_modes": sorted({dp.run_mode for dp in plan.date_plans.values()}),
+        "games": {d.isoformat(): len(dp.games) for d, dp in sorted(plan.date_plans.items())},
+        "inputs": plan.inputs,
+        "warehouse": plan.warehouse,
+        "exports": plan.exports,
+        "tables": list(SLATE_TABLES),
+        "policy_version": plan.policy.version,
+        "models": [m.model_id for m in plan.models],
+    }
+
+
+def flatten_models(models: Sequence[ModelInfo]) -> list[str]:
+    return [m.model_id for m in models]

@@ -1,0 +1,49 @@
+"""Where inputs come from: the one place that knows files from BigQuery.
+
+``ReadSource(inputs, kind, dates)`` returns a ``DoOutputsTuple`` with ``.rows`` (typed rows at their event
+time) and ``.dead_letters`` whatever the location: a local folder or ``gs://`` prefix of input files
+(``pipeline.io.files``), or ``bigquery://PROJECT.DATASET`` (``pipeline.io.bigquery``, one
+partition-filtered query per kind). ``read_local`` does the same without Beam, for the small reads a
+launch needs (the schedule, to resolve decision times).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import apache_beam as beam
+
+BIGQUERY_SCHEME = "bigquery://"
+
+
+def is_bigquery(location: str | None) -> bool:
+    return bool(location) and location.startswith(BIGQUERY_SCHEME)
+
+
+class ReadSource(beam.PTransform):
+    """Reads one input kind for some dates from files or BigQuery (see the module docstring)."""
+
+    def __init__(self, inputs: str, kind: str, dates: Iterable[dt.date]):
+        super().__init__()
+        self.inputs, self.kind, self.dates = inputs, kind, sorted(set(dates))
+
+    def expand(self, pbegin):
+        if is_bigquery(self.inputs):
+            from pipeline.io import bigquery
+
+            return pbegin | bigquery.ReadBigQueryInputs(self.inputs, self.kind, self.dates)
+        from pipeline.io import files
+
+        return pbegin | files.ReadInputs(self.inputs, self.kind, self.dates)
+
+
+def read_local(inputs: str, kind: str, dates: Iterable[dt.date]):
+    """(typed rows, dead letters) of one kind for some dates, read in bulk without Beam."""
+    if is_bigquery(inputs):
+        from pipeline.io import bigquery
+
+        return bigquery.read_rows_bigquery(inputs, kind, dates)
+    from pipeline.io import files
+
+    return files.read_rows_local(inputs, kind, dates)

@@ -1,0 +1,178 @@
+"""Pipeline options: every flag of every mode, with help text, validated before the graph is built.
+
+Each mode reads one ``PipelineOptions`` subclass view (``options.view_as(SlateOptions)``). Every flag is
+accepted with a dash or an underscore (``--game-date`` / ``--game_date``) because Dataflow flex templates
+pass parameters as ``--name=value`` with the metadata's name, which uses underscores; the flex template
+metadata files in ``launch_templates/`` mirror these options one to one (checked by a test).
+
+Nothing here reads the environment: a setting is a flag or a policy field, validated at launch and
+stamped on every output row (domain.md section 10).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline.schemas import RUN_MODES
+
+DEFAULT_WAREHOUSE = "duckdb:///./warehouse/props.duckdb"
+DEFAULT_EXPORTS = "./exports"
+DEFAULT_SIM_SEED = 42
+DEFAULT_SEASON = "2025-26"
+
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class OptionsError(ValueError):
+    """A flag failed validation; the message names the flag and shows a valid example."""
+
+
+def _add(parser, name: str, **kwargs) -> None:
+    """Adds ``--a-b`` and ``--a_b`` spellings of one option (dest ``a_b``)."""
+    dashed = "--" + name.replace("_", "-")
+    underscored = "--" + name
+    flags = [dashed] if dashed == underscored else [dashed, underscored]
+    parser.add_argument(*flags, dest=name, **kwargs)
+
+
+class DataOptions(PipelineOptions):
+    """Where the data lives: inputs, warehouse, exports, model registry and selection policy."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        _add(parser, "inputs", default=None,
+             help="Input files: a local folder or gs:// prefix laid out KIND/game_date=YYYY-MM-DD/part-*"
+                  ".{jsonl,parquet}, or bigquery://PROJECT.DATASET for the production raw tables. Default: "
+                  "the simulated season cached under ./data/sim/ (simulated once on first use).")
+        _add(parser, "warehouse", default=DEFAULT_WAREHOUSE,
+             help="Warehouse: duckdb:///path/props.duckdb (default ./warehouse/props.duckdb) or "
+                  "bigquery://PROJECT.DATASET.")
+        _add(parser, "exports", default=DEFAULT_EXPORTS,
+             help="JSON exports: a local folder (default ./exports) or gs://BUCKET/PREFIX.")
+        _add(parser, "registry", default=None,
+             help="Model registry file (JSON), local or gs://. Default: the packaged sample models "
+                  "(models/sample/registry.json).")
+        _add(parser, "policy", default=None,
+             help="Selection policy file (JSON), local or gs://. Default: the packaged policy "
+                  "(pipeline/policies/default.json). Its version is stamped on every output row.")
+        _add(parser, "seed", type=int, default=DEFAULT_SIM_SEED,
+             help="Seed of the simulated season used when --inputs is not given.")
+        # Beam's TestOptions already owns --dry_run (it takes a value), so the dashed --dry-run is ours and
+        # its underscore spelling (flex templates) is --preflight_only.
+        parser.add_argument("--dry-run", "--preflight-only", "--preflight_only", dest="preflight_only",
+                            action="store_true", default=False,
+                            help="Print the resolved plan (sources, tables, dates, models, policy) and run "
+                                 "the preflight checks without writing anything.")
+        # Emulator endpoints (pipeline/io/cloud.py): tests and local runs only; production leaves them unset.
+        _add(parser, "bigquery_endpoint", default=None,
+             help="Local BigQuery emulator endpoint, e.g. http://127.0.0.1:9050 (tests only; unset in "
+                  "production). Setting it switches the job to anonymous credentials.")
+        _add(parser, "gcs_endpoint", default=None,
+             help="Local GCS emulator endpoint, e.g. http://127.0.0.1:9023 (tests only; unset in "
+                  "production). Setting it switches the job to anonymous credentials.")
+
+
+class SlateOptions(PipelineOptions):
+    """One slate: ``props run``."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        _add(parser, "game_date", default=None,
+             help="Game date (US Eastern), YYYY-MM-DD. Default (local): the busiest simulated date after "
+                  "the sample models' training window.")
+        _add(parser, "as_of", default=None,
+             help="Decision time, ISO-8601 UTC (e.g. 2026-02-22T23:00:00Z). Default: one hour before the "
+                  "date's first tip-off.")
+        _add(parser, "run_mode", default="FIRST", type=str.upper,
+             help="Quality-gate mode: FIRST, RETRY, FINAL_RETRY, LAST_CALL or BACKFILL (thresholds in the "
+                  "policy).")
+
+
+class RangeOptions(PipelineOptions):
+    """Dates: ``props backfill`` (--start/--end), ``props grade`` and ``props report`` (--date or a range)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        _add(parser, "start", default=None, help="First game date of a range, YYYY-MM-DD (inclusive).")
+        _add(parser, "end", default=None, help="Last game date of a range, YYYY-MM-DD (inclusive).")
+        _add(parser, "date", default=None, help="One game date (grade, report), YYYY-MM-DD.")
+        _add(parser, "decision_offset_minutes", type=int, default=60,
+             help="Backfill: each date is decided this many minutes before its first tip-off (default 60).")
+        _add(parser, "dates_per_pipeline", type=int, default=7,
+             help="Backfill: dates per Beam pipeline (progress is shown per chunk; 0 = all in one).")
+
+
+# Beam registers every option once across all classes: the modes share RangeOptions.
+BackfillOptions = RangeOptions
+GradeOptions = RangeOptions
+
+
+class StreamOptions(PipelineOptions):
+    """The streaming job: ``props stream`` and ``props replay``."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        _add(parser, "pubsub_project", default="props-local",
+             help="Project of the Pub/Sub topics and subscriptions (the emulator's project locally).")
+        _add(parser, "events_topic", default="props-events",
+             help="Topic carrying odds, schedule and injury events (message attribute 'kind').")
+        _add(parser, "events_subscription", default="props-events-sub",
+             help="Subscription the streaming job reads events from.")
+        _add(parser, "features_topic", default="props-features",
+             help="Topic carrying feature-store row updates (refreshes the features state).")
+        _add(parser, "picks_changes_topic", default="props-picks-changes",
+             help="Topic each pick change (created/updated/withdrawn/locked) is published to.")
+        _add(parser, "debounce_seconds", type=float, default=1.0,
+             help="Best bets of a date are recomputed at most once per this many seconds.")
+
+
+def parse_date(value: str | None, flag: str) -> dt.date | None:
+    if value is None:
+        return None
+    if not DATE_RE.match(str(value)):
+        raise OptionsError(f"--{flag.replace('_', '-')}: expected YYYY-MM-DD, e.g. 2026-02-22; got {value!r}")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise OptionsError(f"--{flag.replace('_', '-')}: {exc}; e.g. 2026-02-22") from None
+
+
+def parse_timestamp(value: str | None, flag: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    text = str(value).strip().replace("Z", "+00:00")
+    try:
+        ts = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise OptionsError(
+            f"--{flag.replace('_', '-')}: expected an ISO-8601 time, e.g. 2026-02-22T23:00:00Z; got {value!r}"
+        ) from None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=dt.UTC)
+    return ts.astimezone(dt.UTC)
+
+
+def validate_run_mode(value: str) -> str:
+    mode = (value or "").upper()
+    if mode not in RUN_MODES:
+        raise OptionsError(f"--run-mode: expected one of {', '.join(RUN_MODES)}; got {value!r}")
+    return mode
+
+
+def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
+    if end < start:
+        raise OptionsError(f"--end ({end}) is before --start ({start})")
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def validate_uri(value: str | None, flag: str, schemes: Iterable[str]) -> None:
+    if value is None:
+        return
+    allowed = tuple(schemes)
+    if "://" in value and not value.startswith(allowed):
+        raise OptionsError(f"--{flag}: unsupported location {value!r}; expected a local path or one of "
+                           f"{', '.join(allowed)}")

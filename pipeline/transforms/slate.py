@@ -1,0 +1,531 @@
+"""The slate transforms: line book, universe + quality gate, scoring, consensus, best bets.
+
+Each transform wraps the pure domain functions of ``pipeline/domain`` (it never re-implements a rule) and
+works on typed rows with event timestamps, so the same transforms serve a slate, a backfill (many dates in
+one graph, every step keyed by date) and the streaming job.
+
+Shapes (``pg_key`` = ``"{game_id}|{player_lookup}"``, a player-game):
+
+    odds, features, contexts --JoinPlayerGames--> PlayerGame (viable) + gate_decisions + line_diagnostics
+    PlayerGame --ScorePlayers--> (RunInference over every eligible model) --> predictions + Scored
+    Scored --SelectBestBets--> picks + filter_summary (per game_date)
+
+Failures never escape a DoFn: they become ``DeadLetter`` rows on the ``dead_letters`` output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import traceback
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.ml.inference.base import RunInference
+
+from pipeline.domain import consensus as consensus_lib
+from pipeline.domain import context as context_lib
+from pipeline.domain import gate as gate_lib
+from pipeline.domain import linebook as linebook_lib
+from pipeline.domain import scoring as scoring_lib
+from pipeline.domain import selection as selection_lib
+from pipeline.policy import Policy
+from pipeline.schemas import (
+    Consensus,
+    DeadLetter,
+    FeatureRow,
+    GateDecision,
+    LineBook,
+    OddsSnapshot,
+)
+
+METRICS_NAMESPACE = "props"
+DEAD = "dead_letters"
+DIAGNOSTICS = "line_diagnostics"
+GATE = "gate_decisions"
+PREDICTIONS = "predictions"
+
+
+def pg_key(game_id: str, player_lookup: str) -> str:
+    return f"{game_id}|{player_lookup}"
+
+
+class GameState(NamedTuple):
+    """A game as the schedule says at the decision time (resolved at launch from the schedule events)."""
+
+    game_id: str
+    game_date: dt.date
+    tipoff_utc: dt.datetime | None
+    home_team: str
+    away_team: str
+    status: str
+    new_game_date: dt.date | None
+
+
+class DatePlan(NamedTuple):
+    """What one game date of a run needs to know: its decision time and its games."""
+
+    game_date: dt.date
+    as_of: dt.datetime
+    run_mode: str
+    games: Mapping[str, GameState]
+    model_ids: tuple[str, ...]  # models eligible for the date (leakage guard applied)
+
+
+class PlayerGame(NamedTuple):
+    """A viable player-game ready to score."""
+
+    key: str
+    game_date: dt.date
+    game_id: str
+    player_lookup: str
+    player_name: str | None
+    feature_row: FeatureRow
+    book: LineBook
+    context: object  # pipeline.domain.context.PlayerContext | None
+    tipoff_utc: dt.datetime | None
+
+
+class Scored(NamedTuple):
+    """A scored player-game: its consensus plus what best-bet selection needs."""
+
+    consensus: Consensus
+    player_game: PlayerGame
+
+
+def dead_letter(source: str, step: str, error: str, payload: object, *, event_ts=None,
+                game_date=None) -> DeadLetter:
+    text = payload if isinstance(payload, str) else repr(payload)
+    return DeadLetter(source=source, step=step, error=error, payload=text[:4000], event_ts=event_ts,
+                      game_date=game_date)
+
+
+def _counter(name: str):
+    return beam.metrics.Metrics.counter(METRICS_NAMESPACE, name)
+
+
+# --------------------------------------------------------------------------------------------
+# Injuries and player context
+# --------------------------------------------------------------------------------------------
+
+
+class LatestInjuryStatusFn(beam.DoFn):
+    """(player, game_date) -> latest injury status at or before the date's decision time (lower case)."""
+
+    def __init__(self, as_of_by_date: Mapping[dt.date, dt.datetime]):
+        self._as_of = dict(as_of_by_date)
+
+    def process(self, element):
+        (player, date_iso), reports = element
+        game_date = dt.date.fromisoformat(date_iso)
+        as_of = self._as_of.get(game_date)
+        if as_of is None:
+            return
+        status = gate_lib.latest_injury_status(reports, as_of)
+        if status is not None:
+            yield f"{game_date.isoformat()}|{player}", status
+
+
+class ResolveInjuries(beam.PTransform):
+    """Injury reports -> AsDict-ready pairs ``("YYYY-MM-DD|player", status)`` at each date's decision time."""
+
+    def __init__(self, as_of_by_date: Mapping[dt.date, dt.datetime]):
+        super().__init__()
+        self._as_of = as_of_by_date
+
+    def expand(self, reports):
+        return (
+            reports
+            | "KeyByPlayerDate" >> beam.Map(lambda r: ((r.player_lookup, r.game_date.isoformat()), r))
+            | "GroupReports" >> beam.GroupByKey()
+            | "LatestStatus" >> beam.ParDo(LatestInjuryStatusFn(self._as_of))
+        )
+
+
+class TeamRestFn(beam.DoFn):
+    def process(self, element):
+        team, dates = element
+        yield team, tuple(sorted(set(dates)))
+
+
+class PlayerContextFn(beam.DoFn):
+    """Per player: context of each of his feature rows from his box scores strictly before that date."""
+
+    def process(self, element, team_dates):
+        player, grouped = element
+        rows: list[FeatureRow] = grouped["features"]
+        if not rows:
+            return
+        history = sorted(grouped["box_scores"], key=lambda b: (b.game_date, b.game_id))
+        for row in rows:
+            before = [b for b in history if b.game_date < row.game_date]
+            team_last = {}
+            for team in (row.team_abbr, row.opponent_team_abbr):
+                dates = [d for d in team_dates.get(team, ()) if d < row.game_date]
+                if dates:
+                    team_last[team] = dates[-1]
+            ctx = context_lib.player_context(before, row.game_date, row.opponent_team_abbr, team_last,
+                                             team_abbr=row.team_abbr)
+            yield pg_key(row.game_id, row.player_lookup), ctx
+
+
+class ComputePlayerContexts(beam.PTransform):
+    """Feature rows + season box scores -> ``(pg_key, PlayerContext)`` for every feature row."""
+
+    def expand(self, pcolls):
+        features, box_scores = pcolls["features"], pcolls["box_scores"]
+        played = box_scores | "PlayedOnly" >> beam.Filter(lambda b: not b.is_dnp)
+        team_dates = (
+            box_scores
+            | "TeamGameDates" >> beam.Map(lambda b: (b.team_abbr, b.game_date))
+            | "GroupTeamDates" >> beam.GroupByKey()
+            | "SortTeamDates" >> beam.ParDo(TeamRestFn())
+        )
+        return (
+            {
+                "features": features | "FeaturesByPlayer" >> beam.Map(lambda r: (r.player_lookup, r)),
+                "box_scores": played | "BoxByPlayer" >> beam.Map(lambda b: (b.player_lookup, b)),
+            }
+            | "JoinPlayerHistory" >> beam.CoGroupByKey()
+            | "Context" >> beam.ParDo(PlayerContextFn(), team_dates=beam.pvalue.AsDict(team_dates))
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Line book + universe + gate
+# --------------------------------------------------------------------------------------------
+
+
+class JoinPlayerGameFn(beam.DoFn):
+    """One player-game's odds, feature row and context -> line book, gate decision, PlayerGame."""
+
+    def __init__(self, plans: Mapping[dt.date, DatePlan], policy: Policy):
+        self._plans = dict(plans)
+        self._games = {gid: g for plan in plans.values() for gid, g in plan.games.items()}
+        self._policy = policy
+
+    def setup(self):
+        self._universe = _counter("players")
+        self._lined = _counter("lined")
+        self._viable = _counter("viable")
+        self._dead = _counter("dead_letters")
+
+    def process(self, element, injuries, known_players):
+        key, grouped = element
+        odds: list[OddsSnapshot] = grouped["odds"]
+        features: list[FeatureRow] = grouped["features"]
+        contexts = grouped["contexts"]
+        game_id, player = key.split("|", 1)
+        if len(features) > 1:
+            features = sorted(features, key=lambda r: (r.feature_version, r.feature_quality_score))
+            for extra in features[:-1]:
+                self._dead.inc()
+                yield beam.pvalue.TaggedOutput(DEAD, dead_letter(
+                    "features", "universe", f"duplicate feature row for {key}; the last one is used",
+                    extra._asdict(), game_date=extra.game_date))
+        feature_row = features[-1] if features else None
+        game = self._games.get(game_id)
+        game_date = game.game_date if game else (feature_row.game_date if feature_row else odds[0].game_date)
+        plan = self._plans.get(game_date)
+        if plan is None:  # a game of another date than this run's (e.g. the new date of a postponement)
+            return
+        if game is None:
+            self._dead.inc()
+            source = "odds" if odds else "features"
+            sample = (odds[0] if odds else feature_row)._asdict()
+            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(
+                source, "universe", f"unknown game {game_id!r}: not on the schedule of {game_date}",
+                sample, game_date=game_date))
+            return
+        if feature_row is None and player not in known_players:
+            self._dead.inc()
+            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(
+                "odds", "universe", f"unknown player {player!r}: no feature row and no box score this season",
+                odds[0]._asdict(), event_ts=odds[0].snapshot_ts, game_date=game_date))
+            return
+
+        prev_close = feature_row.prev_game_closing_line if feature_row else None
+        try:
+            book, diagnostics = linebook_lib.build_line_book(
+                odds, plan.as_of, self._policy, prev_game_closing_line=prev_close,
+                key=(game_date, game_id, player))
+        except ValueError as exc:
+            self._dead.inc()
+            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(
+                "odds", "line_book", str(exc), [o._asdict() for o in odds[:5]], game_date=game_date))
+            return
+        for diag in diagnostics:
+            yield beam.pvalue.TaggedOutput(DIAGNOSTICS, diag)
+
+        self._universe.inc()
+        has_line = book.line is not None
+        if has_line:
+            self._lined.inc()
+        injury = injuries.get(f"{game_date.isoformat()}|{player}")
+        exclusion = gate_lib.universe_exclusion(game.status, game.tipoff_utc, plan.as_of, injury, self._policy)
+        if exclusion is not None:
+            viable, reason = False, exclusion
+        else:
+            viable, reason = gate_lib.gate(feature_row, plan.run_mode, self._policy)
+        yield beam.pvalue.TaggedOutput(GATE, GateDecision(
+            game_date=game_date, game_id=game_id, player_lookup=player, run_mode=plan.run_mode,
+            viable=viable, reason=reason,
+            feature_quality_score=feature_row.feature_quality_score if feature_row else None,
+            team_abbr=feature_row.team_abbr if feature_row else None, has_line=has_line))
+        if not viable:
+            return
+        self._viable.inc()
+        yield PlayerGame(
+            key=key, game_date=game_date, game_id=game_id, player_lookup=player,
+            player_name=book.player_name, feature_row=feature_row, book=book,
+            context=contexts[0] if contexts else None, tipoff_utc=game.tipoff_utc)
+
+
+class JoinPlayerGames(beam.PTransform):
+    """Odds + feature rows + contexts -> viable PlayerGames, with gate decisions and line diagnostics.
+
+    Args:
+      plans: the run's DatePlans by game_date (decision time, run mode, games).
+      policy: the selection policy.
+    Input: a dict ``{"odds", "features", "contexts", "injuries", "known_players"}`` of PCollections
+      (injuries as ``("date|player", status)`` pairs, known_players as player keys).
+    Returns: a DoOutputsTuple: main (PlayerGame), ``gate_decisions``, ``line_diagnostics``, ``dead_letters``.
+    """
+
+    def __init__(self, plans: Mapping[dt.date, DatePlan], policy: Policy):
+        super().__init__()
+        self._plans, self._policy = plans, policy
+
+    def expand(self, pcolls):
+        return (
+            {
+                "odds": pcolls["odds"] | "OddsByPlayerGame" >> beam.Map(
+                    lambda o: (pg_key(o.game_id, o.player_lookup), o)),
+                "features": pcolls["features"] | "FeaturesByPlayerGame" >> beam.Map(
+                    lambda r: (pg_key(r.game_id, r.player_lookup), r)),
+                "contexts": pcolls["contexts"],
+            }
+            | "GroupPlayerGame" >> beam.CoGroupByKey()
+            | "LineBookAndGate" >> beam.ParDo(
+                JoinPlayerGameFn(self._plans, self._policy),
+                injuries=beam.pvalue.AsDict(pcolls["injuries"]),
+                known_players=beam.pvalue.AsDict(
+                    pcolls["known_players"] | "KnownPlayerPairs" >> beam.Map(lambda p: (p, True))),
+            ).with_outputs(GATE, DIAGNOSTICS, DEAD, main="player_games")
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring: RunInference over every eligible model, predictions, consensus
+# --------------------------------------------------------------------------------------------
+
+
+class ModelInfo(NamedTuple):
+    model_id: str
+    family: str
+    feature_set: str
+    min_edge: float
+
+
+class FeatureVectorsFn(beam.DoFn):
+    """PlayerGame -> ``(model_id, (pg_key, vector))`` for every model eligible on its date."""
+
+    def __init__(self, models: Sequence[ModelInfo], plans: Mapping[dt.date, DatePlan]):
+        self._models = {m.model_id: m for m in models}
+        self._eligible = {d: plan.model_ids for d, plan in plans.items()}
+
+    def process(self, pg: PlayerGame):
+        vectors: dict[str, np.ndarray] = {}
+        for model_id in self._eligible.get(pg.game_date, ()):
+            model = self._models[model_id]
+            vec = vectors.get(model.feature_set)
+            if vec is None:
+                vec = scoring_lib.build_feature_vector(pg.feature_row, pg.book, model.feature_set)
+                vectors[model.feature_set] = vec
+            yield model_id, (pg.key, vec)
+
+
+class InferenceFailureFn(beam.DoFn):
+    """RunInference's failed batches ``(batch, exception)`` -> one dead letter per player-game x model."""
+
+    def process(self, element):
+        batch, exc = element
+        error = exc if isinstance(exc, str) else format_exception(exc)
+        items = batch if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], tuple) else [batch]
+        for item in items:
+            _counter("dead_letters").inc()
+            model_id, key = None, None
+            if isinstance(item, tuple) and len(item) == 2:
+                model_id = item[0]
+                if isinstance(item[1], tuple) and item[1]:
+                    key = item[1][0]
+            game_date = None
+            if isinstance(key, str):
+                try:
+                    game_date = dt.datetime.strptime(key[:8], "%Y%m%d").date()
+                except ValueError:
+                    game_date = None
+            yield dead_letter("models", "inference", error, {"model_id": model_id, "pg_key": key},
+                              game_date=game_date)
+
+
+class PredictAndCombineFn(beam.DoFn):
+    """A player-game and every model's raw prediction -> Prediction rows and its Consensus."""
+
+    def __init__(self, models: Sequence[ModelInfo], policy: Policy):
+        self._models = {m.model_id: m for m in models}
+        self._family_of = {m.model_id: m.family for m in models}
+        self._policy = policy
+
+    def setup(self):
+        self._predictions = _counter("predictions")
+
+    def process(self, element):
+        _key, grouped = element
+        pgs: list[PlayerGame] = grouped["player_games"]
+        if not pgs:
+            return
+        pg = pgs[0]
+        raws = sorted(grouped["raw"])
+        preds = []
+        for model_id, raw in raws:
+            m = self._models[model_id]
+            pred = scoring_lib.make_prediction(
+                float(raw), model_id=m.model_id, family=m.family, feature_set=m.feature_set,
+                min_edge=m.min_edge, feature_row=pg.feature_row, book=pg.book, policy=self._policy)
+            preds.append(pred)
+            self._predictions.inc()
+            yield beam.pvalue.TaggedOutput(PREDICTIONS, pred)
+        if preds:
+            cons = consensus_lib.compute_consensus(preds, self._policy, family_of=self._family_of)
+            yield Scored(consensus=cons, player_game=pg)
+
+
+class ScorePlayers(beam.PTransform):
+    """Viable PlayerGames -> predictions (every eligible model) and Scored consensus rows.
+
+    Args:
+      models: every enabled registry model that any date of the run may use.
+      plans: DatePlans by date (which models are eligible on which date: the leakage guard).
+      model_handler: a KeyedModelHandler over those models (models.handler.build_keyed_handler).
+      policy: the selection policy.
+    Returns: a DoOutputsTuple: main (Scored), ``predictions``, ``dead_letters``.
+    """
+
+    def __init__(self, models, plans, model_handler, policy):
+        super().__init__()
+        self._models, self._plans, self._handler, self._policy = list(models), plans, model_handler, policy
+
+    def expand(self, player_games):
+        vectors = player_games | "FeatureVectors" >> beam.ParDo(FeatureVectorsFn(self._models, self._plans))
+        results, dlq = vectors | "RunInference" >> RunInference(self._handler).with_exception_handling()
+        failures = dlq.failed_inferences | "InferenceFailures" >> beam.ParDo(InferenceFailureFn())
+        raw = results | "RawByPlayerGame" >> beam.Map(
+            lambda kv: (kv[1].example[0], (kv[0], float(np.asarray(kv[1].inference).reshape(-1)[0]))))
+        combined = (
+            {
+                "player_games": player_games | "PlayerGameByKey" >> beam.Map(lambda pg: (pg.key, pg)),
+                "raw": raw,
+            }
+            | "GroupPredictions" >> beam.CoGroupByKey()
+            | "PredictAndCombine" >> beam.ParDo(PredictAndCombineFn(self._models, self._policy))
+            .with_outputs(PREDICTIONS, main="scored")
+        )
+        return {"scored": combined.scored, PREDICTIONS: combined[PREDICTIONS], DEAD: failures}
+
+
+# --------------------------------------------------------------------------------------------
+# Best bets per game date
+# --------------------------------------------------------------------------------------------
+
+
+class SelectBestBetsFn(beam.DoFn):
+    def __init__(self, policy: Policy):
+        self._policy = policy
+
+    def setup(self):
+        self._picks = _counter("picks")
+        self._candidates = _counter("candidates")
+
+    def process(self, element, history):
+        date_iso, scored_rows = element
+        game_date = dt.date.fromisoformat(date_iso)
+        scored_rows = sorted(scored_rows, key=lambda s: s.consensus.player_lookup)
+        # Graded history as of this date (point in time): built at launch by commands.common.graded_history.
+        day = (history or {}).get("by_date", {}).get(game_date, {})
+        player_graded = day.get("player_graded", {})
+        family_state = day.get("family_state", {})
+        ref_state = family_state.get(self._policy.reference_family)
+        candidates = []
+        for s in scored_rows:
+            if s.consensus.line is None:
+                continue
+            pg = s.player_game
+            graded = player_graded.get(pg.player_lookup)
+            candidates.append(selection_lib.Candidate(
+                consensus=s.consensus, book=pg.book, feature_row=pg.feature_row, context=pg.context,
+                player_name=pg.player_name, tipoff_utc=pg.tipoff_utc,
+                player_graded=tuple(graded) if graded is not None else None,
+                reference_family_state=ref_state))
+        self._candidates.inc(len(candidates))
+        picks, summary = selection_lib.select_best_bets(candidates, self._policy, game_date=game_date)
+        self._picks.inc(len(picks))
+        yield from picks
+        yield beam.pvalue.TaggedOutput("filter_summary", summary)
+
+
+class SelectBestBets(beam.PTransform):
+    """Scored rows -> picks and one filter summary per game date (dates with no candidates included).
+
+    Args:
+      dates: every date of the run (a date with nothing scored still gets a filter summary).
+      policy: the selection policy.
+      history: a singleton PCollection of the graded history dict (player_graded, family_state).
+    Returns: a DoOutputsTuple: main (Pick), ``filter_summary``.
+    """
+
+    def __init__(self, dates: Iterable[dt.date], policy: Policy, history):
+        super().__init__()
+        self._dates, self._policy, self._history = sorted(dates), policy, history
+
+    def expand(self, scored):
+        # Keys are ISO date strings: datetime.date has no deterministic coder for GroupByKey.
+        by_date = scored | "ScoredByDate" >> beam.Map(lambda s: (s.consensus.game_date.isoformat(), s))
+        all_dates = (scored.pipeline | "RunDates" >> beam.Create([(d.isoformat(), None) for d in self._dates]))
+        return (
+            (by_date, all_dates)
+            | "MergeDates" >> beam.Flatten()
+            | "GroupByDate" >> beam.GroupByKey()
+            | "DropMarkers" >> beam.MapTuple(lambda d, rows: (d, [r for r in rows if r is not None]))
+            | "Select" >> beam.ParDo(SelectBestBetsFn(self._policy),
+                                     history=beam.pvalue.AsSingleton(self._history))
+            .with_outputs("filter_summary", main="picks")
+        )
+
+
+def stamp(row, run_id: str, policy_version: str):
+    """Sets run_id / policy_version on a row that has them."""
+    updates = {}
+    if "run_id" in row._fields:
+        updates["run_id"] = run_id
+    if "policy_version" in row._fields:
+        updates["policy_version"] = policy_version
+    return row._replace(**updates) if updates else row
+
+
+def count_by(rows: Iterable, key) -> dict:
+    out: dict = defaultdict(int)
+    for r in rows:
+        out[key(r)] += 1
+    return dict(sorted(out.items()))
+
+
+def json_text(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def format_exception(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
