@@ -69,23 +69,6 @@ def season_start(game_date: dt.date) -> dt.date:
     return dt.date(year, 10, 1)
 
 
-def _tables(name: str, pcoll, run_id: str, policy_version: str, label: str):
-    return pcoll | label >> beam.Map(lambda row, n=name: (n, slate.stamp(row, run_id, policy_version)))
-
-
-class _ExportBundleFn(beam.DoFn):
-    def process(self, element):
-        game_date, grouped = element
-        summaries = grouped["filter_summary"]
-        yield game_date, {
-            "picks": sorted(grouped["picks"], key=lambda p: p.rank),
-            "filter_summary": summaries[0] if summaries else None,
-            "consensus": sorted(grouped["consensus"], key=lambda c: c.player_lookup),
-            "gate_counts": slate.count_by(grouped["gate"], lambda g: g.reason),
-            "diagnostics_counts": slate.count_by(grouped["diagnostics"], lambda d: d.code),
-        }
-
-
 def _dead_letter_date(row: schemas.DeadLetter, run_dates: set, first: dt.date) -> schemas.DeadLetter:
     """A dead letter belongs to a run date: its own when it is one, else the run's first date (e.g. a bad
     box score of an earlier date read for history), so re-runs replace it instead of piling it up."""
@@ -94,17 +77,19 @@ def _dead_letter_date(row: schemas.DeadLetter, run_dates: set, first: dt.date) -
     return row._replace(game_date=first)
 
 
-class CountRowsFn(beam.DoFn):
-    """Counts a table's rows (counter ``rows_<table>``, namespace ``props``) for the run summary."""
+class StampRowsFn(beam.DoFn):
+    """Stamps run_id / policy_version on a table's rows, counts them (``rows_<table>``) and pairs them
+    with their table name for the sink."""
 
-    def __init__(self, table: str):
-        self._table = table
+    def __init__(self, table: str, run_id: str, policy_version: str):
+        self._table, self._run_id, self._version = table, run_id, policy_version
 
     def setup(self):
         self._counter = beam.metrics.Metrics.counter(slate.METRICS_NAMESPACE, f"rows_{self._table}")
 
     def process(self, row):
         self._counter.inc()
+        yield self._table, slate.stamp(row, self._run_id, self._version)
 
 
 def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollection]:
@@ -126,19 +111,13 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
     box_scores = p | "ReadBoxScores" >> sources.ReadSource(plan.inputs, "box_scores", plan.box_score_dates)
     schedule_dead = p | "ScheduleDeadLetters" >> beam.Create(list(plan.schedule_dead_letters))
 
-    known_players = (
-        (features.rows | "FeaturePlayers" >> beam.Map(lambda r: r.player_lookup),
-         box_scores.rows | "BoxPlayers" >> beam.Map(lambda b: b.player_lookup))
-        | "AllPlayers" >> beam.Flatten()
-        | "DistinctPlayers" >> beam.Distinct()
-    )
     contexts = {"features": features.rows, "box_scores": box_scores.rows} | "PlayerContexts" >> (
         slate.ComputePlayerContexts())
     injury_status = injuries.rows | "InjuryStatus" >> slate.ResolveInjuries(as_of_by_date)
 
     joined = {
-        "odds": odds.rows, "features": features.rows, "contexts": contexts,
-        "injuries": injury_status, "known_players": known_players,
+        "odds": odds.rows, "features": features.rows, "contexts": contexts.contexts,
+        "injuries": injury_status, "known_players": contexts[slate.KNOWN_PLAYERS],
     } | "JoinPlayerGames" >> slate.JoinPlayerGames(plan.date_plans, policy)
 
     if plan.model_handler is not None and plan.models:
@@ -170,43 +149,21 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
         "filter_summary": selected.filter_summary,
         "dead_letters": dead,
     }
-    stamped = {
-        name: _tables(name, pcoll, run_id, version, f"Stamp_{name}") for name, pcoll in outputs.items()
-    }
-    named = {name: pc | f"Rows_{name}" >> beam.Values() for name, pc in stamped.items()}
-    for name, pc in named.items():
-        _ = pc | f"Count_{name}" >> beam.ParDo(CountRowsFn(name))
+    pairs = [
+        pcoll | f"Stamp_{name}" >> beam.ParDo(StampRowsFn(name, run_id, version))
+        for name, pcoll in outputs.items()
+    ]
+    if plan.warehouse or plan.exports:
+        from pipeline.io.slate_sink import WriteSlateOutputs
 
-    if plan.warehouse:
-        from pipeline.io.warehouse import WriteToWarehouse
-
-        named["written"] = (
-            tuple(stamped.values())
+        outputs["written"] = (
+            pairs
             | "AllTableRows" >> beam.Flatten()
-            | "WriteWarehouse" >> WriteToWarehouse(
-                plan.warehouse, dates, protected_pick_game_ids=plan.protected_pick_game_ids())
-        )
-
-    if plan.exports:
-        from pipeline.io.exports import WriteExports
-
-        bundles = (
-            {
-                "picks": named["best_bets"] | "PicksByDate" >> beam.Map(lambda r: (r.game_date.isoformat(), r)),
-                "filter_summary": named["filter_summary"] | "SummaryByDate" >> beam.Map(
-                    lambda r: (r.game_date.isoformat(), r)),
-                "consensus": named["consensus"] | "ConsensusByDate" >> beam.Map(lambda r: (r.game_date.isoformat(), r)),
-                "gate": named["gate_decisions"] | "GateByDate" >> beam.Map(lambda r: (r.game_date.isoformat(), r)),
-                "diagnostics": named["line_diagnostics"] | "DiagByDate" >> beam.Map(
-                    lambda r: (r.game_date.isoformat(), r)),
-            }
-            | "GroupExports" >> beam.CoGroupByKey()
-            | "ExportBundles" >> beam.ParDo(_ExportBundleFn())
-        )
-        named["exported"] = bundles | "WriteExports" >> WriteExports(
-            plan.exports, dates=dates, policy_version=version, record=plan.history.get("record"),
-            ultra_public=bool(plan.history.get("ultra_public", False)))
-    return named
+            | "WriteOutputs" >> WriteSlateOutputs(
+                warehouse_uri=plan.warehouse, exports_uri=plan.exports, dates=dates, tables=SLATE_TABLES,
+                protected_pick_game_ids=plan.protected_pick_game_ids(), policy_version=version,
+                record=plan.history.get("record"), ultra_public=bool(plan.history.get("ultra_public"))))
+    return outputs
 
 
 def plan_summary(plan: RunPlan) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.schemas import RUN_MODES
 
-DEFAULT_WAREHOUSE = "duckdb:///./warehouse/props.duckdb"
+DEFAULT_WAREHOUSE = "./warehouse/props.duckdb"
 DEFAULT_EXPORTS = "./exports"
 DEFAULT_SIM_SEED = 42
 DEFAULT_SEASON = "2025-26"

@@ -27,14 +27,13 @@ def _join(p, odds_rows, feature_rows, injuries=(), box_rows=(), plan=None):
     plan = plan or fx.date_plan(())
     features = p | "Features" >> beam.Create(feature_rows)
     box = p | "Box" >> beam.Create(list(box_rows), reshuffle=False)
-    contexts = {"features": features, "box_scores": box} | "Ctx" >> slate.ComputePlayerContexts()
+    ctx = {"features": features, "box_scores": box} | "Ctx" >> slate.ComputePlayerContexts()
     inj = p | "Inj" >> beam.Create(list(injuries), reshuffle=False) | "ResolveInj" >> slate.ResolveInjuries(
         {fx.GAME_DATE: fx.AS_OF})
-    known = p | "Known" >> beam.Create(sorted({r.player_lookup for r in feature_rows}
-                                              | {b.player_lookup for b in box_rows}))
     return {
         "odds": p | "Odds" >> beam.Create(odds_rows),
-        "features": features, "contexts": contexts, "injuries": inj, "known_players": known,
+        "features": features, "contexts": ctx.contexts, "injuries": inj,
+        "known_players": ctx[slate.KNOWN_PLAYERS],
     } | slate.JoinPlayerGames({fx.GAME_DATE: plan}, POLICY)
 
 

@@ -47,6 +47,7 @@ DEAD = "dead_letters"
 DIAGNOSTICS = "line_diagnostics"
 GATE = "gate_decisions"
 PREDICTIONS = "predictions"
+KNOWN_PLAYERS = "known_players"
 
 
 def pg_key(game_id: str, player_lookup: str) -> str:
@@ -157,6 +158,9 @@ class PlayerContextFn(beam.DoFn):
     def process(self, element, team_dates):
         player, grouped = element
         rows: list[FeatureRow] = grouped["features"]
+        # A player with a feature row or a box score this season is known (odds for anyone else are a
+        # dead letter, not a silent drop).
+        yield beam.pvalue.TaggedOutput(KNOWN_PLAYERS, (player, True))
         if not rows:
             return
         history = sorted(grouped["box_scores"], key=lambda b: (b.game_date, b.game_id))
@@ -173,7 +177,10 @@ class PlayerContextFn(beam.DoFn):
 
 
 class ComputePlayerContexts(beam.PTransform):
-    """Feature rows + season box scores -> ``(pg_key, PlayerContext)`` for every feature row."""
+    """Feature rows + season box scores -> ``(pg_key, PlayerContext)`` for every feature row.
+
+    Returns: a DoOutputsTuple: main ``contexts`` and ``known_players`` (``(player, True)`` pairs).
+    """
 
     def expand(self, pcolls):
         features, box_scores = pcolls["features"], pcolls["box_scores"]
@@ -191,6 +198,7 @@ class ComputePlayerContexts(beam.PTransform):
             }
             | "JoinPlayerHistory" >> beam.CoGroupByKey()
             | "Context" >> beam.ParDo(PlayerContextFn(), team_dates=beam.pvalue.AsDict(team_dates))
+            .with_outputs(KNOWN_PLAYERS, main="contexts")
         )
 
 
@@ -291,7 +299,7 @@ class JoinPlayerGames(beam.PTransform):
       plans: the run's DatePlans by game_date (decision time, run mode, games).
       policy: the selection policy.
     Input: a dict ``{"odds", "features", "contexts", "injuries", "known_players"}`` of PCollections
-      (injuries as ``("date|player", status)`` pairs, known_players as player keys).
+      (injuries as ``("date|player", status)`` pairs, known_players as ``(player, True)`` pairs).
     Returns: a DoOutputsTuple: main (PlayerGame), ``gate_decisions``, ``line_diagnostics``, ``dead_letters``.
     """
 
@@ -312,8 +320,7 @@ class JoinPlayerGames(beam.PTransform):
             | "LineBookAndGate" >> beam.ParDo(
                 JoinPlayerGameFn(self._plans, self._policy),
                 injuries=beam.pvalue.AsDict(pcolls["injuries"]),
-                known_players=beam.pvalue.AsDict(
-                    pcolls["known_players"] | "KnownPlayerPairs" >> beam.Map(lambda p: (p, True))),
+                known_players=beam.pvalue.AsDict(pcolls["known_players"]),
             ).with_outputs(GATE, DIAGNOSTICS, DEAD, main="player_games")
         )
 

@@ -1,0 +1,144 @@
+"""The slate sink: per game date, one warehouse transaction, then that date's JSON exports.
+
+Every output row of a slate or backfill arrives as a ``(table, row)`` pair. Rows are grouped by game
+date (every run date is present even with no rows, so a zero-pick re-run clears stale picks), and one
+DoFn call per date:
+
+1. replaces the date's rows of every slate table in one transaction (``Warehouse.replace_dates``: DuckDB
+   locally, BigQuery in production; picks of games already started are protected);
+2. then writes ``best-bets/{date}.json``, ``admin/picks/{date}.json`` and, for the run's latest date,
+   ``best-bets/latest.json`` through Beam FileSystems (a local folder or ``gs://``), from the same rows,
+   so the exports always agree with the committed tables.
+
+Doing both in one step keeps the graph small (Beam's per-step cost dominates a slate on the local
+runner) and orders the exports after the commit they describe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
+
+import apache_beam as beam
+
+from pipeline import schemas
+
+METRICS_NAMESPACE = "props"
+
+
+class WriteDateFn(beam.DoFn):
+    """``(date_iso, [(table, row) | None, ...])`` -> replace the date, write its exports; emits counts."""
+
+    def __init__(self, *, warehouse_uri: str | None, exports_uri: str | None, run_dates: Iterable[dt.date],
+                 tables: Collection[str], protected: Mapping[dt.date, Collection[str]],
+                 policy_version: str, record: dict | None, ultra_public: bool,
+                 generated_at: dt.datetime | None = None):
+        self._warehouse_uri = warehouse_uri
+        self._exports_uri = exports_uri
+        self._latest = max(run_dates)
+        self._tables = tuple(tables)
+        self._protected = {d.isoformat(): tuple(ids) for d, ids in protected.items()}
+        self._policy_version = policy_version
+        self._record = record
+        self._ultra_public = ultra_public
+        self._generated_at = generated_at
+
+    def setup(self):
+        self._warehouse = None
+        if self._warehouse_uri:
+            from pipeline.io.warehouse import open_warehouse
+
+            self._warehouse = open_warehouse(self._warehouse_uri)
+        self._write_ms = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "write_ms")
+
+    def process(self, element):
+        import time
+
+        started = time.perf_counter()
+        date_iso, items = element
+        game_date = dt.date.fromisoformat(date_iso)
+        rows_by_table: dict[str, list] = {t: [] for t in self._tables}
+        for item in items:
+            if item is None:
+                continue
+            table, row = item
+            rows_by_table[table].append(row)
+        counts = {}
+        if self._warehouse is not None:
+            counts = self._warehouse.replace_dates(
+                [game_date], rows_by_table, protected_pick_game_ids=self._protected.get(date_iso, ()),
+                tables=self._tables)
+        written: list[str] = []
+        if self._exports_uri:
+            written = self._write_exports(game_date, rows_by_table)
+        self._write_ms.update(int((time.perf_counter() - started) * 1000))
+        yield game_date, {"tables": counts, "exports": written}
+
+    def _write_exports(self, game_date: dt.date, rows: Mapping[str, list]) -> list[str]:
+        from pipeline.io import exports
+
+        summaries = rows.get("filter_summary", [])
+        bundle = {
+            "picks": sorted(rows.get("best_bets", []), key=lambda p: p.rank),
+            "filter_summary": summaries[0] if summaries else None,
+            "consensus": sorted(rows.get("consensus", []), key=lambda c: c.player_lookup),
+            "gate_counts": dict(sorted(Counter(g.reason for g in rows.get("gate_decisions", [])).items())),
+            "diagnostics_counts": dict(sorted(Counter(d.code for d in rows.get("line_diagnostics", [])).items())),
+        }
+        docs = exports.export_documents(
+            game_date, bundle, generated_at=self._generated_at or dt.datetime.now(dt.UTC),
+            policy_version=self._policy_version, record=self._record, ultra_public=self._ultra_public,
+            latest=game_date == self._latest)
+        written = []
+        # Dated files first, latest.json last: a reader following latest never sees a missing date.
+        for rel in sorted(docs, key=lambda r: r.endswith("latest.json")):
+            doc, cache = docs[rel]
+            written.append(exports.write_json(exports.join_uri(self._exports_uri, rel), doc, cache_control=cache))
+        return written
+
+
+class WriteSlateOutputs(beam.PTransform):
+    """Writes ``(table, row)`` pairs of a slate/backfill: one transaction + exports per run date.
+
+    Args:
+      warehouse_uri: ``duckdb:///path``, a path, ``bigquery://PROJECT.DATASET`` or None (no tables).
+      exports_uri: a local folder, ``gs://BUCKET/PREFIX`` or None (no exports).
+      dates: the run's dates (each is replaced even with no rows).
+      tables: the tables the run replaces.
+      protected_pick_game_ids: per date, games already started (their picks are kept).
+      policy_version, record, ultra_public: what the public export shows.
+    Returns: ``(date, {"tables": {table: rows}, "exports": [uris]})`` per date.
+    """
+
+    def __init__(self, *, warehouse_uri, exports_uri, dates, tables, protected_pick_game_ids,
+                 policy_version, record=None, ultra_public=False):
+        super().__init__()
+        self._dates = sorted(dates)
+        self._fn = WriteDateFn(
+            warehouse_uri=warehouse_uri, exports_uri=exports_uri, run_dates=self._dates, tables=tables,
+            protected=protected_pick_game_ids, policy_version=policy_version, record=record,
+            ultra_public=ultra_public)
+
+    def expand(self, pairs):
+        dates = set(d.isoformat() for d in self._dates)
+        first = self._dates[0].isoformat()
+
+        def key_by_date(pair):
+            d = getattr(pair[1], "game_date", None)
+            iso = d.isoformat() if d is not None else first
+            if iso not in dates:
+                raise ValueError(f"{pair[0]} row of {iso}, not a date of this run: {pair[1]!r}"[:500])
+            return iso, pair
+
+        markers = pairs.pipeline | "RunDates" >> beam.Create([(d.isoformat(), None) for d in self._dates])
+        return (
+            (pairs | "KeyByDate" >> beam.Map(key_by_date), markers)
+            | "WithAllDates" >> beam.Flatten()
+            | "GroupByDate" >> beam.GroupByKey()
+            | "WriteDate" >> beam.ParDo(self._fn)
+        )
+
+
+def rows_of(table: str) -> type:
+    return schemas.TABLES[table].row_type

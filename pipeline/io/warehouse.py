@@ -1,0 +1,409 @@
+"""The warehouse: every output table behind one small interface (DuckDB locally, BigQuery later).
+
+``open_warehouse(uri)`` picks the implementation from the URI:
+
+* ``duckdb:///abs/path/props.duckdb``, ``duckdb://relative.duckdb`` or a bare path
+  -> :class:`DuckDBWarehouse`;
+* ``bigquery://PROJECT.DATASET`` -> ``pipeline.io.bigquery.BigQueryWarehouse(project, dataset)``
+  (imported lazily; NotImplementedError until that module exists).
+
+The interface (:class:`Warehouse`) every implementation provides, with the same table schemas
+(``schemas.TABLES``; columns from the row NamedTuples):
+
+``replace_dates(dates, rows_by_table, *, protected_pick_game_ids=(), tables=None) -> dict[str, int]``
+    Atomically, for every table in ``tables`` (default ``SLATE_TABLES``): delete the rows of ``dates``
+    (in ``best_bets`` keep the rows whose ``game_id`` is in ``protected_pick_game_ids``: picks of games
+    already started are never touched) and insert the given rows. New ``best_bets`` rows of a protected
+    game are not inserted (the stored, locked version stands); their number is returned under
+    ``"best_bets_protected_skipped"``. A table with no rows for a date still clears that date. Returns
+    the inserted row count per table. Rows must be the table's row type (``schemas.TABLES[t].row_type``)
+    and their ``game_date`` must be one of ``dates``.
+``append(table, rows) -> int``
+    Inserts rows (append-only tables such as ``best_bets_history``).
+``insert_run(run)`` / ``finish_run(run_id, finished_at, status, counts_json)``
+    The ``runs`` table: one row per run, completed at the end.
+``query(sql, params=None) -> list[dict]``
+    A read helper (SQL in the implementation's dialect; params positional ``?``).
+``read_table(table, game_dates=None) -> pandas.DataFrame``
+    A whole table or the given dates of a partitioned table.
+
+DuckDB allows one writer per file: a connection is opened per operation (retrying with exponential
+backoff while another process holds the lock, a clear ``WarehouseLockTimeout`` after ``lock_timeout_s``)
+and closed right after, so two concurrent runs of the same date serialise and the last one's rows are
+the final, consistent set. Tables are created from ``schemas.duckdb_ddl`` on open; columns added to a
+row type later are added to an existing table (``ALTER TABLE ... ADD COLUMN``, the simple migration).
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import datetime as dt
+import importlib
+import logging
+import os
+import random
+import time
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+
+from pipeline import schemas
+
+log = logging.getLogger(__name__)
+
+# The game_date-partitioned tables a slate run writes (replace_dates' default).
+SLATE_TABLES: tuple[str, ...] = (
+    "line_diagnostics", "gate_decisions", "predictions", "consensus", "best_bets", "filter_summary",
+    "dead_letters",
+)
+
+_ARROW_TYPES: dict[object, pa.DataType] = {
+    str: pa.string(),
+    int: pa.int64(),
+    float: pa.float64(),
+    bool: pa.bool_(),
+    dt.date: pa.date32(),
+    dt.datetime: pa.timestamp("us", tz="UTC"),
+}
+
+
+def arrow_schema(row_type: type) -> pa.Schema:
+    """The Arrow schema of a row type (same column types as ``schemas.duckdb_ddl``)."""
+    fields = []
+    for name, base, _nullable, repeated in schemas.columns(row_type):
+        typ = _ARROW_TYPES[base]
+        fields.append(pa.field(name, pa.list_(typ) if repeated else typ))
+    return pa.schema(fields)
+
+
+def rows_to_arrow(table: str, rows: Iterable[tuple]) -> pa.Table:
+    """A pyarrow Table of rows of ``schemas.TABLES[table].row_type`` (columnar, no per-row inserts)."""
+    spec = schemas.TABLES[table]
+    schema = arrow_schema(spec.row_type)
+    rows = list(rows)
+    n_fields = len(spec.row_type._fields)
+    for row in rows:
+        if type(row) is not spec.row_type and getattr(row, "_fields", None) != spec.row_type._fields:
+            raise TypeError(f"table {table!r} takes {spec.row_type.__name__} rows, got {type(row).__name__}")
+    cols = list(zip(*rows, strict=True)) if rows else [()] * n_fields
+    arrays = []
+    for field, values in zip(schema, cols, strict=True):
+        try:
+            arrays.append(pa.array(values, type=field.type))
+        except (pa.ArrowException, TypeError, ValueError) as e:
+            raise TypeError(f"table {table!r} column {field.name!r}: {e}") from e
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+class WarehouseLockTimeout(RuntimeError):
+    """The warehouse file stayed locked by another process for longer than the timeout."""
+
+
+class Warehouse(abc.ABC):
+    """The warehouse interface; see the module docstring for each method's contract."""
+
+    uri: str
+
+    @abc.abstractmethod
+    def replace_dates(
+        self,
+        dates: Iterable[dt.date],
+        rows_by_table: Mapping[str, Iterable[tuple]],
+        *,
+        protected_pick_game_ids: Collection[str] = (),
+        tables: Collection[str] | None = None,
+    ) -> dict[str, int]: ...
+
+    @abc.abstractmethod
+    def append(self, table: str, rows: Iterable[tuple]) -> int: ...
+
+    @abc.abstractmethod
+    def insert_run(self, run: schemas.RunRecord) -> None: ...
+
+    @abc.abstractmethod
+    def finish_run(self, run_id: str, finished_at: dt.datetime, status: str, counts_json: str) -> None: ...
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Iterable[Any] | None = None) -> list[dict]: ...
+
+    @abc.abstractmethod
+    def read_table(self, table: str, game_dates: Iterable[dt.date] | None = None): ...
+
+
+def _check_replace_args(dates: list[dt.date], rows_by_table: Mapping[str, Iterable[tuple]],
+                        tables: Collection[str]) -> None:
+    for t in tables:
+        spec = schemas.TABLES.get(t)
+        if spec is None:
+            raise ValueError(f"unknown table {t!r}")
+        if spec.partition != "game_date":
+            raise ValueError(f"table {t!r} is not partitioned by game_date; use append()")
+    extra = set(rows_by_table) - set(tables)
+    if extra:
+        raise ValueError(
+            f"rows given for tables not being replaced: {sorted(extra)} (tables={sorted(tables)})")
+    if not dates:
+        raise ValueError("replace_dates needs at least one date")
+
+
+class DuckDBWarehouse(Warehouse):
+    """The warehouse in one DuckDB file (the local default ``./warehouse/props.duckdb``)."""
+
+    def __init__(self, path: str, *, lock_timeout_s: float = 60.0):
+        self.path = os.path.abspath(path)
+        self.uri = f"duckdb://{self.path}"
+        self.lock_timeout_s = lock_timeout_s
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        with self._connect() as con:
+            self._create_tables(con)
+
+    # -- connections ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[Any]:
+        import duckdb
+
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(self.path)
+                break
+            except duckdb.IOException as e:
+                if "lock" not in str(e).lower():
+                    raise
+                if time.monotonic() >= deadline:
+                    raise WarehouseLockTimeout(
+                        f"warehouse {self.path} is locked by another process for more than "
+                        f"{self.lock_timeout_s:.0f} s: {e}") from e
+                time.sleep(min(delay * (1 + random.random()), max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 2, 2.0)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+    @staticmethod
+    def _create_tables(con: Any) -> None:
+        for spec in schemas.TABLES.values():
+            con.execute(schemas.duckdb_ddl(spec))
+            existing = {r[0] for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [spec.name]
+            ).fetchall()}
+            ddl_cols = schemas.duckdb_ddl(spec).split("(", 1)[1].rsplit(")", 1)[0]
+            for col_def in ddl_cols.split(", "):
+                name = col_def.split('"')[1]
+                if name not in existing:
+                    con.execute(f'ALTER TABLE "{spec.name}" ADD COLUMN {col_def}')
+
+    @staticmethod
+    def _insert(con: Any, table: str, rows: list[tuple]) -> int:
+        if not rows:
+            return 0
+        data = rows_to_arrow(table, rows)
+        view = f"_new_{table}"
+        con.register(view, data)
+        try:
+            cols = ", ".join(f'"{c}"' for c in data.column_names)
+            con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{view}"')
+        finally:
+            con.unregister(view)
+        return len(rows)
+
+    # -- the interface -------------------------------------------------------------------------
+
+    def replace_dates(
+        self,
+        dates: Iterable[dt.date],
+        rows_by_table: Mapping[str, Iterable[tuple]],
+        *,
+        protected_pick_game_ids: Collection[str] = (),
+        tables: Collection[str] | None = None,
+    ) -> dict[str, int]:
+        dates = sorted(set(dates))
+        tables = tuple(SLATE_TABLES if tables is None else tables)
+        _check_replace_args(dates, rows_by_table, tables)
+        date_set = set(dates)
+        protected = set(protected_pick_game_ids)
+        staged: dict[str, list[tuple]] = {}
+        skipped = 0
+        for t in tables:
+            rows = list(rows_by_table.get(t, ()))
+            for row in rows:
+                if row.game_date not in date_set:
+                    raise ValueError(f"{t} row for {row.game_date} outside the replaced dates {dates}")
+            if t == "best_bets" and protected:
+                kept = [r for r in rows if r.game_id not in protected]
+                skipped += len(rows) - len(kept)
+                rows = kept
+            staged[t] = rows
+        # Build the Arrow tables before taking the lock, so type errors never hold it.
+        for t, rows in staged.items():
+            rows_to_arrow(t, rows)
+        counts: dict[str, int] = {}
+        placeholders = ", ".join("?" for _ in dates)
+        with self._connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for t in tables:
+                    sql = f'DELETE FROM "{t}" WHERE game_date IN ({placeholders})'
+                    params: list[Any] = list(dates)
+                    if t == "best_bets" and protected:
+                        sql += f" AND game_id NOT IN ({', '.join('?' for _ in protected)})"
+                        params += sorted(protected)
+                    con.execute(sql, params)
+                    counts[t] = self._insert(con, t, staged[t])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        if skipped:
+            counts["best_bets_protected_skipped"] = skipped
+            log.info("kept %d stored picks of started games; skipped their new versions", skipped)
+        return counts
+
+    def append(self, table: str, rows: Iterable[tuple]) -> int:
+        rows = list(rows)
+        rows_to_arrow(table, rows)
+        with self._connect() as con:
+            return self._insert(con, table, rows)
+
+    def insert_run(self, run: schemas.RunRecord) -> None:
+        self.append("runs", [run])
+
+    def finish_run(self, run_id: str, finished_at: dt.datetime, status: str, counts_json: str) -> None:
+        with self._connect() as con:
+            con.execute("UPDATE runs SET finished_at = ?, status = ?, counts = ? WHERE run_id = ?",
+                        [finished_at, status, counts_json, run_id])
+
+    def query(self, sql: str, params: Iterable[Any] | None = None) -> list[dict]:
+        with self._connect() as con:
+            cur = con.execute(sql, list(params) if params is not None else None)
+            names = [d[0] for d in cur.description] if cur.description else []
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def read_table(self, table: str, game_dates: Iterable[dt.date] | None = None):
+        spec = schemas.TABLES.get(table)
+        if spec is None:
+            raise ValueError(f"unknown table {table!r}")
+        sql = f'SELECT * FROM "{table}"'
+        params: list[Any] = []
+        if game_dates is not None:
+            if spec.partition != "game_date":
+                raise ValueError(f"table {table!r} has no game_date partition")
+            params = sorted(set(game_dates))
+            if not params:
+                sql += " WHERE false"
+            else:
+                sql += f" WHERE game_date IN ({', '.join('?' for _ in params)})"
+        with self._connect() as con:
+            return con.sql(sql, params=params or None).to_arrow_table().to_pandas()
+
+
+def open_warehouse(uri: str, **kwargs: Any) -> Warehouse:
+    """The warehouse for a URI (see the module docstring); keyword arguments go to the implementation."""
+    if uri.startswith("bigquery://"):
+        target = uri[len("bigquery://"):]
+        project, _, dataset = target.partition(".")
+        if not project or not dataset:
+            raise ValueError(f"expected bigquery://PROJECT.DATASET, got {uri!r}")
+        try:
+            bigquery = importlib.import_module("pipeline.io.bigquery")  # optional module, added later
+        except ModuleNotFoundError as e:
+            if e.name != "pipeline.io.bigquery":
+                raise
+            raise NotImplementedError(
+                f"{uri}: the BigQuery warehouse (pipeline/io/bigquery.py) is not implemented yet; "
+                "use duckdb:///path/props.duckdb") from None
+        return bigquery.BigQueryWarehouse(project, dataset, **kwargs)
+    if uri.startswith("duckdb://"):
+        path = uri[len("duckdb://"):]
+    elif "://" in uri:
+        raise ValueError(f"unsupported warehouse URI {uri!r}: expected duckdb:///PATH, a path, "
+                         "or bigquery://PROJECT.DATASET")
+    else:
+        path = uri
+    if not path:
+        raise ValueError(f"warehouse URI {uri!r} has no path")
+    return DuckDBWarehouse(path, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------
+# The Beam sink
+# ------------------------------------------------------------------------------------------------
+
+
+class ReplaceDateFn(beam.DoFn):
+    """One call per date: replaces that date's rows of every table in one transaction."""
+
+    def __init__(self, warehouse_uri: str, protected: Mapping[str, Collection[str]],
+                 tables: Collection[str] | None):
+        self.warehouse_uri = warehouse_uri
+        self.protected = {k: tuple(v) for k, v in protected.items()}
+        self.tables = tuple(tables) if tables is not None else None
+        self._warehouse: Warehouse | None = None
+
+    def setup(self):
+        self._warehouse = open_warehouse(self.warehouse_uri)
+
+    def process(self, element):
+        date_iso, grouped = element
+        if not grouped["dates"]:
+            raise ValueError(f"rows for {date_iso}, which is not one of the run's dates")
+        rows_by_table: dict[str, list[tuple]] = {}
+        for table, row in grouped["rows"]:
+            rows_by_table.setdefault(table, []).append(row)
+        counts = self._warehouse.replace_dates(
+            [dt.date.fromisoformat(date_iso)], rows_by_table,
+            protected_pick_game_ids=self.protected.get(date_iso, ()), tables=self.tables)
+        yield dt.date.fromisoformat(date_iso), counts
+
+
+class WriteToWarehouse(beam.PTransform):
+    """Writes ``(table_name, row)`` pairs, replacing each run date atomically.
+
+    Args:
+        warehouse_uri: see :func:`open_warehouse`.
+        dates: the run's game dates; each is replaced even when no rows arrive for it (a zero-pick
+            re-run clears stale picks).
+        protected_pick_game_ids: per date, game ids whose stored picks must not change (started games).
+        tables: tables to replace (default ``SLATE_TABLES``).
+
+    Rows are keyed by their ``game_date``; a row without one (``None`` or no such field) goes to the
+    first run date (the only one in a slate run). A row of a date outside ``dates`` fails the step.
+
+    Returns:
+        A PCollection of ``(date, {table: inserted rows})``, one per run date, for the run summary.
+    """
+
+    def __init__(self, warehouse_uri: str, dates: Iterable[dt.date],
+                 protected_pick_game_ids: Mapping[dt.date, Collection[str]] | None = None,
+                 tables: Collection[str] | None = None):
+        super().__init__()
+        self.warehouse_uri = warehouse_uri
+        self.dates = sorted(set(dates))
+        if not self.dates:
+            raise ValueError("WriteToWarehouse needs at least one date")
+        self.protected = {d.isoformat(): tuple(ids) for d, ids in (protected_pick_game_ids or {}).items()}
+        self.tables = tables
+
+    def expand(self, pcoll):
+        first = self.dates[0].isoformat()
+
+        def key_by_date(pair):
+            table, row = pair
+            d = getattr(row, "game_date", None)
+            return (d.isoformat() if d is not None else first), (table, row)
+
+        keyed = pcoll | "KeyByDate" >> beam.Map(key_by_date)
+        dates = pcoll.pipeline | "RunDates" >> beam.Create(
+            [(d.isoformat(), True) for d in self.dates])
+        return (
+            {"rows": keyed, "dates": dates}
+            | "GroupByDate" >> beam.CoGroupByKey()
+            | "ReplaceDates" >> beam.ParDo(ReplaceDateFn(self.warehouse_uri, self.protected, self.tables))
+        )

@@ -1,0 +1,175 @@
+"""Tests for pipeline.io.exports: the numeric policy, the documents, the writers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from decimal import Decimal
+
+import apache_beam as beam
+import numpy as np
+import pandas as pd
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipeline import schemas
+from pipeline.io.exports import (
+    ADMIN_FIELDS,
+    BEST_BETS_FIELDS,
+    PUBLIC_PICK_FIELDS,
+    WriteExports,
+    admin_picks_document,
+    best_bets_document,
+    dumps,
+    edge_distribution,
+    to_jsonable,
+    write_json,
+)
+
+os.environ.setdefault("NO_GCE_CHECK", "true")
+
+UTC = dt.UTC
+D1 = dt.date(2026, 2, 22)
+D2 = dt.date(2026, 2, 23)
+GENERATED = dt.datetime(2026, 2, 22, 17, 0, tzinfo=UTC)
+
+
+def pick(pick_id: str, rank: int = 1, status: str = "active", edge: float = 5.56) -> schemas.Pick:
+    return schemas.Pick(
+        pick_id=pick_id, game_date=D1, game_id="20260222_LAL_BOS", player_lookup=f"p{pick_id}",
+        player_name=f"Player {pick_id}", team_abbr="LAL", opponent_team_abbr="BOS",
+        tipoff_utc=dt.datetime(2026, 2, 23, 0, 30, tzinfo=UTC), rank=rank, direction="OVER", line=24.5,
+        line_book="draftkings", line_snapshot_ts=None, consensus_edge=edge, predicted_points=30.061,
+        agreement=0.8, n_families=3, n_models=5, dispersion=0.4, confidence=0.8, model_ids=("m1", "m2"),
+        signals=("high_edge",), signal_details='{"high_edge": {"confidence": 0.56}}',
+        filter_audit='{"edge_floor": "pass"}', pick_angles=("High conviction: edge 5.6 pts",),
+        ultra_tier=True, ultra_criteria='{"v12_mae_edge": 6.5}', status=status, version=1)
+
+
+def consensus(edge: float | None, line: float | None = 20.5) -> schemas.Consensus:
+    return schemas.Consensus(
+        game_date=D1, game_id="20260222_LAL_BOS", player_lookup="x", line=line, line_book=None,
+        line_snapshot_ts=None, consensus_edge=edge, consensus_prediction=None, direction=None, n_families=1,
+        n_models=1, agreement=None, dispersion=None, max_edge_model_id=None, max_edge=None,
+        family_edges='{"v12_mae": 1.0}', model_ids=("m1",), mean_confidence=None, method="mean")
+
+
+SUMMARY = schemas.FilterSummary(game_date=D1, total_candidates=12, passed=1, rejected='{"edge_floor": 11}')
+
+
+def test_numeric_policy_round_trip():
+    value = {
+        "dec": Decimal("1.50"), "dec_int": Decimal("2.000"), "nan": float("nan"), "inf": float("-inf"),
+        "dec_nan": Decimal("NaN"), "np_f": np.float64(2.5), "np_i": np.int64(3), "np_nan": np.float32("nan"),
+        "np_arr": np.array([1, 2]), "date": D1, "naive": dt.datetime(2026, 2, 22, 18, 0),
+        "offset": dt.datetime(2026, 2, 22, 13, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+        "pd_ts": pd.Timestamp("2026-02-22 18:00:00.5", tz="UTC"), "na": pd.NA, "nat": pd.NaT,
+        "tuple": (1, "a"), date_key(): 1,
+    }
+    text = dumps(value)
+    assert "NaN" not in text and "Infinity" not in text
+    back = json.loads(text)
+    assert back == {
+        "dec": 1.5, "dec_int": 2, "nan": None, "inf": None, "dec_nan": None, "np_f": 2.5, "np_i": 3,
+        "np_nan": None, "np_arr": [1, 2], "date": "2026-02-22", "naive": "2026-02-22T18:00:00Z",
+        "offset": "2026-02-22T18:00:00Z", "pd_ts": "2026-02-22T18:00:00.500000Z", "na": None, "nat": None,
+        "tuple": [1, "a"], "2026-02-23": 1,
+    }
+    assert type(back["dec_int"]) is int and type(back["np_i"]) is int
+
+
+def date_key():
+    return D2
+
+
+def test_namedtuple_json_fields_parsed():
+    out = to_jsonable(pick("a"))
+    assert out["signal_details"] == {"high_edge": {"confidence": 0.56}}
+    assert out["ultra_criteria"] == {"v12_mae_edge": 6.5} and out["model_ids"] == ["m1", "m2"]
+    assert out["tipoff_utc"] == "2026-02-23T00:30:00Z" and out["game_date"] == "2026-02-22"
+    assert to_jsonable(consensus(1.0))["family_edges"] == {"v12_mae": 1.0}
+    assert to_jsonable(SUMMARY)["rejected"] == {"edge_floor": 11}
+    with pytest.raises(TypeError, match="cannot export"):
+        to_jsonable(object())
+
+
+def test_empty_date_document_is_complete():
+    doc = best_bets_document(D1, [], None, generated_at=GENERATED, policy_version="p1", record=None,
+                             ultra_public=False, consensus=None)
+    assert list(doc) == list(BEST_BETS_FIELDS)
+    assert doc["picks"] == [] and doc["total_picks"] == 0 and doc["record"] is None
+    assert doc["date"] == "2026-02-22" and doc["generated_at"] == "2026-02-22T17:00:00Z"
+    assert doc["edge_distribution"] == {"0-2": 0, "2-3": 0, "3-5": 0, "5-7": 0, "7+": 0}
+    json.dumps(doc, allow_nan=False)
+
+
+def test_best_bets_document_contract_fields():
+    picks = [pick("b", rank=2, edge=-7.25), pick("a", rank=1), pick("w", rank=3, status="withdrawn")]
+    doc = best_bets_document(D1, picks, SUMMARY, generated_at=GENERATED, policy_version="p1",
+                             record={"season": {"w": 10, "l": 5}}, ultra_public=False,
+                             consensus=[consensus(5.56), consensus(-7.25), consensus(1.0, line=None)])
+    assert list(doc) == list(BEST_BETS_FIELDS)
+    assert doc["total_picks"] == 2 and [p["pick_id"] for p in doc["picks"]] == ["a", "b"]
+    first = doc["picks"][0]
+    assert tuple(first) == PUBLIC_PICK_FIELDS
+    assert first["player"] == "Player a" and first["team"] == "LAL" and first["opponent"] == "BOS"
+    assert first["game_time"] == "2026-02-23T00:30:00Z" and first["edge"] == 5.56
+    assert first["prediction"] == 30.06 and first["angles"] == ["High conviction: edge 5.6 pts"]
+    assert doc["filter_summary"] == {"total_candidates": 12, "passed": 1, "rejected": {"edge_floor": 11}}
+    assert doc["edge_distribution"] == {"0-2": 0, "2-3": 0, "3-5": 0, "5-7": 1, "7+": 1}
+    assert doc["record"] == {"season": {"w": 10, "l": 5}}
+    public = best_bets_document(D1, picks, SUMMARY, generated_at=GENERATED, policy_version="p1",
+                                record=None, ultra_public=True, consensus=None)
+    assert public["picks"][0]["ultra_tier"] is True
+
+
+def test_edge_distribution_bucket_bounds():
+    rows = [consensus(e) for e in (0.0, 1.99, 2.0, -2.99, 3.0, 4.99, 5.0, -6.99, 7.0, 12.0)]
+    rows += [consensus(None), consensus(float("nan"))]
+    assert edge_distribution(rows) == {"0-2": 2, "2-3": 2, "3-5": 2, "5-7": 2, "7+": 2}
+
+
+def test_admin_document_has_every_pick_field():
+    doc = admin_picks_document(D1, [pick("w", status="withdrawn"), pick("a")], SUMMARY,
+                               gate_counts={"viable": 10, "injury_out": 2},
+                               diagnostics_counts={"NO_PROP_LINE": 3}, generated_at=GENERATED,
+                               policy_version="p1")
+    assert list(doc) == list(ADMIN_FIELDS)
+    assert doc["total_picks"] == 2 and set(doc["picks"][0]) == set(schemas.Pick._fields)
+    assert doc["picks"][1]["filter_audit"] == {"edge_floor": "pass"}
+    assert doc["gate_counts"] == {"viable": 10, "injury_out": 2}
+    empty = admin_picks_document(D1, [], None, gate_counts={}, diagnostics_counts={}, generated_at=GENERATED,
+                                 policy_version="p1")
+    assert empty["picks"] == [] and empty["filter_summary"] is None
+
+
+def test_write_json_local_atomic(tmp_path):
+    uri = str(tmp_path / "best-bets" / "latest.json")
+    write_json(uri, {"a": Decimal("1.5"), "d": D1}, cache_control="public, max-age=60")
+    write_json(uri, {"a": 2})
+    assert json.loads(open(uri).read()) == {"a": 2}
+    assert os.listdir(tmp_path / "best-bets") == ["latest.json"]  # no temporary files left
+
+
+def test_write_exports_every_date(tmp_path):
+    exports = str(tmp_path / "exports")
+    with TestPipeline(runner="FnApiRunner") as p:
+        bundles = p | beam.Create([
+            ("2026-02-22", {"picks": [pick("a")], "filter_summary": [SUMMARY], "consensus": [consensus(5.56)],
+                            "gate_counts": [{"viable": 3}, {"viable": 1}], "diagnostics_counts": {}}),
+        ])
+        out = bundles | WriteExports(exports, dates=[D1, D2], policy_version="p1", generated_at=GENERATED)
+        assert_that(out | beam.Map(lambda kv: (kv[0], len(kv[1]))), equal_to([(D1, 2), (D2, 3)]))
+
+    def read(rel):
+        with open(os.path.join(exports, rel)) as f:
+            return json.load(f)
+
+    assert read("best-bets/2026-02-22.json")["total_picks"] == 1
+    assert read("admin/picks/2026-02-22.json")["gate_counts"] == {"viable": 4}
+    empty = read("best-bets/2026-02-23.json")
+    assert empty["picks"] == [] and list(empty) == list(BEST_BETS_FIELDS)
+    assert read("best-bets/latest.json") == empty  # the latest date of the run
+    assert read("admin/picks/2026-02-23.json")["total_picks"] == 0

@@ -1,0 +1,151 @@
+"""Tests for pipeline.io.files: partition listing, bulk reads, dead letters, the Beam source."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipeline import schemas
+from pipeline.io.files import ReadInputs, input_files, partition_date, read_rows_local
+
+os.environ.setdefault("NO_GCE_CHECK", "true")
+
+UTC = dt.UTC
+D1 = dt.date(2026, 2, 22)
+D2 = dt.date(2026, 2, 23)
+
+
+def _odds_table(n: int, game_date: dt.date, bad_game_id_at: int | None = None) -> pa.Table:
+    ts0 = dt.datetime(game_date.year, game_date.month, game_date.day, 15, tzinfo=UTC)
+    gid = f"{game_date:%Y%m%d}_LAL_BOS"
+    return pa.table({
+        "player_lookup": [f"player{i}" for i in range(n)],
+        "player_name": [f"Player {i}" for i in range(n)],
+        "game_id": ["bad" if i == bad_game_id_at else gid for i in range(n)],
+        "game_date": pa.array([game_date] * n, pa.date32()),
+        "book": ["draftkings"] * n,
+        "line": [20.5 + i for i in range(n)],
+        "over_price": pa.array([-110] * n, pa.int64()),
+        "under_price": pa.array([-110] * n, pa.int64()),
+        "snapshot_ts": pa.array([ts0 + dt.timedelta(minutes=i) for i in range(n)],
+                                pa.timestamp("us", tz="UTC")),
+        "source_api": ["odds_api"] * n,
+    })
+
+
+def _schedule_line(game_id: str, status: str = "scheduled") -> str:
+    return json.dumps({
+        "game_id": game_id, "game_date": "2026-02-22", "tipoff_utc": "2026-02-23T00:30:00Z",
+        "home_team": "BOS", "away_team": "LAL", "status": status, "new_game_date": None,
+        "event_ts": "2026-02-22T12:00:00Z",
+    })
+
+
+@pytest.fixture()
+def inputs(tmp_path):
+    root = tmp_path / "inputs"
+    d1 = root / "odds" / "game_date=2026-02-22"
+    d1.mkdir(parents=True)
+    pq.write_table(_odds_table(3, D1, bad_game_id_at=2), d1 / "part-000.parquet")
+    pq.write_table(_odds_table(2, D1), d1 / "part-001.parquet")
+    # A truncated parquet file: one dead letter naming the file.
+    (d1 / "part-002.parquet").write_bytes((d1 / "part-001.parquet").read_bytes()[:100])
+    d2 = root / "odds" / "game_date=2026-02-23"
+    d2.mkdir(parents=True)
+    pq.write_table(_odds_table(4, D2), d2 / "part-000.parquet")
+
+    s1 = root / "schedule" / "game_date=2026-02-22"
+    s1.mkdir(parents=True)
+    good = _schedule_line("20260222_LAL_BOS")
+    (s1 / "part-000.jsonl").write_text(
+        good + "\n"
+        + "\n"  # blank lines are skipped
+        + "{not json\n"
+        + _schedule_line("20260222_LAL_BOS", status="xyz") + "\n"
+        + good[: len(good) // 2]  # cut mid-line (a truncated file)
+    )
+    with gzip.open(s1 / "part-001.jsonl.gz", "wt") as f:
+        f.write(_schedule_line("20260222_NYK_MIA", status="FINAL") + "\n")
+    return str(root)
+
+
+def test_input_files_lists_only_requested_dates(inputs):
+    files = input_files(inputs, "odds", [D1])
+    assert [os.path.basename(f) for f in files] == [f"part-00{i}.parquet" for i in range(3)]
+    assert len(input_files(inputs, "odds", [D1, D2])) == 4
+    assert input_files(inputs, "odds", [dt.date(2026, 3, 1)]) == []  # missing folder: no files
+    assert input_files(inputs, "injuries", [D1]) == []
+    assert partition_date(files[0]) == D1
+
+
+def test_input_files_rejects_unknown_suffix_and_kind(inputs):
+    (open(os.path.join(inputs, "odds", "game_date=2026-02-22", "part-009.csv"), "w")).close()
+    with pytest.raises(ValueError, match="unsupported input file"):
+        input_files(inputs, "odds", [D1])
+    with pytest.raises(ValueError, match="unknown input kind"):
+        input_files(inputs, "bets", [D1])
+
+
+def test_read_parquet_rows_and_dead_letters(inputs):
+    rows, dead = read_rows_local(inputs, "odds", [D2])
+    assert len(rows) == 4 and not dead
+    assert all(isinstance(r, schemas.OddsSnapshot) for r in rows)
+    assert rows[1].snapshot_ts == dt.datetime(2026, 2, 23, 15, 1, tzinfo=UTC)
+    assert rows[0].snapshot_ts.tzinfo is UTC and rows[0].game_date == D2
+
+    rows, dead = read_rows_local(inputs, "odds", [D1])
+    assert len(rows) == 4
+    errors = sorted(d.error for d in dead)
+    assert len(dead) == 2
+    assert errors[0] == "game_id: expected YYYYMMDD_AWAY_HOME, got 'bad'"
+    assert errors[1].startswith("unreadable parquet file") and "part-002.parquet" in errors[1]
+    bad_row = next(d for d in dead if d.error.startswith("game_id"))
+    assert bad_row.source == "odds" and bad_row.step == "parse" and bad_row.game_date == D1
+    assert json.loads(bad_row.payload)["player_lookup"] == "player2"
+    assert bad_row.event_ts == dt.datetime(2026, 2, 22, 15, 2, tzinfo=UTC)
+
+
+def test_read_jsonl_dead_letters(inputs):
+    rows, dead = read_rows_local(inputs, "schedule", [D1])
+    assert sorted(r.game_id for r in rows) == ["20260222_LAL_BOS", "20260222_NYK_MIA"]
+    assert {r.status for r in rows} == {"scheduled", "final"}
+    by_line = {d.error.split(":")[0]: d for d in dead}
+    assert set(by_line) == {"line 3", "line 4", "line 5"}
+    assert "malformed JSON" in by_line["line 3"].error and by_line["line 3"].payload == "{not json"
+    assert by_line["line 4"].error.startswith("line 4: status: unknown 'xyz'")
+    assert by_line["line 4"].event_ts == dt.datetime(2026, 2, 22, 12, tzinfo=UTC)
+    assert "malformed JSON" in by_line["line 5"].error  # the truncated last line
+    assert all(d.game_date == D1 and d.source == "schedule" for d in dead)
+
+
+def test_read_inputs_transform(inputs):
+    with TestPipeline(runner="FnApiRunner") as p:
+        rows, dead = p | ReadInputs(inputs, "odds", [D1, D2])
+        stamped = rows | beam.Map(lambda r, ts=beam.DoFn.TimestampParam: (r.player_lookup, r.game_date,
+                                                                            float(ts)))
+        expected = [
+            (f"player{i}", d, dt.datetime(d.year, d.month, d.day, 15, i, tzinfo=UTC).timestamp())
+            for d, n, skip in ((D1, 3, 2), (D1, 2, None), (D2, 4, None)) for i in range(n) if i != skip
+        ]
+        assert_that(stamped, equal_to(expected), label="RowsAtEventTime")
+        assert_that(dead | beam.Map(lambda d: (d.source, d.game_date, d.error.split(" ")[0])),
+                    equal_to([("odds", D1, "game_id:"), ("odds", D1, "unreadable")]), label="DeadLetters")
+    metrics = p.result.metrics().query()["counters"]
+    totals = {m.key.metric.name: m.committed for m in metrics}
+    assert totals["odds_rows"] == 8 and totals["odds_dead_letters"] == 2
+
+
+def test_read_inputs_no_files(tmp_path):
+    with TestPipeline(runner="FnApiRunner") as p:
+        read = p | ReadInputs(str(tmp_path), "injuries", [D1])
+        assert_that(read.rows, equal_to([]), label="NoRows")
+        assert_that(read.dead_letters, equal_to([]), label="NoDead")

@@ -1,0 +1,215 @@
+"""Tests for pipeline.io.warehouse: idempotent per-date replacement in DuckDB, runs, the Beam sink."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+
+import duckdb
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipeline import schemas
+from pipeline.io.warehouse import (
+    DuckDBWarehouse,
+    WarehouseLockTimeout,
+    WriteToWarehouse,
+    open_warehouse,
+    rows_to_arrow,
+)
+
+os.environ.setdefault("NO_GCE_CHECK", "true")
+
+UTC = dt.UTC
+D1 = dt.date(2026, 2, 22)
+D2 = dt.date(2026, 2, 23)
+
+
+def pick(pick_id: str, game_date: dt.date = D1, game_id: str = "20260222_LAL_BOS", rank: int = 1,
+         run_id: str = "r1") -> schemas.Pick:
+    return schemas.Pick(
+        pick_id=pick_id, game_date=game_date, game_id=game_id, player_lookup=f"p_{pick_id}",
+        player_name="P", team_abbr="LAL", opponent_team_abbr="BOS",
+        tipoff_utc=dt.datetime(2026, 2, 23, 0, 30, tzinfo=UTC), rank=rank, direction="OVER", line=24.5,
+        line_book="draftkings", line_snapshot_ts=dt.datetime(2026, 2, 22, 17, 59, 59, 123456, tzinfo=UTC),
+        consensus_edge=5.5, predicted_points=30.0, agreement=1.0, n_families=3, n_models=5, dispersion=0.4,
+        confidence=0.8, model_ids=("m1", "m2"), signals=("high_edge", "book_disagreement"),
+        signal_details='{"high_edge": 0.55}', filter_audit="{}", pick_angles=(), ultra_tier=False,
+        ultra_criteria="{}", status="active", version=1, run_id=run_id)
+
+
+def summary(game_date: dt.date = D1, passed: int = 1) -> schemas.FilterSummary:
+    return schemas.FilterSummary(game_date=game_date, total_candidates=10, passed=passed,
+                                 rejected=json.dumps({"edge_floor": 10 - passed}), run_id="r1")
+
+
+@pytest.fixture()
+def wh(tmp_path) -> DuckDBWarehouse:
+    return open_warehouse(f"duckdb://{tmp_path}/sub/props.duckdb")
+
+
+def _count(wh, table, where="true"):
+    return wh.query(f"SELECT count(*) AS n FROM {table} WHERE {where}")[0]["n"]
+
+
+def test_open_creates_every_table(wh, tmp_path):
+    assert os.path.exists(tmp_path / "sub" / "props.duckdb")
+    names = {r["table_name"] for r in wh.query("SELECT table_name FROM information_schema.tables")}
+    assert set(schemas.TABLES) <= names
+    assert isinstance(open_warehouse(str(tmp_path / "bare.duckdb")), DuckDBWarehouse)
+
+
+def test_open_warehouse_uris(tmp_path):
+    with pytest.raises(ValueError, match="PROJECT.DATASET"):
+        open_warehouse("bigquery://proj")
+    with pytest.raises(ValueError, match="unsupported warehouse URI"):
+        open_warehouse("s3://bucket/x.duckdb")
+
+
+def test_rerun_replaces_without_duplicates(wh):
+    rows = {"best_bets": [pick("a"), pick("b", rank=2)], "filter_summary": [summary(passed=2)]}
+    first = wh.replace_dates([D1], rows)
+    before = wh.read_table("best_bets", [D1]).sort_values("pick_id").reset_index(drop=True)
+    second = wh.replace_dates([D1], rows)
+    after = wh.read_table("best_bets", [D1]).sort_values("pick_id").reset_index(drop=True)
+    assert first == second and first["best_bets"] == 2 and first["predictions"] == 0
+    assert before.equals(after)
+    assert _count(wh, "best_bets") == 2 and _count(wh, "filter_summary") == 1
+
+
+def test_zero_pick_rerun_clears_only_that_date(wh):
+    other = pick("z", game_date=D2, game_id="20260223_NYK_MIA")
+    wh.replace_dates([D1, D2], {"best_bets": [pick("a"), other]})
+    counts = wh.replace_dates([D1], {"filter_summary": [summary(passed=0)]})
+    assert counts["best_bets"] == 0
+    assert _count(wh, "best_bets", f"game_date = DATE '{D1}'") == 0
+    assert _count(wh, "best_bets", f"game_date = DATE '{D2}'") == 1  # another date untouched
+    assert wh.read_table("filter_summary", [D1])["passed"].tolist() == [0]
+
+
+def test_protected_picks_survive(wh):
+    started, later = "20260222_LAL_BOS", "20260222_NYK_MIA"
+    wh.replace_dates([D1], {"best_bets": [pick("a", game_id=started), pick("b", game_id=later)]})
+    counts = wh.replace_dates([D1], {"best_bets": [pick("a2", game_id=started, run_id="r2")]},
+                              protected_pick_game_ids=[started])
+    got = wh.query("SELECT pick_id, run_id FROM best_bets ORDER BY pick_id")
+    assert got == [{"pick_id": "a", "run_id": "r1"}]  # locked pick kept, unprotected b cleared
+    assert counts["best_bets"] == 0 and counts["best_bets_protected_skipped"] == 1
+
+
+def test_types_round_trip(wh):
+    p = pick("a")
+    wh.replace_dates([D1], {"best_bets": [p]})
+    row = wh.query("SELECT * FROM best_bets")[0]
+    assert row["model_ids"] == ["m1", "m2"] and row["pick_angles"] == []
+    assert row["game_date"] == D1
+    assert row["line_snapshot_ts"] == p.line_snapshot_ts  # microseconds and UTC kept
+    assert row["line_snapshot_ts"].utcoffset() == dt.timedelta(0)
+    df = wh.read_table("best_bets", [D1])
+    assert list(df.loc[0, "signals"]) == ["high_edge", "book_disagreement"]
+    assert df.loc[0, "tipoff_utc"].to_pydatetime() == p.tipoff_utc
+    assert df.loc[0, "game_date"] == D1
+
+
+def test_bad_rows_rejected_before_writing(wh):
+    wh.replace_dates([D1], {"best_bets": [pick("a")]})
+    with pytest.raises(TypeError, match="takes Pick rows"):
+        wh.replace_dates([D1], {"best_bets": [summary()]})
+    with pytest.raises(ValueError, match="outside the replaced dates"):
+        wh.replace_dates([D1], {"best_bets": [pick("x", game_date=D2)]})
+    with pytest.raises(ValueError, match="not being replaced"):
+        wh.replace_dates([D1], {"runs": []})
+    assert _count(wh, "best_bets") == 1  # nothing changed
+
+
+def test_runs_insert_and_finish(wh):
+    started = dt.datetime(2026, 2, 22, 18, tzinfo=UTC)
+    wh.insert_run(schemas.RunRecord(run_id="r1", command="run", options="{}", policy_version="p1",
+                                    registry_digest=None, started_at=started, finished_at=None,
+                                    status="running", counts="{}", game_date=D1))
+    wh.finish_run("r1", started + dt.timedelta(minutes=3), "succeeded", '{"best_bets": 2}')
+    row = wh.query("SELECT * FROM runs WHERE run_id = ?", ["r1"])[0]
+    assert row["status"] == "succeeded" and json.loads(row["counts"]) == {"best_bets": 2}
+    assert row["finished_at"] == started + dt.timedelta(minutes=3)
+    assert len(wh.read_table("runs")) == 1
+
+
+def test_migration_adds_new_columns(tmp_path):
+    path = str(tmp_path / "old.duckdb")
+    con = duckdb.connect(path)
+    con.execute('CREATE TABLE filter_summary ("game_date" DATE, "total_candidates" BIGINT)')
+    con.execute("INSERT INTO filter_summary VALUES (DATE '2026-02-21', 5)")
+    con.close()
+    wh = open_warehouse(path)
+    cols = {r["column_name"] for r in wh.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'filter_summary'")}
+    assert set(schemas.FilterSummary._fields) <= cols
+    wh.replace_dates([D1], {"filter_summary": [summary()]})
+    assert _count(wh, "filter_summary") == 2
+
+
+def _concurrent_writer(path: str, run_id: str) -> None:
+    """One writer process: replaces D1's predictions three times with its own rows."""
+    wh = open_warehouse(path)
+    rows = [schemas.Prediction(D1, "20260222_LAL_BOS", f"p{i}", "m1", "v12_mae", "v12", 20.0 + i % 7, 20.5,
+                               "draftkings", None, -0.5, "UNDER", 0.7, run_id=run_id) for i in range(20000)]
+    for _ in range(3):
+        wh.replace_dates([D1], {"predictions": rows})
+
+
+@pytest.mark.slow
+def test_two_concurrent_writers_end_with_one_set(wh):
+    # Two OS processes (forked, so they skip the imports) write the same date at the same time.
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_concurrent_writer, args=(wh.path, run_id)) for run_id in ("A", "B")]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+        assert proc.exitcode == 0
+    got = wh.query("SELECT run_id, count(*) AS n, count(DISTINCT player_lookup) AS players "
+                   "FROM predictions GROUP BY run_id")
+    assert len(got) == 1 and got[0]["n"] == 20000 and got[0]["players"] == 20000
+
+
+def test_lock_timeout_is_clear(tmp_path):
+    path = str(tmp_path / "locked.duckdb")
+    open_warehouse(path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('locked', flush=True); time.sleep(30)", path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(WarehouseLockTimeout, match="locked by another process"):
+            DuckDBWarehouse(path, lock_timeout_s=0.5)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_rows_to_arrow_empty_and_typed():
+    table = rows_to_arrow("best_bets", [])
+    assert table.num_rows == 0 and table.schema.field("model_ids").type.value_type.equals(
+        rows_to_arrow("best_bets", [pick("a")]).schema.field("model_ids").type.value_type)
+
+
+def test_write_to_warehouse_replaces_each_date(wh):
+    old2 = pick("old2", game_date=D2, game_id="20260223_NYK_MIA")
+    wh.replace_dates([D1, D2], {"best_bets": [pick("old1"), old2]})
+    uri = wh.uri
+    with TestPipeline(runner="FnApiRunner") as p:
+        import apache_beam as beam
+
+        pairs = p | beam.Create([("best_bets", pick("new1")), ("filter_summary", summary()),
+                                 ("filter_summary", summary(game_date=D2, passed=0))])
+        out = pairs | WriteToWarehouse(uri, [D1, D2])
+        assert_that(out | beam.Map(lambda kv: (kv[0], kv[1]["best_bets"], kv[1]["filter_summary"])),
+                    equal_to([(D1, 1, 1), (D2, 0, 1)]))
+    got = wh.query("SELECT pick_id FROM best_bets ORDER BY pick_id")
+    assert got == [{"pick_id": "new1"}]  # D2's stale pick cleared although no D2 pick arrived
+    assert _count(wh, "filter_summary") == 2
