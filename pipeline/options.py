@@ -128,6 +128,22 @@ class StreamOptions(PipelineOptions):
              help="Topic each pick change (created/updated/withdrawn/locked) is published to.")
         _add(parser, "debounce_seconds", type=float, default=1.0,
              help="Best bets of a date are recomputed at most once per this many seconds.")
+        _add(parser, "pubsub_emulator", default="127.0.0.1:8085",
+             help="Pub/Sub emulator HOST:PORT used locally (started with 'gcloud beta emulators pubsub start' "
+                  "when nothing listens there; topics and subscriptions are created if missing). Pass "
+                  "'none' to use the real Pub/Sub of --pubsub-project.")
+        _add(parser, "rebuild_as_of", default=None,
+             help="Stream restart: rebuild the line book, injury and schedule state from --inputs with the "
+                  "events up to this ISO-8601 UTC time (original event time) before reading the "
+                  "subscription. Default: no rebuild (fresh start).")
+        _add(parser, "speed", type=float, default=0.0,
+             help="Replay: event-time seconds per wall second (60 = one hour per minute); 0 = as fast as "
+                  "possible.")
+        _add(parser, "until", default=None,
+             help="Replay: publish only events at or before this ISO-8601 UTC time (original event time).")
+        _add(parser, "since", default=None,
+             help="Replay: publish only events after this ISO-8601 UTC time (original event time), e.g. to "
+                  "resume after a restart.")
 
 
 def parse_date(value: str | None, flag: str) -> dt.date | None:

@@ -71,6 +71,10 @@ def parse_options(argv: Sequence[str]) -> PipelineOptions:
     if unknown:
         raise OptionsError(f"unknown option(s): {' '.join(unknown)}; see --help")
     options = PipelineOptions(list(argv))
+    # Local emulator endpoints (--bigquery_endpoint / --gcs_endpoint) apply only when set explicitly.
+    from pipeline.io import cloud
+
+    cloud.configure(options)
     standard = options.view_as(StandardOptions)
     if standard.runner is None:
         standard.runner = "FnApiRunner"  # batch default: skips the Prism download attempt (beam-notes)

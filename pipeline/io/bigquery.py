@@ -1,0 +1,685 @@
+"""BigQuery: the production warehouse (every contract table) and the production raw inputs.
+
+Warehouse (``--warehouse bigquery://PROJECT.DATASET``): :class:`BigQueryWarehouse` implements the
+``pipeline.io.warehouse.Warehouse`` interface with the google-cloud-bigquery client. Tables are created
+from ``schemas.bigquery_schema`` (the typed rows), partitioned by day on ``game_date`` and clustered by
+``TableSpec.cluster``; columns added to a row type later are added to the table (schema update).
+``replace_dates`` stages the new rows with one load job per table into a per-call staging table, then runs
+ONE multi-statement transaction::
+
+    BEGIN TRANSACTION;
+    DELETE FROM t WHERE game_date IN UNNEST(@dates) [AND game_id NOT IN UNNEST(@protected)];
+    INSERT INTO t (cols) SELECT cols FROM staging_t;      -- for every table
+    COMMIT TRANSACTION;
+
+so a re-run replaces exactly the dates it covers, a zero-row re-run clears them, picks of started games are
+kept, and two concurrent runs serialise (BigQuery aborts the later transaction on a conflict; it is retried)
+leaving one consistent set. Partition decorators (``t$20260222``) are deliberately not used: DELETE+INSERT
+runs on real BigQuery and on the emulator alike.
+
+Streaming history: ``best_bets_history`` is append-only (``append``); the view ``best_bets_latest`` exposes
+the latest version of each pick without duplicates (``QUALIFY ROW_NUMBER() ... = 1``).
+
+The Beam sink: :class:`WriteToBigQueryWarehouse` takes the same ``(table, row)`` pairs as
+``warehouse.WriteToWarehouse`` and writes them with Beam's own ``WriteToBigQuery`` (explicit schemas,
+STREAMING_INSERTS into per-run staging tables), then promotes each run date from staging to the contract
+tables in one transaction per date (the same SQL as ``replace_dates``). Why staging + promote rather than
+``WRITE_TRUNCATE`` on a partition: Beam's file loads to ``t$YYYYMMDD`` replace a partition but are not
+atomic across the seven slate tables, and the emulator does not implement decorators; staging + one
+transaction gives the same idempotence, keeps the protected-picks rule, and is tested here.
+
+Inputs (``--inputs bigquery://PROJECT.DATASET``): one query per kind and run,
+``SELECT * FROM DATASET.KIND WHERE game_date IN UNNEST(@dates)`` (a partition filter), each record parsed
+by ``pipeline.io.parse.parse_record`` into the same typed rows as the file sources (NUMERIC -> Decimal ->
+float at that boundary); bad records become dead letters. :func:`raw_table_schema` is the raw tables'
+schema (the input fields; features as 55 named FLOAT64 columns; ``odds.line`` NUMERIC).
+
+Every function takes the URI or project/dataset; the client comes from ``pipeline.io.cloud`` (ADC in
+production, anonymous against the emulator after ``cloud.configure(options)``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import math
+import re
+import time
+import uuid
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+import apache_beam as beam
+
+from pipeline import schemas
+from pipeline.io import cloud
+from pipeline.io.parse import ParseError, parse_record, raw_event_time
+from pipeline.io.warehouse import SLATE_TABLES, Warehouse, _check_replace_args
+
+log = logging.getLogger(__name__)
+
+LATEST_PICKS_VIEW = "best_bets_latest"
+STAGING_PREFIX = "_staging_"
+STAGING_TTL = dt.timedelta(hours=6)
+MAX_TXN_ATTEMPTS = 6
+
+
+# ------------------------------------------------------------------------------------------------
+# Schemas and row encoding
+# ------------------------------------------------------------------------------------------------
+
+
+def table_schema(table: str) -> list:
+    """``SchemaField``s of a contract table, from its row type (``schemas.bigquery_schema``)."""
+    from google.cloud import bigquery
+
+    return [bigquery.SchemaField(f["name"], f["type"], mode=f["mode"])
+            for f in schemas.bigquery_schema(schemas.TABLES[table].row_type)]
+
+
+def beam_table_schema(table: str) -> dict:
+    """The same schema in the dict form ``beam.io.WriteToBigQuery(schema=...)`` takes."""
+    return {"fields": schemas.bigquery_schema(schemas.TABLES[table].row_type)}
+
+
+def raw_table_schema(kind: str) -> list[dict]:
+    """Schema of a raw input table: the input row's fields; features as 55 named columns."""
+    fields = []
+    for f in schemas.bigquery_schema(schemas.INPUT_KINDS[kind]):
+        if kind == "features" and f["name"] == "features":
+            fields += [{"name": n, "type": "FLOAT64", "mode": "NULLABLE"} for n in schemas.FEATURE_NAMES]
+            continue
+        if kind == "odds" and f["name"] == "line":
+            f = {**f, "type": "NUMERIC"}  # books quote half points: exact decimals upstream
+        fields.append(f)
+    return fields
+
+
+def _json_value(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return [_json_value(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return _json_value(value.item())
+    return value
+
+
+def row_to_json(row: tuple) -> dict:
+    """A typed row as a BigQuery JSON row (DATE/TIMESTAMP as ISO strings, tuples as arrays, NaN -> NULL)."""
+    return {name: _json_value(value) for name, value in zip(row._fields, row, strict=True)}
+
+
+def json_to_row(table: str, record: Mapping[str, Any]) -> tuple:
+    """A BigQuery result row back as the table's typed row (REPEATED -> tuple, NUMERIC -> float)."""
+    spec = schemas.TABLES[table]
+    values = []
+    for name, base, _nullable, repeated in schemas.columns(spec.row_type):
+        v = record.get(name)
+        if repeated:
+            v = tuple(v or ())
+        elif isinstance(v, Decimal):
+            v = float(v)
+        elif base is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        values.append(v)
+    return spec.row_type(*values)
+
+
+def _param(name: str | None, value: Any):
+    from google.cloud import bigquery
+
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value)
+        return bigquery.ArrayQueryParameter(name, _bq_type(items[0] if items else ""), items)
+    return bigquery.ScalarQueryParameter(name, _bq_type(value), value)
+
+
+def _bq_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INT64"
+    if isinstance(value, float):
+        return "FLOAT64"
+    if isinstance(value, Decimal):
+        return "NUMERIC"
+    if isinstance(value, dt.datetime):
+        return "TIMESTAMP"
+    if isinstance(value, dt.date):
+        return "DATE"
+    return "STRING"
+
+
+# ------------------------------------------------------------------------------------------------
+# The warehouse
+# ------------------------------------------------------------------------------------------------
+
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+
+def _date_list(dates: Iterable[dt.date]) -> str:
+    return ", ".join(f"DATE '{d.isoformat()}'" for d in sorted(set(dates)))
+
+
+def _string_list(values: Iterable[str]) -> str:
+    values = sorted(set(values))
+    for v in values:
+        if not _SAFE_ID.match(v):
+            raise ValueError(f"unsafe identifier in a replace script: {v!r}")
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def replace_script(project: str, dataset: str, tables: Iterable[str], staging: Mapping[str, str],
+                   dates: Iterable[dt.date], *, protected: Collection[str] = ()) -> str:
+    """The one-transaction SQL script that replaces ``dates`` of ``tables`` from staging tables.
+
+    Dates and protected game ids are inlined as literals (dates are ``datetime.date``, ids are checked
+    against ``[A-Za-z0-9_.:-]``): the emulator does not pass query parameters into script statements.
+    """
+    in_dates = f"game_date IN ({_date_list(dates)})"
+    keep = f" AND game_id NOT IN ({_string_list(protected)})" if protected else ""
+    lines = ["BEGIN TRANSACTION;"]
+    for t in tables:
+        target = f"`{project}.{dataset}.{t}`"
+        where = in_dates + (keep if t == "best_bets" else "")
+        lines.append(f"DELETE FROM {target} WHERE {where};")
+        if t in staging:
+            cols = ", ".join(f"`{c}`" for c in schemas.TABLES[t].row_type._fields)
+            src = f"`{project}.{dataset}.{staging[t]}`"
+            lines.append(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {src} WHERE {where};")
+    lines.append("COMMIT TRANSACTION;")
+    return "\n".join(lines)
+
+
+def _is_conflict(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "concurrent update" in text or "aborted due to concurrent" in text or "could not serialize" in text
+
+
+class BigQueryWarehouse(Warehouse):
+    """The warehouse in one BigQuery dataset (see the module docstring).
+
+    Args:
+      project, dataset: where the tables live (``bigquery://PROJECT.DATASET``).
+      location: the dataset location used when creating it (default ``US``).
+      create: create the dataset, the tables and the ``best_bets_latest`` view when missing.
+    """
+
+    def __init__(self, project: str, dataset: str, *, location: str = "US", create: bool = True):
+        self.project, self.dataset, self.location = project, dataset, location
+        self.uri = f"bigquery://{project}.{dataset}"
+        self.client = cloud.bigquery_client(project)
+        if create:
+            self.ensure_tables()
+
+    @classmethod
+    def from_uri(cls, uri: str, **kwargs: Any) -> BigQueryWarehouse:
+        project, dataset = cloud.parse_bigquery_uri(uri)
+        return cls(project, dataset, **kwargs)
+
+    def _ref(self, table: str) -> str:
+        return f"{self.project}.{self.dataset}.{table}"
+
+    # -- tables ---------------------------------------------------------------------------------
+
+    def ensure_tables(self) -> None:
+        """Creates the dataset, every contract table (partitioned, clustered) and the latest-picks view."""
+        from google.api_core import exceptions as gexc
+        from google.cloud import bigquery
+
+        ds = bigquery.Dataset(f"{self.project}.{self.dataset}")
+        ds.location = self.location
+        self.client.create_dataset(ds, exists_ok=True)
+        for name, spec in schemas.TABLES.items():
+            schema = table_schema(name)
+            try:
+                existing = self.client.get_table(self._ref(name))
+            except gexc.NotFound:
+                table = bigquery.Table(self._ref(name), schema=schema)
+                if spec.partition:
+                    table.time_partitioning = bigquery.TimePartitioning(
+                        type_=bigquery.TimePartitioningType.DAY, field=spec.partition)
+                if spec.cluster:
+                    table.clustering_fields = list(spec.cluster)
+                self.client.create_table(table, exists_ok=True)
+                continue
+            have = {f.name for f in existing.schema}
+            added = [f for f in schema if f.name not in have]
+            if added:  # the simple migration: new row fields become NULLABLE columns
+                existing.schema = list(existing.schema) + [
+                    bigquery.SchemaField(f.name, f.field_type, mode="REPEATED" if f.mode == "REPEATED"
+                                         else "NULLABLE") for f in added]
+                self.client.update_table(existing, ["schema"])
+                log.info("table %s: added columns %s", name, [f.name for f in added])
+        view = bigquery.Table(self._ref(LATEST_PICKS_VIEW))
+        view.view_query = latest_picks_sql(self.project, self.dataset)
+        self.client.create_table(view, exists_ok=True)
+
+    # -- staging --------------------------------------------------------------------------------
+
+    def stage(self, table: str, rows: list[tuple], *, tag: str | None = None) -> str:
+        """Loads rows into a fresh staging table (one load job, NDJSON); returns its table id."""
+        from google.cloud import bigquery
+
+        staging = f"{STAGING_PREFIX}{table}_{tag or uuid.uuid4().hex[:12]}"
+        dest = bigquery.Table(self._ref(staging), schema=table_schema(table))
+        dest.expires = dt.datetime.now(dt.UTC) + STAGING_TTL
+        self.client.create_table(dest)
+        if rows:
+            data = "\n".join(json.dumps(row_to_json(r), allow_nan=False) for r in rows).encode("utf-8")
+            job_config = bigquery.LoadJobConfig(
+                source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON, schema=table_schema(table),
+                write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
+            self.client.load_table_from_file(io.BytesIO(data), self._ref(staging),
+                                             job_config=job_config).result()
+        return staging
+
+    def drop(self, tables: Iterable[str]) -> None:
+        for t in tables:
+            self.client.delete_table(self._ref(t), not_found_ok=True)
+
+    def promote(self, dates: list[dt.date], tables: Iterable[str], staging: Mapping[str, str], *,
+                protected_pick_game_ids: Collection[str] = ()) -> None:
+        """Runs the replace transaction (retrying when a concurrent transaction wins the conflict)."""
+
+        sql = replace_script(self.project, self.dataset, tables, staging, dates,
+                             protected=protected_pick_game_ids)
+        delay = 0.5
+        for attempt in range(1, MAX_TXN_ATTEMPTS + 1):
+            try:
+                self.client.query(sql).result()
+                return
+            except Exception as exc:
+                if not _is_conflict(exc) or attempt == MAX_TXN_ATTEMPTS:
+                    raise
+                log.warning("replace of %s conflicted with a concurrent run (attempt %d): retrying",
+                            dates, attempt)
+                time.sleep(delay)
+                delay *= 2
+
+    # -- the interface --------------------------------------------------------------------------
+
+    def replace_dates(
+        self,
+        dates: Iterable[dt.date],
+        rows_by_table: Mapping[str, Iterable[tuple]],
+        *,
+        protected_pick_game_ids: Collection[str] = (),
+        tables: Collection[str] | None = None,
+    ) -> dict[str, int]:
+        dates = sorted(set(dates))
+        tables = tuple(SLATE_TABLES if tables is None else tables)
+        _check_replace_args(dates, rows_by_table, tables)
+        date_set, protected = set(dates), set(protected_pick_game_ids)
+        staged_rows: dict[str, list[tuple]] = {}
+        skipped = 0
+        for t in tables:
+            rows = list(rows_by_table.get(t, ()))
+            for row in rows:
+                if type(row) is not schemas.TABLES[t].row_type \
+                        and getattr(row, "_fields", None) != schemas.TABLES[t].row_type._fields:
+                    raise TypeError(f"table {t!r} takes {schemas.TABLES[t].row_type.__name__} rows, "
+                                    f"got {type(row).__name__}")
+                if row.game_date not in date_set:
+                    raise ValueError(f"{t} row for {row.game_date} outside the replaced dates {dates}")
+            if t == "best_bets" and protected:
+                kept = [r for r in rows if r.game_id not in protected]
+                skipped += len(rows) - len(kept)
+                rows = kept
+            staged_rows[t] = rows
+        tag = uuid.uuid4().hex[:12]
+        staging: dict[str, str] = {}
+        try:
+            for t, rows in staged_rows.items():
+                if rows:
+                    staging[t] = self.stage(t, rows, tag=tag)
+            self.promote(dates, tables, staging, protected_pick_game_ids=protected)
+        finally:
+            self.drop(staging.values())
+        counts = {t: len(rows) for t, rows in staged_rows.items()}
+        if skipped:
+            counts["best_bets_protected_skipped"] = skipped
+        return counts
+
+    def append(self, table: str, rows: Iterable[tuple]) -> int:
+        """Appends rows through a load job (WRITE_APPEND): no streaming buffer, rows DML-visible at once."""
+        from google.cloud import bigquery
+
+        rows = list(rows)
+        if not rows:
+            return 0
+        data = "\n".join(json.dumps(row_to_json(r), allow_nan=False) for r in rows).encode("utf-8")
+        job_config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON, schema=table_schema(table),
+            write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
+        self.client.load_table_from_file(io.BytesIO(data), self._ref(table), job_config=job_config).result()
+        return len(rows)
+
+    def insert_run(self, run: schemas.RunRecord) -> None:
+        self.append("runs", [run])
+
+    def finish_run(self, run_id: str, finished_at: dt.datetime, status: str, counts_json: str) -> None:
+        self.query(f"UPDATE `{self._ref('runs')}` SET finished_at = ?, status = ?, counts = ? "
+                   "WHERE run_id = ?", [finished_at, status, counts_json, run_id])
+
+    def query(self, sql: str, params: Iterable[Any] | None = None) -> list[dict]:
+        """Runs GoogleSQL with positional ``?`` parameters; rows as dicts (NUMERIC stays Decimal)."""
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(query_parameters=[_param(None, p) for p in (params or ())])
+        return [dict(r.items()) for r in self.client.query(sql, job_config=config).result()]
+
+    def read_rows(self, table: str, game_dates: Iterable[dt.date] | None = None) -> list[tuple]:
+        """Typed rows of a whole table or of some dates of a partitioned table (one query)."""
+        spec = schemas.TABLES.get(table)
+        if spec is None:
+            raise ValueError(f"unknown table {table!r}")
+        sql = f"SELECT * FROM `{self._ref(table)}`"
+        params: list[Any] = []
+        if game_dates is not None:
+            if spec.partition != "game_date":
+                raise ValueError(f"table {table!r} has no game_date partition")
+            params = [sorted(set(game_dates))]
+            if not params[0]:
+                return []
+            sql += " WHERE game_date IN UNNEST(?)"
+        return [json_to_row(table, r) for r in self.query(sql, params)]
+
+    def read_table(self, table: str, game_dates: Iterable[dt.date] | None = None):
+        import pandas as pd
+
+        rows = self.read_rows(table, game_dates)
+        return pd.DataFrame(rows, columns=list(schemas.TABLES[table].row_type._fields))
+
+    def row_count(self, table: str) -> int:
+        return int(self.query(f"SELECT COUNT(*) AS n FROM `{self._ref(table)}`")[0]["n"])
+
+
+def latest_picks_sql(project: str, dataset: str) -> str:
+    """The ``best_bets_latest`` view: the latest version of each pick in the streaming history."""
+    return (f"SELECT * EXCEPT (rn) FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY pick_id "
+            f"ORDER BY version DESC, changed_at DESC) AS rn FROM `{project}.{dataset}.best_bets_history`) "
+            f"WHERE rn = 1")
+
+
+# ------------------------------------------------------------------------------------------------
+# Inputs
+# ------------------------------------------------------------------------------------------------
+
+
+def input_query(project: str, dataset: str, kind: str) -> str:
+    if kind not in schemas.INPUT_KINDS:
+        raise ValueError(f"unknown input kind {kind!r}; expected one of {sorted(schemas.INPUT_KINDS)}")
+    return f"SELECT * FROM `{project}.{dataset}.{kind}` WHERE game_date IN UNNEST(@dates)"
+
+
+def query_inputs(inputs: str, kind: str, dates: Iterable[dt.date]) -> Iterator[dict]:
+    """Raw records of one kind for some dates: ONE partition-filtered query."""
+    from google.cloud import bigquery
+
+    project, dataset = cloud.parse_bigquery_uri(inputs)
+    dates = sorted(set(dates))
+    if not dates:
+        return iter(())
+    config = bigquery.QueryJobConfig(query_parameters=[bigquery.ArrayQueryParameter("dates", "DATE", dates)])
+    result = cloud.bigquery_client(project).query(input_query(project, dataset, kind), job_config=config)
+    return (dict(r.items()) for r in result.result(page_size=50_000))
+
+
+def parse_records(kind: str, records: Iterable[Mapping]) -> Iterator[tuple]:
+    """Typed rows and DeadLetter rows of raw records (``parse_record``; never raises on bad data)."""
+    for record in records:
+        try:
+            yield parse_record(kind, record)
+        except ParseError as exc:
+            gd = record.get("game_date")
+            yield schemas.DeadLetter(
+                source=kind, step="parse", error=exc.reason,
+                payload=json.dumps({k: _json_value(v) for k, v in record.items()}, sort_keys=True,
+                                   default=str),
+                event_ts=raw_event_time(kind, record), game_date=gd if isinstance(gd, dt.date) else None)
+
+
+def read_rows_bigquery(inputs: str, kind: str, dates: Iterable[dt.date]) -> tuple[list, list]:
+    """(typed rows, dead letters) of one kind for some dates, without Beam (one query)."""
+    rows, dead = [], []
+    for item in parse_records(kind, query_inputs(inputs, kind, dates)):
+        (dead if type(item) is schemas.DeadLetter else rows).append(item)
+    return rows, dead
+
+
+class QueryInputsFn(beam.DoFn):
+    """Runs the one query of a kind (the element is the dates) and emits typed rows at their event time."""
+
+    DEAD_LETTERS = "dead_letters"
+
+    def __init__(self, inputs: str, kind: str):
+        self.inputs, self.kind = inputs, kind
+        self.rows_counter = beam.metrics.Metrics.counter("props.io", f"{kind}_rows")
+        self.dead_counter = beam.metrics.Metrics.counter("props.io", f"{kind}_dead_letters")
+
+    def process(self, dates: list[dt.date]):
+        from pipeline.io.parse import event_time
+
+        for item in parse_records(self.kind, query_inputs(self.inputs, self.kind, dates)):
+            if type(item) is schemas.DeadLetter:
+                self.dead_counter.inc()
+                yield beam.pvalue.TaggedOutput(self.DEAD_LETTERS, item)
+            else:
+                self.rows_counter.inc()
+                yield beam.window.TimestampedValue(item, event_time(self.kind, item).timestamp())
+
+
+class ReadBigQueryInputs(beam.PTransform):
+    """Reads one input kind for some dates from ``bigquery://PROJECT.DATASET`` (one query per run).
+
+    Returns a ``DoOutputsTuple`` like ``files.ReadInputs``: ``.rows`` and ``.dead_letters``.
+    """
+
+    def __init__(self, inputs: str, kind: str, dates: Iterable[dt.date]):
+        super().__init__()
+        cloud.parse_bigquery_uri(inputs)
+        if kind not in schemas.INPUT_KINDS:
+            raise ValueError(f"unknown input kind {kind!r}")
+        self.inputs, self.kind, self.dates = inputs, kind, sorted(set(dates))
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Dates" >> beam.Create([self.dates])
+            | "QueryInputs" >> beam.ParDo(QueryInputsFn(self.inputs, self.kind)).with_outputs(
+                QueryInputsFn.DEAD_LETTERS, main="rows")
+        )
+
+
+def raw_record(kind: str, row: tuple) -> dict:
+    """A typed input row as a raw-table record (features spread into their 55 named columns)."""
+    record = row_to_json(row)
+    if kind == "features":
+        values = record.pop("features")
+        record.update(dict(zip(schemas.FEATURE_NAMES, values, strict=True)))
+    return record
+
+
+def load_raw_inputs(inputs: str, kind: str, rows: Iterable[tuple], *, location: str = "US") -> int:
+    """Creates the raw table of ``kind`` (partitioned by game_date) if needed and appends typed rows.
+
+    For seeding a dataset from files (tests, a first production load); upstream writers own it later.
+    """
+    from google.cloud import bigquery
+
+    project, dataset = cloud.parse_bigquery_uri(inputs)
+    client = cloud.bigquery_client(project)
+    ds = bigquery.Dataset(f"{project}.{dataset}")
+    ds.location = location
+    client.create_dataset(ds, exists_ok=True)
+    schema = [bigquery.SchemaField(f["name"], f["type"], mode=f["mode"]) for f in raw_table_schema(kind)]
+    table = bigquery.Table(f"{project}.{dataset}.{kind}", schema=schema)
+    table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY,
+                                                        field="game_date")
+    client.create_table(table, exists_ok=True)
+    rows = list(rows)
+    if not rows:
+        return 0
+    data = "\n".join(json.dumps(raw_record(kind, r), allow_nan=False) for r in rows).encode("utf-8")
+    job_config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+                                        schema=schema,
+                                        write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
+    client.load_table_from_file(io.BytesIO(data), table, job_config=job_config).result()
+    return len(rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# The Beam sink: WriteToBigQuery into per-run staging tables, then one transaction per date
+# ------------------------------------------------------------------------------------------------
+
+
+class PromoteDateFn(beam.DoFn):
+    """Per run date: the replace transaction from the run's staging tables (after every insert landed).
+
+    The ``failed`` side input (rows BigQuery rejected) is the barrier: in batch a side input is ready
+    only once the producing writes have finished. Any rejected row fails the promotion, so a date is
+    never replaced by a partial set (the rejected rows are logged with their errors).
+    """
+
+    def __init__(self, warehouse_uri: str, staging: Mapping[str, str], tables: tuple[str, ...],
+                 protected: Mapping[str, tuple[str, ...]]):
+        self.warehouse_uri, self.staging, self.tables, self.protected = (
+            warehouse_uri, dict(staging), tables, dict(protected))
+
+    def setup(self):
+        self._warehouse = BigQueryWarehouse.from_uri(self.warehouse_uri, create=False)
+
+    def process(self, date_iso: str, failed: list):
+        if failed:
+            raise RuntimeError(f"{len(failed)} rows were rejected by BigQuery; {date_iso} not replaced. "
+                               f"First: {failed[0]!r}")
+        from google.api_core import exceptions as gexc
+
+        present = {}
+        for table, staging in self.staging.items():
+            try:
+                self._warehouse.client.get_table(self._warehouse._ref(staging))
+                present[table] = staging
+            except gexc.NotFound:  # no rows for that table in this run: the date is only cleared
+                pass
+        day = dt.date.fromisoformat(date_iso)
+        self._warehouse.promote([day], self.tables, present,
+                                protected_pick_game_ids=self.protected.get(date_iso, ()))
+        counts = {t: self._warehouse.query(
+            f"SELECT COUNT(*) AS n FROM `{self._warehouse._ref(t)}` WHERE game_date = ?", [day])[0]["n"]
+            for t in self.tables}
+        yield day, counts
+
+
+class DropStagingFn(beam.DoFn):
+    """Drops the run's staging tables once every date is promoted (they also expire on their own)."""
+
+    def __init__(self, warehouse_uri: str, staging: Mapping[str, str]):
+        self.warehouse_uri, self.staging = warehouse_uri, dict(staging)
+
+    def process(self, _unused, promoted: list):
+        warehouse = BigQueryWarehouse.from_uri(self.warehouse_uri, create=False)
+        warehouse.drop(self.staging.values())
+        yield len(promoted)
+
+
+class WriteToBigQueryWarehouse(beam.PTransform):
+    """Writes ``(table_name, row)`` pairs to the BigQuery warehouse with Beam's ``WriteToBigQuery``.
+
+    Same contract as ``warehouse.WriteToWarehouse`` (each run date replaced atomically, a date with no
+    rows still cleared, protected picks kept), implemented as: rows -> ``WriteToBigQuery``
+    (STREAMING_INSERTS, explicit schema from the row type, CREATE_IF_NEEDED) into per-run staging tables
+    ``_staging_<table>_<run tag>`` -> one DELETE+INSERT transaction per date -> staging dropped.
+
+    Args:
+      warehouse_uri: ``bigquery://PROJECT.DATASET``.
+      dates: the run's game dates.
+      protected_pick_game_ids: per date, game ids whose stored picks must not change.
+      tables: tables to replace (default ``SLATE_TABLES``).
+      run_tag: suffix of the staging tables (default: random); two concurrent runs never share staging.
+
+    Returns:
+      A PCollection of ``(date, {table: rows stored for that date})``.
+    """
+
+    def __init__(self, warehouse_uri: str, dates: Iterable[dt.date],
+                 protected_pick_game_ids: Mapping[dt.date, Collection[str]] | None = None,
+                 tables: Collection[str] | None = None, run_tag: str | None = None):
+        super().__init__()
+        self.project, self.dataset = cloud.parse_bigquery_uri(warehouse_uri)
+        self.warehouse_uri = warehouse_uri
+        self.dates = sorted(set(dates))
+        if not self.dates:
+            raise ValueError("WriteToBigQueryWarehouse needs at least one date")
+        self.tables = tuple(SLATE_TABLES if tables is None else tables)
+        self.protected = {d.isoformat(): tuple(ids) for d, ids in (protected_pick_game_ids or {}).items()}
+        tag = run_tag or uuid.uuid4().hex[:12]
+        self.staging = {t: f"{STAGING_PREFIX}{t}_{tag}" for t in self.tables}
+
+    def expand(self, pcoll):
+        from apache_beam.io.gcp.bigquery import BigQueryDisposition, WriteToBigQuery
+
+        dates, tables = list(self.dates), self.tables
+        first, date_set = dates[0], set(dates)
+
+        def check(pair):
+            if pair[0] not in tables:
+                raise ValueError(f"rows for table {pair[0]!r}, which this sink does not replace ({tables})")
+            return pair
+
+        def encode(pair, table):
+            _, row = pair
+            if getattr(row, "game_date", None) is None:
+                row = row._replace(game_date=first)
+            if row.game_date not in date_set:
+                raise ValueError(f"{table} row for {row.game_date} outside the run dates {dates}")
+            return row_to_json(row)
+
+        pcoll = pcoll | "CheckTables" >> beam.Map(check)
+
+        failed = []
+        for t in self.tables:
+            label = "".join(part.title() for part in t.split("_"))
+            result = (
+                pcoll
+                | f"Select{label}" >> beam.Filter(lambda pair, t=t: pair[0] == t)
+                | f"Encode{label}" >> beam.Map(encode, t)
+                | f"Stage{label}" >> WriteToBigQuery(
+                    table=f"{self.project}:{self.dataset}.{self.staging[t]}",
+                    schema=beam_table_schema(t),
+                    method=WriteToBigQuery.Method.STREAMING_INSERTS,
+                    create_disposition=BigQueryDisposition.CREATE_IF_NEEDED,
+                    write_disposition=BigQueryDisposition.WRITE_APPEND)
+            )
+            failed.append(result.failed_rows_with_errors)
+        rejected = tuple(failed) | "RejectedRows" >> beam.Flatten()
+        promoted = (
+            pcoll.pipeline
+            | "RunDates" >> beam.Create([d.isoformat() for d in self.dates])
+            | "PromoteDates" >> beam.ParDo(
+                PromoteDateFn(self.warehouse_uri, self.staging, self.tables, self.protected),
+                failed=beam.pvalue.AsList(rejected))
+        )
+        _ = (
+            pcoll.pipeline
+            | "DropStagingTrigger" >> beam.Create([None])
+            | "DropStaging" >> beam.ParDo(DropStagingFn(self.warehouse_uri, self.staging),
+                                          promoted=beam.pvalue.AsList(promoted))
+        )
+        return promoted

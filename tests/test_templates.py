@@ -1,0 +1,118 @@
+"""Flex templates: metadata valid against the JSON Schema, one to one with the options, launcher argv."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from launch_templates import metadata as md
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATES = ROOT / "launch_templates"
+
+
+def validate(instance, schema: dict, path: str = "$") -> list[str]:
+    """Errors of ``instance`` against the JSON Schema subset metadata.schema.json uses."""
+    errors: list[str] = []
+    types = {"object": dict, "array": list, "string": str, "boolean": bool}
+    if "type" in schema and not isinstance(instance, types[schema["type"]]):
+        return [f"{path}: expected {schema['type']}"]
+    if "enum" in schema and instance not in schema["enum"]:
+        errors.append(f"{path}: {instance!r} not in enum")
+    if isinstance(instance, str):
+        if len(instance) < schema.get("minLength", 0):
+            errors.append(f"{path}: too short")
+        if "pattern" in schema and not re.search(schema["pattern"], instance):
+            errors.append(f"{path}: does not match {schema['pattern']}")
+    if isinstance(instance, dict):
+        errors += [f"{path}: missing {k}" for k in schema.get("required", []) if k not in instance]
+        props = schema.get("properties", {})
+        if schema.get("additionalProperties") is False:
+            errors += [f"{path}: unexpected key {k!r}" for k in instance if k not in props]
+        for k, v in instance.items():
+            if k in props:
+                errors += validate(v, props[k], f"{path}.{k}")
+    if isinstance(instance, list):
+        if len(instance) < schema.get("minItems", 0):
+            errors.append(f"{path}: fewer than {schema['minItems']} items")
+        for i, item in enumerate(instance):
+            errors += validate(item, schema.get("items", {}), f"{path}[{i}]")
+    return errors
+
+
+SCHEMA = json.loads((TEMPLATES / "metadata.schema.json").read_text())
+
+
+@pytest.mark.parametrize("mode", ["batch", "streaming"])
+def test_metadata_files_validate_and_match_the_options_one_to_one(mode):
+    doc = json.loads(md.FILES[mode].read_text())
+    assert validate(doc, SCHEMA) == []
+    assert md.FILES[mode].read_text() == md.render(mode), "run: python launch_templates/metadata.py"
+    names = [p["name"] for p in doc["parameters"]]
+    assert len(names) == len(set(names))
+    expected = set(md.template_options(mode)) | {"command"}
+    assert set(names) == expected
+    for p in doc["parameters"]:
+        re.compile(p["regexes"][0])
+
+
+def test_validator_catches_typos():
+    doc = json.loads(md.FILES["batch"].read_text())
+    doc["parameters"][1]["paramtype"] = "TEXT"
+    doc["parameters"][2]["paramType"] = "GCS_FOLDER"
+    errors = validate(doc, SCHEMA)
+    assert any("paramtype" in e for e in errors) and any("GCS_FOLDER" in e for e in errors)
+
+
+@pytest.mark.parametrize(("name", "good", "bad"), [
+    ("game_date", "2026-02-22", "22/02/2026"),
+    ("warehouse", "bigquery://my-proj.props", "duckdb:///x.duckdb"),
+    ("exports", "gs://my-bucket/exports", "/tmp/exports"),
+    ("as_of", "2026-02-22T23:00:00Z", "yesterday"),
+    ("run_mode", "LAST_CALL", "last"),
+    ("command", "backfill", "stream"),
+])
+def test_regexes_accept_valid_and_reject_invalid_values(name, good, bad):
+    regex = md.command_parameter("batch")["regexes"][0] if name == "command" else md.PARAMS[name][1]
+    assert re.match(regex, good) and not re.match(regex, bad)
+
+
+def test_every_option_needs_a_template_entry():
+    with pytest.raises(KeyError, match="no flex template entry"):
+        md.parameter("brand_new_option", "help")
+
+
+def test_launcher_argv_selects_the_mode_and_converts_booleans():
+    from main import launcher_argv
+
+    assert launcher_argv(["--command=grade", "--date=2026-02-22", "--preflight_only=true",
+                          "--runner=DataflowRunner"]) == ["grade", "--date=2026-02-22", "--preflight_only",
+                                                          "--runner=DataflowRunner"]
+    assert launcher_argv(["--command", "stream", "--events_topic=t1", "--preflight_only=false"]) == \
+        ["stream", "--events_topic=t1"]
+    with pytest.raises(SystemExit, match="--command"):
+        launcher_argv(["--game_date=2026-02-22"])
+
+
+def test_image_pins_the_beam_version_of_setup_py():
+    setup = (ROOT / "setup.py").read_text()
+    beam = re.search(r'BEAM_VERSION = "([\d.]+)"', setup).group(1)
+    dockerfile = (TEMPLATES / "Dockerfile").read_text()
+    assert f"ARG BEAM_VERSION={beam}" in dockerfile
+    assert "FLEX_TEMPLATE_PYTHON_PY_FILE" in dockerfile and "python311-template-launcher-base" in dockerfile
+
+
+@pytest.mark.skipif(shutil.which("gcloud") is None, reason="gcloud not installed")
+def test_gcloud_flex_template_build_print_only_accepts_both_templates():
+    out = subprocess.run(["bash", str(TEMPLATES / "build.sh"), "--print-only"], capture_output=True,
+                         text=True,
+                         env={"PROJECT": "props-test", "PATH": "/usr/bin:/bin:/usr/local/bin",
+                              "HOME": str(Path.home()), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"},
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert '"name": "props-batch"' in out.stdout and '"name": "props-streaming"' in out.stdout
