@@ -135,6 +135,9 @@ class FeatureRow(NamedTuple):
     matchup_quality_pct: float
     required_default_count: int
     default_feature_indices: tuple[int, ...]
+    # Extra column: the selected book's closing line of the player's previous game (public before this
+    # game); the line book needs it for prop_line_delta without reading earlier dates' odds.
+    prev_game_closing_line: Optional[float] = None
 
 
 class BoxScore(NamedTuple):
@@ -427,6 +430,10 @@ class PredictionAccuracy(NamedTuple):
     within_5: Optional[bool]
     margin: Optional[float]  # actual - line
     run_id: Optional[str] = None
+    # Extra columns (grading): the selected book's line at tip-off and CLV in points (positive = the
+    # recommendation beat the close; OVER: closing - line, UNDER: line - closing); None without a bet.
+    closing_line: Optional[float] = None
+    clv: Optional[float] = None
 
 
 class BestBetResult(NamedTuple):
@@ -446,6 +453,11 @@ class BestBetResult(NamedTuple):
     clv: Optional[float]
     ultra_tier: bool
     run_id: Optional[str] = None
+    # Extra columns (grading): the pick's rank and the run that produced it (live vs backfill picks for
+    # the ultra public gate), the closing line's book.
+    rank: Optional[int] = None
+    pick_run_id: Optional[str] = None
+    closing_book: Optional[str] = None
 
 
 class ModelPerformanceDaily(NamedTuple):
