@@ -24,7 +24,7 @@ DEFAULT_SEED = 42  # the local default season (``props run`` with no --inputs; `
 
 from sim.odds import select_line  # noqa: E402
 from sim.realism import realism_report  # noqa: E402
-from sim.season import GENERATOR_VERSION, Simulation, ensure_season, read_season, simulate
+from sim.season import GENERATOR_VERSION, Simulation, ensure_season, read_season, simulate  # noqa: E402
 
 __all__ = [
     "DEFAULT_SEED",

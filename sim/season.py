@@ -436,7 +436,7 @@ def read_season(path: str | os.PathLike) -> Simulation:
     return Simulation(frames, meta)
 
 
-def ensure_season(path: str | os.PathLike, season: str = "2025-26", seed: int = 7, progress=None) -> Path:
+def ensure_season(path: str | os.PathLike, season: str = "2025-26", seed: int = 42, progress=None) -> Path:
     """Generates the season at ``path`` unless its manifest matches (season, seed, generator version)."""
     path = Path(path)
     mf = path / "manifest.json"
