@@ -44,7 +44,8 @@ def pick(pick_id: str, rank: int = 1, status: str = "active", edge: float = 5.56
         line_book="draftkings", line_snapshot_ts=None, consensus_edge=edge, predicted_points=30.061,
         agreement=0.8, n_families=3, n_models=5, dispersion=0.4, confidence=0.8, model_ids=("m1", "m2"),
         signals=("high_edge",), signal_details='{"high_edge": {"confidence": 0.56}}',
-        filter_audit='{"edge_floor": "pass"}', pick_angles=("High conviction: edge 5.6 pts",),
+        filter_audit='{"edge_floor": "pass"}',
+        pick_angles=("High conviction: edge 5.6 pts", "Ultra: v12_mae and consensus both 6+ OVER"),
         ultra_tier=True, ultra_criteria='{"v12_mae_edge": 6.5}', status=status, version=1)
 
 
@@ -123,6 +124,9 @@ def test_best_bets_document_contract_fields():
     public = best_bets_document(D1, picks, SUMMARY, generated_at=GENERATED, policy_version="p1",
                                 record=None, ultra_public=True, consensus=None)
     assert public["picks"][0]["ultra_tier"] is True
+    # The tier (and any angle naming it) is public only once the gate holds.
+    assert "Ultra: v12_mae and consensus both 6+ OVER" in public["picks"][0]["angles"]
+    assert "ultra_tier" not in first and not any("Ultra" in a for a in first["angles"])
 
 
 def test_edge_distribution_bucket_bounds():

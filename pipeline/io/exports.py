@@ -213,7 +213,8 @@ def public_pick(pick: schemas.Pick, *, ultra_public: bool) -> dict:
         "agreement": pick.agreement,
         "n_models": pick.n_models,
         "signals": list(pick.signals),
-        "angles": list(pick.pick_angles),
+        # Until the ultra public gate holds, nothing public may reveal the tier, angles included.
+        "angles": [a for a in pick.pick_angles if ultra_public or not a.lower().startswith("ultra")],
     }
     if ultra_public:
         out["ultra_tier"] = pick.ultra_tier
