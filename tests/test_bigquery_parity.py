@@ -30,9 +30,35 @@ def _normalise(doc):
     return doc
 
 
+def _value(v):
+    """One comparable form per value whatever the backend returns (lists vs arrays, Timestamps, NaN)."""
+    import math
+
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return tuple(_value(x) for x in v)
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.tz_convert("UTC").isoformat() if v.tzinfo else v.isoformat()
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    if isinstance(v, (float, np.floating)):
+        return round(float(v), 6)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
 def _table(warehouse, table: str) -> list[tuple]:
     df = warehouse.read_table(table).drop(columns=["run_id"], errors="ignore")
-    return sorted(map(repr, df.astype(object).where(df.notna(), None).itertuples(index=False, name=None)))
+    df = df[sorted(df.columns)]
+    return sorted((tuple(_value(v) for v in row) for row in df.astype(object).itertuples(index=False, name=None)),
+                  key=repr)
 
 
 def test_slate_to_bigquery_and_gcs_equals_the_local_run(tmp_path):
