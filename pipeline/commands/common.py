@@ -48,11 +48,26 @@ class LaunchError(RuntimeError):
 # --------------------------------------------------------------------------------------------
 
 
+class _BeamNoiseFilter(logging.Filter):
+    """Drops a warning Beam 2.77's RunInference logs per batch when torch is not installed (its optional
+    model manager import fails, so it believes the ``resource`` module is missing). Nothing else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Resource module is not available")
+
+
+def quiet_beam_logs() -> None:
+    root = logging.getLogger()
+    if not any(isinstance(f, _BeamNoiseFilter) for f in root.filters):
+        root.addFilter(_BeamNoiseFilter())
+
+
 def prepare_local_environment() -> None:
     """Keeps local runs offline and quiet: no GCE metadata probe, no Prism download attempt."""
     os.environ.setdefault("NO_GCE_CHECK", "true")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     logging.getLogger("absl").setLevel(logging.ERROR)
+    quiet_beam_logs()
 
 
 def parse_options(argv: Sequence[str]) -> PipelineOptions:
