@@ -55,8 +55,9 @@ def main() -> int:
     t_compute = time.perf_counter()
     sched["tipoff_utc"] = pd.to_datetime(sched["tipoff_utc"], utc=True)
     sched["event_ts"] = pd.to_datetime(sched["event_ts"], utc=True)
-    games = sched.sort_values("event_ts").groupby("game_id").last()
-    as_of = games.loc[~games["status"].isin(["postponed", "cancelled"]), "tipoff_utc"].min() - pd.Timedelta(hours=1)
+    final = sched.sort_values("event_ts").groupby("game_id").last()
+    as_of = final.loc[~final["status"].isin(["postponed", "cancelled"]), "tipoff_utc"].min() - pd.Timedelta(hours=1)
+    games = sched[sched["event_ts"] <= as_of].sort_values("event_ts").groupby("game_id").last()
     live = games[(~games["status"].isin(["postponed", "cancelled", "in_progress", "final"]))
                  & (games["tipoff_utc"] > as_of)].index
 

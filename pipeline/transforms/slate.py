@@ -109,6 +109,54 @@ def _counter(name: str):
 
 
 # --------------------------------------------------------------------------------------------
+# Grouping inside a bundle
+# --------------------------------------------------------------------------------------------
+
+
+class GroupInBundleFn(beam.DoFn):
+    """``row -> (key(row), [rows of the bundle with that key])``, emitted at the end of the bundle.
+
+    A local pre-aggregation before a shuffle: a bundle's rows reach this DoFn as Python objects (it is
+    fused with the reader), so grouping them here turns ~40k per-row encodings at the shuffle into one
+    per player-game, which dominates a slate's cost on the local runner. Batch only (global window).
+    """
+
+    def __init__(self, key_fn):
+        self._key_fn = key_fn
+
+    def start_bundle(self):
+        self._groups: dict = defaultdict(list)
+
+    def process(self, row):
+        self._groups[self._key_fn(row)].append(row)
+
+    def finish_bundle(self):
+        from apache_beam.transforms.window import GlobalWindow
+        from apache_beam.utils.timestamp import MIN_TIMESTAMP
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        for key, rows in self._groups.items():
+            yield WindowedValue((key, rows), MIN_TIMESTAMP, [GlobalWindow()])
+        self._groups = defaultdict(list)
+
+
+def _flatten(groups: Iterable[list]) -> list:
+    return [row for group in groups for row in group]
+
+
+def _odds_key(o: OddsSnapshot) -> str:
+    return pg_key(o.game_id, o.player_lookup)
+
+
+def _player_key(row) -> str:
+    return row.player_lookup
+
+
+def _team_date(b: BoxScore) -> tuple[str, str]:
+    return b.team_abbr, b.game_date.isoformat()
+
+
+# --------------------------------------------------------------------------------------------
 # Injuries and player context
 # --------------------------------------------------------------------------------------------
 
@@ -148,8 +196,9 @@ class ResolveInjuries(beam.PTransform):
 
 class TeamRestFn(beam.DoFn):
     def process(self, element):
-        team, dates = element
-        yield team, tuple(sorted(set(dates)))
+        team, date_isos = element
+        dates = {dt.date.fromisoformat(d) for d in date_isos}
+        yield team, tuple(sorted(dates))
 
 
 class PlayerContextFn(beam.DoFn):
@@ -157,13 +206,13 @@ class PlayerContextFn(beam.DoFn):
 
     def process(self, element, team_dates):
         player, grouped = element
-        rows: list[FeatureRow] = grouped["features"]
+        rows: list[FeatureRow] = _flatten(grouped["features"])
         # A player with a feature row or a box score this season is known (odds for anyone else are a
         # dead letter, not a silent drop).
         yield beam.pvalue.TaggedOutput(KNOWN_PLAYERS, (player, True))
         if not rows:
             return
-        history = sorted(grouped["box_scores"], key=lambda b: (b.game_date, b.game_id))
+        history = sorted(_flatten(grouped["box_scores"]), key=lambda b: (b.game_date, b.game_id))
         for row in rows:
             before = [b for b in history if b.game_date < row.game_date]
             team_last = {}
@@ -187,14 +236,15 @@ class ComputePlayerContexts(beam.PTransform):
         played = box_scores | "PlayedOnly" >> beam.Filter(lambda b: not b.is_dnp)
         team_dates = (
             box_scores
-            | "TeamGameDates" >> beam.Map(lambda b: (b.team_abbr, b.game_date))
+            | "TeamGameDates" >> beam.ParDo(GroupInBundleFn(_team_date))
+            | "TeamKeys" >> beam.MapTuple(lambda key, _rows: key)  # (team, date), one per bundle
             | "GroupTeamDates" >> beam.GroupByKey()
             | "SortTeamDates" >> beam.ParDo(TeamRestFn())
         )
         return (
             {
-                "features": features | "FeaturesByPlayer" >> beam.Map(lambda r: (r.player_lookup, r)),
-                "box_scores": played | "BoxByPlayer" >> beam.Map(lambda b: (b.player_lookup, b)),
+                "features": features | "FeaturesByPlayer" >> beam.ParDo(GroupInBundleFn(_player_key)),
+                "box_scores": played | "BoxByPlayer" >> beam.ParDo(GroupInBundleFn(_player_key)),
             }
             | "JoinPlayerHistory" >> beam.CoGroupByKey()
             | "Context" >> beam.ParDo(PlayerContextFn(), team_dates=beam.pvalue.AsDict(team_dates))
@@ -223,7 +273,7 @@ class JoinPlayerGameFn(beam.DoFn):
 
     def process(self, element, injuries, known_players):
         key, grouped = element
-        odds: list[OddsSnapshot] = grouped["odds"]
+        odds: list[OddsSnapshot] = _flatten(grouped["odds"])
         features: list[FeatureRow] = grouped["features"]
         contexts = grouped["contexts"]
         game_id, player = key.split("|", 1)
@@ -310,8 +360,7 @@ class JoinPlayerGames(beam.PTransform):
     def expand(self, pcolls):
         return (
             {
-                "odds": pcolls["odds"] | "OddsByPlayerGame" >> beam.Map(
-                    lambda o: (pg_key(o.game_id, o.player_lookup), o)),
+                "odds": pcolls["odds"] | "OddsByPlayerGame" >> beam.ParDo(GroupInBundleFn(_odds_key)),
                 "features": pcolls["features"] | "FeaturesByPlayerGame" >> beam.Map(
                     lambda r: (pg_key(r.game_id, r.player_lookup), r)),
                 "contexts": pcolls["contexts"],
