@@ -183,3 +183,12 @@ def test_unknown_option_and_bad_date_stop_the_launch(capsys):
     assert "unknown option" in capsys.readouterr().err
     assert run_command.main(["--game-date", "2026-13-45", "--inputs", "/nonexistent"]) == 2
     assert "--game-date" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(season_dir, tmp_path, capsys):
+    code, out = _run(season_dir, tmp_path, capsys, "--dry-run")
+    assert code == 0, out
+    plan = json.loads(out[: out.rindex("}") + 1])
+    assert plan["dates"] == [GAME_DATE] and plan["policy_version"] and len(plan["models"]) == 2
+    assert plan["warehouse"].endswith("props.duckdb") and "preflight: OK" in out
+    assert not (tmp_path / "props.duckdb").exists() and not (tmp_path / "exports").exists()

@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
         try:
             plan = build_plan(options, command="backfill", dates=chunk, run_mode=run_mode,
                               offset_minutes=rng.decision_offset_minutes, inputs=inputs, registry=registry,
-                              policy=policy, warehouse=warehouse, write=not preflight_only, run_id=run_id)
+                              policy=policy, warehouse=warehouse, run_id=run_id)
         except LaunchError as exc:
             eprint(f"props backfill: {exc}")
             return 2

@@ -117,8 +117,8 @@ def main(argv: list[str]) -> int:
         policy = common.load_policy(options)
         preflight_only = options.view_as(DataOptions).preflight_only
         warehouse = None if preflight_only else open_warehouse(options)
-        plan = build_plan(options, command="run", registry=registry, policy=policy, warehouse=warehouse,
-                          write=not preflight_only)
+        # A dry run resolves the same plan (targets included) but never runs it.
+        plan = build_plan(options, command="run", registry=registry, policy=policy, warehouse=warehouse)
     except (OptionsError, LaunchError) as exc:
         eprint(f"props run: {exc}")
         return 2
@@ -152,7 +152,7 @@ def dry_run(plan: RunPlan, options) -> int:
     try:
         from pipeline.io import cloud
 
-        problems = list(cloud.preflight(options))
+        problems = list(cloud.preflight(options, command=plan.command, dates=plan.dates))
     except ImportError:
         pass
     for p in problems:
