@@ -26,9 +26,20 @@ def main() -> int:
     ap.add_argument("--dates-per-pipeline", default="14")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
-    cmd = [str(ROOT / ".venv" / "bin" / "props"), "backfill", "--start", args.start, "--end", args.end,
-           "--dates-per-pipeline", args.dates_per_pipeline,
-           "--warehouse", str(work / "props.duckdb"), "--exports", str(work / "exports")]
+    cmd = [
+        str(ROOT / ".venv" / "bin" / "props"),
+        "backfill",
+        "--start",
+        args.start,
+        "--end",
+        args.end,
+        "--dates-per-pipeline",
+        args.dates_per_pipeline,
+        "--warehouse",
+        str(work / "props.duckdb"),
+        "--exports",
+        str(work / "exports"),
+    ]
     print("$ " + " ".join(cmd), flush=True)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -40,8 +51,10 @@ def main() -> int:
     wall = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     pg = next((ln for ln in summary if ln.startswith("player-games per second")), "")
-    print(f"\nbackfill {args.start}..{args.end}: exit {code}, wall {wall / 60:.1f} min (goal < 30 min), "
-          f"peak {peak:.0f} MB; {pg.strip()}")
+    print(
+        f"\nbackfill {args.start}..{args.end}: exit {code}, wall {wall / 60:.1f} min (goal < 30 min), "
+        f"peak {peak:.0f} MB; {pg.strip()}"
+    )
     return code
 
 

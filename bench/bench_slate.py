@@ -57,9 +57,14 @@ def run_in_process(argv: list[str]) -> dict:
             dists[d.key.metric.name] += v.sum
     counts = common.summary_counts(common.metric_counts(result))
     return {
-        "date": plan.dates[0], "games": len(plan.date_plans[plan.dates[0]].games), "models": len(plan.models),
-        "imports_s": t_import - t0, "plan_s": t_plan - t_import, "build_s": t_build - t_plan,
-        "run_s": t_run - t_build, "total_s": t_run - t0,
+        "date": plan.dates[0],
+        "games": len(plan.date_plans[plan.dates[0]].games),
+        "models": len(plan.models),
+        "imports_s": t_import - t0,
+        "plan_s": t_plan - t_import,
+        "build_s": t_build - t_plan,
+        "run_s": t_run - t_build,
+        "total_s": t_run - t0,
         "read_s": dists.get("read_ms", 0) / 1000,
         "score_s": dists.get("inference_batch_latency_micro_secs", 0) / 1e6,
         "write_s": dists.get("write_ms", 0) / 1000,
@@ -91,30 +96,47 @@ def main() -> int:
     import json
 
     # Make sure the simulated season exists before timing anything (first use simulates it).
-    subprocess.run([sys.executable, "-c", "from pipeline.commands import common; "
-                    "from pipeline.commands.common import parse_options; "
-                    "print(common.default_inputs(parse_options([])))"], check=True, cwd=ROOT,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pipeline.commands import common; "
+            "from pipeline.commands.common import parse_options; "
+            "print(common.default_inputs(parse_options([])))",
+        ],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
     results = []
     for i in range(args.repeat):
         started = time.perf_counter()
-        out = subprocess.run([sys.executable, __file__, "--in-process", *sys.argv[1:]], cwd=ROOT,
-                             capture_output=True, text=True, env=dict(os.environ, NO_GCE_CHECK="true"))
+        out = subprocess.run(
+            [sys.executable, __file__, "--in-process", *sys.argv[1:]],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, NO_GCE_CHECK="true"),
+        )
         wall = time.perf_counter() - started
         line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
         if line is None:
             print(out.stdout[-2000:], out.stderr[-4000:])
             return 1
-        r = json.loads(line[len("RESULT "):])
+        r = json.loads(line[len("RESULT ") :])
         r["wall_s"] = wall
         results.append(r)
         c = r["counts"]
-        print(f"run {i + 1}: {r['date']} ({r['games']} games, {r['models']} models)  wall {wall:.1f} s  "
-              f"[imports {r['imports_s']:.1f} | plan {r['plan_s']:.1f} | graph {r['build_s']:.1f} | "
-              f"pipeline {r['run_s']:.1f}]  peak {r['peak_mb']:.0f} MB")
-        print(f"       inside the pipeline: reading {r['read_s']:.2f} s, scoring {r['score_s']:.2f} s, "
-              f"writing {r['write_s']:.2f} s;  players {c['players']} viable {c['viable']} "
-              f"predictions {c['predictions']} picks {c['picks']} dead letters {c['dead_letters']}")
+        print(
+            f"run {i + 1}: {r['date']} ({r['games']} games, {r['models']} models)  wall {wall:.1f} s  "
+            f"[imports {r['imports_s']:.1f} | plan {r['plan_s']:.1f} | graph {r['build_s']:.1f} | "
+            f"pipeline {r['run_s']:.1f}]  peak {r['peak_mb']:.0f} MB"
+        )
+        print(
+            f"       inside the pipeline: reading {r['read_s']:.2f} s, scoring {r['score_s']:.2f} s, "
+            f"writing {r['write_s']:.2f} s;  players {c['players']} viable {c['viable']} "
+            f"predictions {c['predictions']} picks {c['picks']} dead letters {c['dead_letters']}"
+        )
     best = min(results, key=lambda r: r["wall_s"])
     floor_cmd = [sys.executable, str(ROOT / "bench" / "slate_floor.py"), "--game-date", str(best["date"])]
     if args.registry:
@@ -125,8 +147,10 @@ def main() -> int:
     print(out.stdout.strip())
     if out.returncode != 0:
         print(out.stderr[-3000:])
-    print(f"\nslate {best['date']}: best wall {best['wall_s']:.1f} s (goal < 20 s); pandas floor "
-          f"{floor_wall:.1f} s wall; ratio {best['wall_s'] / floor_wall:.1f}x")
+    print(
+        f"\nslate {best['date']}: best wall {best['wall_s']:.1f} s (goal < 20 s); pandas floor "
+        f"{floor_wall:.1f} s wall; ratio {best['wall_s'] / floor_wall:.1f}x"
+    )
     return 0
 
 

@@ -56,33 +56,46 @@ def main() -> int:
     sched["tipoff_utc"] = pd.to_datetime(sched["tipoff_utc"], utc=True)
     sched["event_ts"] = pd.to_datetime(sched["event_ts"], utc=True)
     final = sched.sort_values("event_ts").groupby("game_id").last()
-    as_of = final.loc[~final["status"].isin(["postponed", "cancelled"]), "tipoff_utc"].min() - pd.Timedelta(hours=1)
+    as_of = final.loc[~final["status"].isin(["postponed", "cancelled"]), "tipoff_utc"].min() - pd.Timedelta(
+        hours=1
+    )
     games = sched[sched["event_ts"] <= as_of].sort_values("event_ts").groupby("game_id").last()
-    live = games[(~games["status"].isin(["postponed", "cancelled", "in_progress", "final"]))
-                 & (games["tipoff_utc"] > as_of)].index
+    live = games[
+        (~games["status"].isin(["postponed", "cancelled", "in_progress", "final"]))
+        & (games["tipoff_utc"] > as_of)
+    ].index
 
     odds["snapshot_ts"] = pd.to_datetime(odds["snapshot_ts"], utc=True)
     o = odds[odds["snapshot_ts"] <= as_of].sort_values("snapshot_ts")
     latest = o.groupby(["game_id", "player_lookup", "book"]).last().reset_index()
     valid_price = lambda p: (p <= -100) | (p >= 100)  # noqa: E731
-    sane = latest[(latest["line"].between(5.0, 70.0)) & valid_price(latest["over_price"])
-                  & valid_price(latest["under_price"])
-                  & (latest["snapshot_ts"] >= as_of - pd.Timedelta(hours=12))].copy()
+    sane = latest[
+        (latest["line"].between(5.0, 70.0))
+        & valid_price(latest["over_price"])
+        & valid_price(latest["under_price"])
+        & (latest["snapshot_ts"] >= as_of - pd.Timedelta(hours=12))
+    ].copy()
     rank = {b: i for i, b in enumerate(BOOK_PRIORITY)}
     sane["prio"] = sane["book"].map(rank).fillna(len(rank))
     chosen = sane.sort_values(["prio", "book"]).groupby(["game_id", "player_lookup"]).first()
     spread = sane.groupby(["game_id", "player_lookup"])["line"].agg(["std", "count"])
     first = o.sort_values("snapshot_ts").groupby(["game_id", "player_lookup", "book"])["line"].first()
     book = chosen[["book", "line"]].join(spread)
-    book["opening"] = [first.get((g, p, b), np.nan) for (g, p), b in zip(book.index, book["book"], strict=True)]
+    book["opening"] = [
+        first.get((g, p, b), np.nan) for (g, p), b in zip(book.index, book["book"], strict=True)
+    ]
 
     inj["report_ts"] = pd.to_datetime(inj["report_ts"], utc=True)
     status = inj[inj["report_ts"] <= as_of].sort_values("report_ts").groupby("player_lookup")["status"].last()
     f = feats[feats["game_id"].isin(live)].copy()
     f["injury"] = f["player_lookup"].map(status).str.lower()
-    viable = f[~f["injury"].isin(["out", "doubtful"]) & (f["quality_alert_level"] != "red")
-               & (f["matchup_quality_pct"] >= 50) & (f["required_default_count"] == 0)
-               & (f["feature_quality_score"] >= 85)].copy()
+    viable = f[
+        ~f["injury"].isin(["out", "doubtful"])
+        & (f["quality_alert_level"] != "red")
+        & (f["matchup_quality_pct"] >= 50)
+        & (f["required_default_count"] == 0)
+        & (f["feature_quality_score"] >= 85)
+    ].copy()
     viable = viable.join(book, on=["game_id", "player_lookup"])
     viable["vegas_points_line"] = viable["line"]
     viable["vegas_opening_line"] = viable["opening"]
@@ -109,9 +122,11 @@ def main() -> int:
     consensus = np.median(fam, axis=0) if len(fam) else np.array([])
     picks = int(np.sum(np.abs(np.nan_to_num(consensus)) >= 5.0))
     t_compute = time.perf_counter() - t_compute
-    print(f"pandas floor {date}: {len(f)} players in live games, {len(viable)} viable, {n_pred} predictions, "
-          f"{picks} past the edge floor; read {t_read:.2f} s, compute {t_compute:.2f} s, "
-          f"process {time.perf_counter() - T0:.1f} s")
+    print(
+        f"pandas floor {date}: {len(f)} players in live games, {len(viable)} viable, {n_pred} predictions, "
+        f"{picks} past the edge floor; read {t_read:.2f} s, compute {t_compute:.2f} s, "
+        f"process {time.perf_counter() - T0:.1f} s"
+    )
     return 0
 
 

@@ -26,7 +26,12 @@ from pipeline.transforms.slate import DEAD, DIAGNOSTICS, GATE, PREDICTIONS, Date
 
 # The tables one slate run replaces for each of its dates.
 SLATE_TABLES: tuple[str, ...] = (
-    "line_diagnostics", "gate_decisions", "predictions", "consensus", "best_bets", "filter_summary",
+    "line_diagnostics",
+    "gate_decisions",
+    "predictions",
+    "consensus",
+    "best_bets",
+    "filter_summary",
     "dead_letters",
 )
 
@@ -56,10 +61,14 @@ class RunPlan(NamedTuple):
         """Games already started at each date's decision time: their picks are never touched."""
         out = {}
         for d, plan in self.date_plans.items():
-            out[d] = tuple(sorted(
-                g.game_id for g in plan.games.values()
-                if g.status in ("in_progress", "final")
-                or (g.tipoff_utc is not None and g.tipoff_utc <= plan.as_of)))
+            out[d] = tuple(
+                sorted(
+                    g.game_id
+                    for g in plan.games.values()
+                    if g.status in ("in_progress", "final")
+                    or (g.tipoff_utc is not None and g.tipoff_utc <= plan.as_of)
+                )
+            )
         return out
 
 
@@ -112,17 +121,22 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
     schedule_dead = p | "ScheduleDeadLetters" >> beam.Create(list(plan.schedule_dead_letters))
 
     contexts = {"features": features.rows, "box_scores": box_scores.rows} | "PlayerContexts" >> (
-        slate.ComputePlayerContexts())
+        slate.ComputePlayerContexts()
+    )
     injury_status = injuries.rows | "InjuryStatus" >> slate.ResolveInjuries(as_of_by_date)
 
     joined = {
-        "odds": odds.rows, "features": features.rows, "contexts": contexts.contexts,
-        "injuries": injury_status, "known_players": contexts[slate.KNOWN_PLAYERS],
+        "odds": odds.rows,
+        "features": features.rows,
+        "contexts": contexts.contexts,
+        "injuries": injury_status,
+        "known_players": contexts[slate.KNOWN_PLAYERS],
     } | "JoinPlayerGames" >> slate.JoinPlayerGames(plan.date_plans, policy)
 
     if plan.model_handler is not None and plan.models:
         scored = joined.player_games | "ScorePlayers" >> slate.ScorePlayers(
-            plan.models, plan.date_plans, plan.model_handler, policy)
+            plan.models, plan.date_plans, plan.model_handler, policy
+        )
         scored_rows, predictions, inference_dead = scored["scored"], scored[PREDICTIONS], scored[DEAD]
     else:
         scored_rows = p | "NoScored" >> beam.Create([])
@@ -134,8 +148,15 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
     consensus = scored_rows | "ConsensusRows" >> beam.Map(lambda s: s.consensus)
 
     dead = (
-        (odds.dead_letters, features.dead_letters, injuries.dead_letters, box_scores.dead_letters,
-         schedule_dead, joined[DEAD], inference_dead)
+        (
+            odds.dead_letters,
+            features.dead_letters,
+            injuries.dead_letters,
+            box_scores.dead_letters,
+            schedule_dead,
+            joined[DEAD],
+            inference_dead,
+        )
         | "AllDeadLetters" >> beam.Flatten()
         | "DeadLetterDates" >> beam.Map(_dead_letter_date, set(dates), dates[0])
     )
@@ -159,10 +180,18 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
         outputs["written"] = (
             pairs
             | "AllTableRows" >> beam.Flatten()
-            | "WriteOutputs" >> WriteSlateOutputs(
-                warehouse_uri=plan.warehouse, exports_uri=plan.exports, dates=dates, tables=SLATE_TABLES,
-                protected_pick_game_ids=plan.protected_pick_game_ids(), policy_version=version,
-                record=plan.history.get("record"), ultra_public=bool(plan.history.get("ultra_public"))))
+            | "WriteOutputs"
+            >> WriteSlateOutputs(
+                warehouse_uri=plan.warehouse,
+                exports_uri=plan.exports,
+                dates=dates,
+                tables=SLATE_TABLES,
+                protected_pick_game_ids=plan.protected_pick_game_ids(),
+                policy_version=version,
+                record=plan.history.get("record"),
+                ultra_public=bool(plan.history.get("ultra_public")),
+            )
+        )
     return outputs
 
 

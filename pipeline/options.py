@@ -44,36 +44,75 @@ class DataOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser):
-        _add(parser, "inputs", default=None,
-             help="Input files: a local folder or gs:// prefix laid out KIND/game_date=YYYY-MM-DD/part-*"
-                  ".{jsonl,parquet}, or bigquery://PROJECT.DATASET for the production raw tables. Default: "
-                  "the simulated season cached under ./data/sim/ (simulated once on first use).")
-        _add(parser, "warehouse", default=DEFAULT_WAREHOUSE,
-             help="Warehouse: duckdb:///path/props.duckdb (default ./warehouse/props.duckdb) or "
-                  "bigquery://PROJECT.DATASET.")
-        _add(parser, "exports", default=DEFAULT_EXPORTS,
-             help="JSON exports: a local folder (default ./exports) or gs://BUCKET/PREFIX.")
-        _add(parser, "registry", default=None,
-             help="Model registry file (JSON), local or gs://. Default: the packaged sample models "
-                  "(models/sample/registry.json).")
-        _add(parser, "policy", default=None,
-             help="Selection policy file (JSON), local or gs://. Default: the packaged policy "
-                  "(pipeline/policies/default.json). Its version is stamped on every output row.")
-        _add(parser, "seed", type=int, default=DEFAULT_SIM_SEED,
-             help="Seed of the simulated season used when --inputs is not given.")
+        _add(
+            parser,
+            "inputs",
+            default=None,
+            help="Input files: a local folder or gs:// prefix laid out KIND/game_date=YYYY-MM-DD/part-*"
+            ".{jsonl,parquet}, or bigquery://PROJECT.DATASET for the production raw tables. Default: "
+            "the simulated season cached under ./data/sim/ (simulated once on first use).",
+        )
+        _add(
+            parser,
+            "warehouse",
+            default=DEFAULT_WAREHOUSE,
+            help="Warehouse: duckdb:///path/props.duckdb (default ./warehouse/props.duckdb) or "
+            "bigquery://PROJECT.DATASET.",
+        )
+        _add(
+            parser,
+            "exports",
+            default=DEFAULT_EXPORTS,
+            help="JSON exports: a local folder (default ./exports) or gs://BUCKET/PREFIX.",
+        )
+        _add(
+            parser,
+            "registry",
+            default=None,
+            help="Model registry file (JSON), local or gs://. Default: the packaged sample models "
+            "(models/sample/registry.json).",
+        )
+        _add(
+            parser,
+            "policy",
+            default=None,
+            help="Selection policy file (JSON), local or gs://. Default: the packaged policy "
+            "(pipeline/policies/default.json). Its version is stamped on every output row.",
+        )
+        _add(
+            parser,
+            "seed",
+            type=int,
+            default=DEFAULT_SIM_SEED,
+            help="Seed of the simulated season used when --inputs is not given.",
+        )
         # Beam's TestOptions already owns --dry_run (it takes a value), so the dashed --dry-run is ours and
         # its underscore spelling (flex templates) is --preflight_only.
-        parser.add_argument("--dry-run", "--preflight-only", "--preflight_only", dest="preflight_only",
-                            action="store_true", default=False,
-                            help="Print the resolved plan (sources, tables, dates, models, policy) and run "
-                                 "the preflight checks without writing anything.")
+        parser.add_argument(
+            "--dry-run",
+            "--preflight-only",
+            "--preflight_only",
+            dest="preflight_only",
+            action="store_true",
+            default=False,
+            help="Print the resolved plan (sources, tables, dates, models, policy) and run "
+            "the preflight checks without writing anything.",
+        )
         # Emulator endpoints (pipeline/io/cloud.py): tests and local runs only; production leaves them unset.
-        _add(parser, "bigquery_endpoint", default=None,
-             help="Local BigQuery emulator endpoint, e.g. http://127.0.0.1:9050 (tests only; unset in "
-                  "production). Setting it switches the job to anonymous credentials.")
-        _add(parser, "gcs_endpoint", default=None,
-             help="Local GCS emulator endpoint, e.g. http://127.0.0.1:9023 (tests only; unset in "
-                  "production). Setting it switches the job to anonymous credentials.")
+        _add(
+            parser,
+            "bigquery_endpoint",
+            default=None,
+            help="Local BigQuery emulator endpoint, e.g. http://127.0.0.1:9050 (tests only; unset in "
+            "production). Setting it switches the job to anonymous credentials.",
+        )
+        _add(
+            parser,
+            "gcs_endpoint",
+            default=None,
+            help="Local GCS emulator endpoint, e.g. http://127.0.0.1:9023 (tests only; unset in "
+            "production). Setting it switches the job to anonymous credentials.",
+        )
 
 
 class SlateOptions(PipelineOptions):
@@ -81,15 +120,28 @@ class SlateOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser):
-        _add(parser, "game_date", default=None,
-             help="Game date (US Eastern), YYYY-MM-DD. Default (local): the busiest simulated date after "
-                  "the sample models' training window.")
-        _add(parser, "as_of", default=None,
-             help="Decision time, ISO-8601 UTC (e.g. 2026-02-22T23:00:00Z). Default: one hour before the "
-                  "date's first tip-off.")
-        _add(parser, "run_mode", default="FIRST", type=str.upper,
-             help="Quality-gate mode: FIRST, RETRY, FINAL_RETRY, LAST_CALL or BACKFILL (thresholds in the "
-                  "policy).")
+        _add(
+            parser,
+            "game_date",
+            default=None,
+            help="Game date (US Eastern), YYYY-MM-DD. Default (local): the busiest simulated date after "
+            "the sample models' training window.",
+        )
+        _add(
+            parser,
+            "as_of",
+            default=None,
+            help="Decision time, ISO-8601 UTC (e.g. 2026-02-22T23:00:00Z). Default: one hour before the "
+            "date's first tip-off.",
+        )
+        _add(
+            parser,
+            "run_mode",
+            default="FIRST",
+            type=str.upper,
+            help="Quality-gate mode: FIRST, RETRY, FINAL_RETRY, LAST_CALL or BACKFILL (thresholds in the "
+            "policy).",
+        )
 
 
 class RangeOptions(PipelineOptions):
@@ -100,10 +152,20 @@ class RangeOptions(PipelineOptions):
         _add(parser, "start", default=None, help="First game date of a range, YYYY-MM-DD (inclusive).")
         _add(parser, "end", default=None, help="Last game date of a range, YYYY-MM-DD (inclusive).")
         _add(parser, "date", default=None, help="One game date (grade, report), YYYY-MM-DD.")
-        _add(parser, "decision_offset_minutes", type=int, default=60,
-             help="Backfill: each date is decided this many minutes before its first tip-off (default 60).")
-        _add(parser, "dates_per_pipeline", type=int, default=7,
-             help="Backfill: dates per Beam pipeline (progress is shown per chunk; 0 = all in one).")
+        _add(
+            parser,
+            "decision_offset_minutes",
+            type=int,
+            default=60,
+            help="Backfill: each date is decided this many minutes before its first tip-off (default 60).",
+        )
+        _add(
+            parser,
+            "dates_per_pipeline",
+            type=int,
+            default=7,
+            help="Backfill: dates per Beam pipeline (progress is shown per chunk; 0 = all in one).",
+        )
 
 
 # Beam registers every option once across all classes: the modes share RangeOptions.
@@ -116,34 +178,80 @@ class StreamOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser):
-        _add(parser, "pubsub_project", default="props-local",
-             help="Project of the Pub/Sub topics and subscriptions (the emulator's project locally).")
-        _add(parser, "events_topic", default="props-events",
-             help="Topic carrying odds, schedule and injury events (message attribute 'kind').")
-        _add(parser, "events_subscription", default="props-events-sub",
-             help="Subscription the streaming job reads events from.")
-        _add(parser, "features_topic", default="props-features",
-             help="Topic carrying feature-store row updates (refreshes the features state).")
-        _add(parser, "picks_changes_topic", default="props-picks-changes",
-             help="Topic each pick change (created/updated/withdrawn/locked) is published to.")
-        _add(parser, "debounce_seconds", type=float, default=1.0,
-             help="Best bets of a date are recomputed at most once per this many seconds.")
-        _add(parser, "pubsub_emulator", default="127.0.0.1:8085",
-             help="Pub/Sub emulator HOST:PORT used locally (started with 'gcloud beta emulators pubsub start' "
-                  "when nothing listens there; topics and subscriptions are created if missing). Pass "
-                  "'none' to use the real Pub/Sub of --pubsub-project.")
-        _add(parser, "rebuild_as_of", default=None,
-             help="Stream restart: rebuild the line book, injury and schedule state from --inputs with the "
-                  "events up to this ISO-8601 UTC time (original event time) before reading the "
-                  "subscription. Default: no rebuild (fresh start).")
-        _add(parser, "speed", type=float, default=0.0,
-             help="Replay: event-time seconds per wall second (60 = one hour per minute); 0 = as fast as "
-                  "possible.")
-        _add(parser, "until", default=None,
-             help="Replay: publish only events at or before this ISO-8601 UTC time (original event time).")
-        _add(parser, "since", default=None,
-             help="Replay: publish only events after this ISO-8601 UTC time (original event time), e.g. to "
-                  "resume after a restart.")
+        _add(
+            parser,
+            "pubsub_project",
+            default="props-local",
+            help="Project of the Pub/Sub topics and subscriptions (the emulator's project locally).",
+        )
+        _add(
+            parser,
+            "events_topic",
+            default="props-events",
+            help="Topic carrying odds, schedule and injury events (message attribute 'kind').",
+        )
+        _add(
+            parser,
+            "events_subscription",
+            default="props-events-sub",
+            help="Subscription the streaming job reads events from.",
+        )
+        _add(
+            parser,
+            "features_topic",
+            default="props-features",
+            help="Topic carrying feature-store row updates (refreshes the features state).",
+        )
+        _add(
+            parser,
+            "picks_changes_topic",
+            default="props-picks-changes",
+            help="Topic each pick change (created/updated/withdrawn/locked) is published to.",
+        )
+        _add(
+            parser,
+            "debounce_seconds",
+            type=float,
+            default=1.0,
+            help="Best bets of a date are recomputed at most once per this many seconds.",
+        )
+        _add(
+            parser,
+            "pubsub_emulator",
+            default="127.0.0.1:8085",
+            help="Pub/Sub emulator HOST:PORT used locally (started with 'gcloud beta emulators pubsub "
+            "start' when nothing listens there; topics and subscriptions are created if missing). Pass "
+            "'none' to use the real Pub/Sub of --pubsub-project.",
+        )
+        _add(
+            parser,
+            "rebuild_as_of",
+            default=None,
+            help="Stream restart: rebuild the line book, injury and schedule state from --inputs with the "
+            "events up to this ISO-8601 UTC time (original event time) before reading the "
+            "subscription. Default: no rebuild (fresh start).",
+        )
+        _add(
+            parser,
+            "speed",
+            type=float,
+            default=0.0,
+            help="Replay: event-time seconds per wall second (60 = one hour per minute); 0 = as fast as "
+            "possible.",
+        )
+        _add(
+            parser,
+            "until",
+            default=None,
+            help="Replay: publish only events at or before this ISO-8601 UTC time (original event time).",
+        )
+        _add(
+            parser,
+            "since",
+            default=None,
+            help="Replay: publish only events after this ISO-8601 UTC time (original event time), e.g. to "
+            "resume after a restart.",
+        )
 
 
 def parse_date(value: str | None, flag: str) -> dt.date | None:
@@ -190,5 +298,6 @@ def validate_uri(value: str | None, flag: str, schemes: Iterable[str]) -> None:
         return
     allowed = tuple(schemes)
     if "://" in value and not value.startswith(allowed):
-        raise OptionsError(f"--{flag}: unsupported location {value!r}; expected a local path or one of "
-                           f"{', '.join(allowed)}")
+        raise OptionsError(
+            f"--{flag}: unsupported location {value!r}; expected a local path or one of {', '.join(allowed)}"
+        )

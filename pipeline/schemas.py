@@ -15,27 +15,70 @@ Type conventions (one numeric policy at every boundary):
 from __future__ import annotations
 
 import datetime as dt
+import types
 import typing
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 # --------------------------------------------------------------------------------------------
 # Feature catalogue (domain.md section 5): 55 named features, index 0-54, appended, never reordered.
 # --------------------------------------------------------------------------------------------
 
 FEATURE_NAMES: tuple[str, ...] = (
-    "points_avg_last_5", "points_avg_last_10", "points_avg_season", "points_std_last_10",
-    "games_in_last_7_days", "fatigue_score", "shot_zone_mismatch_score", "pace_score",
-    "usage_spike_score", "rest_advantage", "injury_risk", "recent_trend", "minutes_change",
-    "opponent_def_rating", "opponent_pace", "home_away", "back_to_back", "playoff_game",
-    "pct_paint", "pct_mid_range", "pct_three", "pct_free_throw", "team_pace", "team_off_rating",
-    "team_win_pct", "vegas_points_line", "vegas_opening_line", "vegas_line_move", "has_vegas_line",
-    "avg_points_vs_opponent", "games_vs_opponent", "minutes_avg_last_10", "ppm_avg_last_10",
-    "dnp_rate", "pts_slope_10g", "pts_vs_season_zscore", "breakout_flag", "star_teammates_out",
-    "game_total_line", "days_rest", "minutes_load_last_7d", "spread_magnitude",
-    "implied_team_total", "points_avg_last_3", "scoring_trend_slope", "deviation_from_avg_last3",
-    "consecutive_games_below_avg", "teammate_usage_available", "usage_rate_last_5",
-    "games_since_structural_change", "multi_book_line_std", "prop_over_streak", "prop_under_streak",
-    "line_vs_season_avg", "prop_line_delta",
+    "points_avg_last_5",
+    "points_avg_last_10",
+    "points_avg_season",
+    "points_std_last_10",
+    "games_in_last_7_days",
+    "fatigue_score",
+    "shot_zone_mismatch_score",
+    "pace_score",
+    "usage_spike_score",
+    "rest_advantage",
+    "injury_risk",
+    "recent_trend",
+    "minutes_change",
+    "opponent_def_rating",
+    "opponent_pace",
+    "home_away",
+    "back_to_back",
+    "playoff_game",
+    "pct_paint",
+    "pct_mid_range",
+    "pct_three",
+    "pct_free_throw",
+    "team_pace",
+    "team_off_rating",
+    "team_win_pct",
+    "vegas_points_line",
+    "vegas_opening_line",
+    "vegas_line_move",
+    "has_vegas_line",
+    "avg_points_vs_opponent",
+    "games_vs_opponent",
+    "minutes_avg_last_10",
+    "ppm_avg_last_10",
+    "dnp_rate",
+    "pts_slope_10g",
+    "pts_vs_season_zscore",
+    "breakout_flag",
+    "star_teammates_out",
+    "game_total_line",
+    "days_rest",
+    "minutes_load_last_7d",
+    "spread_magnitude",
+    "implied_team_total",
+    "points_avg_last_3",
+    "scoring_trend_slope",
+    "deviation_from_avg_last3",
+    "consecutive_games_below_avg",
+    "teammate_usage_available",
+    "usage_rate_last_5",
+    "games_since_structural_change",
+    "multi_book_line_std",
+    "prop_over_streak",
+    "prop_under_streak",
+    "line_vs_season_avg",
+    "prop_line_delta",
 )
 assert len(FEATURE_NAMES) == 55
 FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -43,8 +86,13 @@ FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)
 VEGAS_FEATURE_INDICES: tuple[int, ...] = (25, 26, 27, 28)
 # Features the pipeline sets from the line book at scoring time (domain.md section 5).
 MARKET_FEATURES: tuple[str, ...] = (
-    "vegas_points_line", "vegas_opening_line", "vegas_line_move", "has_vegas_line",
-    "multi_book_line_std", "line_vs_season_avg", "prop_line_delta",
+    "vegas_points_line",
+    "vegas_opening_line",
+    "vegas_line_move",
+    "has_vegas_line",
+    "multi_book_line_std",
+    "line_vs_season_avg",
+    "prop_line_delta",
 )
 
 FEATURE_SETS: dict[str, tuple[int, ...]] = {
@@ -70,7 +118,13 @@ def feature_names_for(feature_set: str) -> tuple[str, ...]:
 # --------------------------------------------------------------------------------------------
 
 BOOK_PRIORITY: tuple[str, ...] = (
-    "draftkings", "fanduel", "betmgm", "williamhill_us", "betrivers", "espnbet", "hardrockbet",
+    "draftkings",
+    "fanduel",
+    "betmgm",
+    "williamhill_us",
+    "betrivers",
+    "espnbet",
+    "hardrockbet",
 )
 PICKEM_SITES: tuple[str, ...] = ("prizepicks", "underdog", "sleeper", "pick6")
 KNOWN_BOOKS: tuple[str, ...] = BOOK_PRIORITY + ("bovada", "fliff", "betonlineag")
@@ -95,7 +149,7 @@ class ScheduleEvent(NamedTuple):
     home_team: str
     away_team: str
     status: str
-    new_game_date: Optional[dt.date]
+    new_game_date: dt.date | None
     event_ts: dt.datetime
 
 
@@ -129,7 +183,7 @@ class FeatureRow(NamedTuple):
     team_abbr: str
     opponent_team_abbr: str
     feature_version: str
-    features: tuple[Optional[float], ...]
+    features: tuple[float | None, ...]
     feature_quality_score: float
     quality_alert_level: str
     matchup_quality_pct: float
@@ -137,7 +191,7 @@ class FeatureRow(NamedTuple):
     default_feature_indices: tuple[int, ...]
     # Extra column: the selected book's closing line of the player's previous game (public before this
     # game); the line book needs it for prop_line_delta without reading earlier dates' odds.
-    prev_game_closing_line: Optional[float] = None
+    prev_game_closing_line: float | None = None
 
 
 class BoxScore(NamedTuple):
@@ -145,14 +199,14 @@ class BoxScore(NamedTuple):
     game_id: str
     game_date: dt.date
     team_abbr: str
-    points: Optional[float]
-    minutes: Optional[float]
+    points: float | None
+    minutes: float | None
     is_dnp: bool
     starter: bool
-    plus_minus: Optional[float]
-    fg3a: Optional[float] = None  # three-point attempts (extra column, for the 3pt_bounce signal)
-    fg3m: Optional[float] = None  # three-point makes
-    opponent_team_abbr: Optional[str] = None
+    plus_minus: float | None
+    fg3a: float | None = None  # three-point attempts (extra column, for the 3pt_bounce signal)
+    fg3m: float | None = None  # three-point makes
+    opponent_team_abbr: str | None = None
 
 
 INPUT_KINDS: dict[str, type] = {
@@ -183,9 +237,9 @@ class DeadLetter(NamedTuple):
     step: str
     error: str
     payload: str
-    event_ts: Optional[dt.datetime]
-    game_date: Optional[dt.date] = None
-    run_id: Optional[str] = None
+    event_ts: dt.datetime | None
+    game_date: dt.date | None = None
+    run_id: str | None = None
 
 
 class TableSpec(NamedTuple):
@@ -194,7 +248,7 @@ class TableSpec(NamedTuple):
     name: str
     row_type: type
     key: tuple[str, ...]
-    partition: Optional[str] = "game_date"
+    partition: str | None = "game_date"
     cluster: tuple[str, ...] = ()
 
 
@@ -213,7 +267,7 @@ def _unwrap(tp: object) -> tuple[object, bool, bool]:
     """Returns (base type, nullable, repeated) of an annotation."""
     nullable = False
     origin = typing.get_origin(tp)
-    if origin is typing.Union:
+    if origin is typing.Union or origin is types.UnionType:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         nullable = len(args) != len(typing.get_args(tp))
         tp = args[0]
@@ -247,11 +301,13 @@ def bigquery_schema(row_type: type) -> list[dict]:
     """BigQuery JSON schema fields for a row type (used by WriteToBigQuery and table creation)."""
     fields = []
     for name, base, nullable, repeated in columns(row_type):
-        fields.append({
-            "name": name,
-            "type": PY_TO_SQL[base][1],
-            "mode": "REPEATED" if repeated else ("NULLABLE" if nullable else "REQUIRED"),
-        })
+        fields.append(
+            {
+                "name": name,
+                "type": PY_TO_SQL[base][1],
+                "mode": "REPEATED" if repeated else ("NULLABLE" if nullable else "REQUIRED"),
+            }
+        )
     return fields
 
 
@@ -260,13 +316,13 @@ class LineDiagnostic(NamedTuple):
     game_id: str
     player_lookup: str
     code: str  # LINE_SANITY_REJECT | LINE_SOURCE | NO_PROP_LINE
-    book: Optional[str]
-    line: Optional[float]
-    value: Optional[str]
+    book: str | None
+    line: float | None
+    value: str | None
     reason: str
-    snapshot_ts: Optional[dt.datetime]
-    run_id: Optional[str] = None
-    policy_version: Optional[str] = None
+    snapshot_ts: dt.datetime | None
+    run_id: str | None = None
+    policy_version: str | None = None
 
 
 class LineBook(NamedTuple):
@@ -275,21 +331,21 @@ class LineBook(NamedTuple):
     game_date: dt.date
     game_id: str
     player_lookup: str
-    player_name: Optional[str]
-    line: Optional[float]
-    line_book: Optional[str]
-    line_source_api: Optional[str]
-    line_snapshot_ts: Optional[dt.datetime]
-    over_price: Optional[int]
-    under_price: Optional[int]
-    fallback_depth: Optional[int]
-    opening_line: Optional[float]
-    line_move: Optional[float]
+    player_name: str | None
+    line: float | None
+    line_book: str | None
+    line_source_api: str | None
+    line_snapshot_ts: dt.datetime | None
+    over_price: int | None
+    under_price: int | None
+    fallback_depth: int | None
+    opening_line: float | None
+    line_move: float | None
     n_books: int
-    multi_book_line_std: Optional[float]
-    min_line: Optional[float]
-    max_line: Optional[float]
-    prop_line_delta: Optional[float]
+    multi_book_line_std: float | None
+    min_line: float | None
+    max_line: float | None
+    prop_line_delta: float | None
 
 
 class GateDecision(NamedTuple):
@@ -299,11 +355,11 @@ class GateDecision(NamedTuple):
     run_mode: str
     viable: bool
     reason: str
-    feature_quality_score: Optional[float]
-    team_abbr: Optional[str] = None
+    feature_quality_score: float | None
+    team_abbr: str | None = None
     has_line: bool = False
-    run_id: Optional[str] = None
-    policy_version: Optional[str] = None
+    run_id: str | None = None
+    policy_version: str | None = None
 
 
 class Prediction(NamedTuple):
@@ -314,44 +370,44 @@ class Prediction(NamedTuple):
     family: str
     feature_set: str
     predicted_points: float
-    line: Optional[float]
-    line_book: Optional[str]
-    line_snapshot_ts: Optional[dt.datetime]
-    edge: Optional[float]
+    line: float | None
+    line_book: str | None
+    line_snapshot_ts: dt.datetime | None
+    edge: float | None
     recommendation: str  # OVER | UNDER | HOLD | NO_LINE
     confidence: float
-    feature_quality_score: Optional[float] = None
-    team_abbr: Optional[str] = None
-    opponent_team_abbr: Optional[str] = None
-    run_id: Optional[str] = None
-    policy_version: Optional[str] = None
+    feature_quality_score: float | None = None
+    team_abbr: str | None = None
+    opponent_team_abbr: str | None = None
+    run_id: str | None = None
+    policy_version: str | None = None
 
 
 class Consensus(NamedTuple):
     game_date: dt.date
     game_id: str
     player_lookup: str
-    line: Optional[float]
-    line_book: Optional[str]
-    line_snapshot_ts: Optional[dt.datetime]
-    consensus_edge: Optional[float]
-    consensus_prediction: Optional[float]
-    direction: Optional[str]  # OVER | UNDER | None without a line
+    line: float | None
+    line_book: str | None
+    line_snapshot_ts: dt.datetime | None
+    consensus_edge: float | None
+    consensus_prediction: float | None
+    direction: str | None  # OVER | UNDER | None without a line
     n_families: int
     n_models: int
-    agreement: Optional[float]
-    dispersion: Optional[float]
-    max_edge_model_id: Optional[str]
-    max_edge: Optional[float]
+    agreement: float | None
+    dispersion: float | None
+    max_edge_model_id: str | None
+    max_edge: float | None
     family_edges: Json
     model_ids: tuple[str, ...]
-    mean_confidence: Optional[float]
+    mean_confidence: float | None
     method: str
-    feature_quality_score: Optional[float] = None
-    team_abbr: Optional[str] = None
-    opponent_team_abbr: Optional[str] = None
-    run_id: Optional[str] = None
-    policy_version: Optional[str] = None
+    feature_quality_score: float | None = None
+    team_abbr: str | None = None
+    opponent_team_abbr: str | None = None
+    run_id: str | None = None
+    policy_version: str | None = None
 
 
 class Pick(NamedTuple):
@@ -361,22 +417,22 @@ class Pick(NamedTuple):
     game_date: dt.date
     game_id: str
     player_lookup: str
-    player_name: Optional[str]
-    team_abbr: Optional[str]
-    opponent_team_abbr: Optional[str]
-    tipoff_utc: Optional[dt.datetime]
+    player_name: str | None
+    team_abbr: str | None
+    opponent_team_abbr: str | None
+    tipoff_utc: dt.datetime | None
     rank: int
     direction: str
     line: float
-    line_book: Optional[str]
-    line_snapshot_ts: Optional[dt.datetime]
+    line_book: str | None
+    line_snapshot_ts: dt.datetime | None
     consensus_edge: float
-    predicted_points: Optional[float]
-    agreement: Optional[float]
+    predicted_points: float | None
+    agreement: float | None
     n_families: int
     n_models: int
-    dispersion: Optional[float]
-    confidence: Optional[float]
+    dispersion: float | None
+    confidence: float | None
     model_ids: tuple[str, ...]
     signals: tuple[str, ...]
     signal_details: Json
@@ -386,9 +442,9 @@ class Pick(NamedTuple):
     ultra_criteria: Json
     status: str  # active | withdrawn | locked
     version: int
-    withdrawn_reason: Optional[str] = None
-    run_id: Optional[str] = None
-    policy_version: Optional[str] = None
+    withdrawn_reason: str | None = None
+    run_id: str | None = None
+    policy_version: str | None = None
 
 
 BestBetHistory = NamedTuple(  # type: ignore[misc]
@@ -404,8 +460,8 @@ class FilterSummary(NamedTuple):
     total_candidates: int
     passed: int
     rejected: Json  # {"edge_floor": 12, ...} in filter order
-    run_id: Optional[str] = None
-    policy_version: Optional[str] = None
+    run_id: str | None = None
+    policy_version: str | None = None
 
 
 class PredictionAccuracy(NamedTuple):
@@ -413,27 +469,27 @@ class PredictionAccuracy(NamedTuple):
     game_id: str
     player_lookup: str
     model_id: str
-    family: Optional[str]
-    line: Optional[float]
+    family: str | None
+    line: float | None
     recommendation: str
-    predicted_points: Optional[float]
-    edge: Optional[float]
-    actual_points: Optional[float]
-    minutes: Optional[float]
-    prediction_correct: Optional[bool]  # NULL for push / void / no result
+    predicted_points: float | None
+    edge: float | None
+    actual_points: float | None
+    minutes: float | None
+    prediction_correct: bool | None  # NULL for push / void / no result
     is_push: bool
     is_voided: bool
-    void_reason: Optional[str]
-    absolute_error: Optional[float]
-    signed_error: Optional[float]
-    within_3: Optional[bool]
-    within_5: Optional[bool]
-    margin: Optional[float]  # actual - line
-    run_id: Optional[str] = None
+    void_reason: str | None
+    absolute_error: float | None
+    signed_error: float | None
+    within_3: bool | None
+    within_5: bool | None
+    margin: float | None  # actual - line
+    run_id: str | None = None
     # Extra columns (grading): the selected book's line at tip-off and CLV in points (positive = the
     # recommendation beat the close; OVER: closing - line, UNDER: line - closing); None without a bet.
-    closing_line: Optional[float] = None
-    clv: Optional[float] = None
+    closing_line: float | None = None
+    clv: float | None = None
 
 
 class BestBetResult(NamedTuple):
@@ -443,72 +499,86 @@ class BestBetResult(NamedTuple):
     player_lookup: str
     direction: str
     line: float
-    consensus_edge: Optional[float]
-    actual_points: Optional[float]
-    minutes: Optional[float]
+    consensus_edge: float | None
+    actual_points: float | None
+    minutes: float | None
     result: str  # WIN | LOSS | PUSH | VOID | PENDING
-    void_reason: Optional[str]
-    margin: Optional[float]
-    closing_line: Optional[float]
-    clv: Optional[float]
+    void_reason: str | None
+    margin: float | None
+    closing_line: float | None
+    clv: float | None
     ultra_tier: bool
-    run_id: Optional[str] = None
+    run_id: str | None = None
     # Extra columns (grading): the pick's rank and the run that produced it (live vs backfill picks for
     # the ultra public gate), the closing line's book.
-    rank: Optional[int] = None
-    pick_run_id: Optional[str] = None
-    closing_book: Optional[str] = None
+    rank: int | None = None
+    pick_run_id: str | None = None
+    closing_book: str | None = None
 
 
 class ModelPerformanceDaily(NamedTuple):
     game_date: dt.date
     model_id: str
-    family: Optional[str]
-    hr_7d: Optional[float]
-    hr_14d: Optional[float]
-    hr_30d: Optional[float]
+    family: str | None
+    hr_7d: float | None
+    hr_14d: float | None
+    hr_30d: float | None
     n_7d: int
     n_14d: int
     n_30d: int
-    hr_edge5_30d: Optional[float]
+    hr_edge5_30d: float | None
     n_edge5_30d: int
-    over_hr_30d: Optional[float]
-    under_hr_30d: Optional[float]
-    mae_30d: Optional[float]
-    vegas_bias_30d: Optional[float]
+    over_hr_30d: float | None
+    under_hr_30d: float | None
+    mae_30d: float | None
+    vegas_bias_30d: float | None
     state: str  # INSUFFICIENT_DATA | BLOCKED | DEGRADING | WATCH | HEALTHY
-    run_id: Optional[str] = None
+    run_id: str | None = None
 
 
 class RunRecord(NamedTuple):
     run_id: str
     command: str
     options: Json
-    policy_version: Optional[str]
-    registry_digest: Optional[str]
+    policy_version: str | None
+    registry_digest: str | None
     started_at: dt.datetime
-    finished_at: Optional[dt.datetime]
+    finished_at: dt.datetime | None
     status: str  # running | succeeded | failed
     counts: Json
-    game_date: Optional[dt.date] = None
+    game_date: dt.date | None = None
 
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
         TableSpec("runs", RunRecord, ("run_id",), partition=None),
-        TableSpec("line_diagnostics", LineDiagnostic, ("game_date", "game_id", "player_lookup", "code", "book")),
+        TableSpec(
+            "line_diagnostics", LineDiagnostic, ("game_date", "game_id", "player_lookup", "code", "book")
+        ),
         TableSpec("gate_decisions", GateDecision, ("game_date", "game_id", "player_lookup")),
-        TableSpec("predictions", Prediction, ("game_date", "game_id", "player_lookup", "model_id", "line_snapshot_ts"),
-                  cluster=("model_id", "player_lookup")),
-        TableSpec("consensus", Consensus, ("game_date", "game_id", "player_lookup"), cluster=("player_lookup",)),
+        TableSpec(
+            "predictions",
+            Prediction,
+            ("game_date", "game_id", "player_lookup", "model_id", "line_snapshot_ts"),
+            cluster=("model_id", "player_lookup"),
+        ),
+        TableSpec(
+            "consensus", Consensus, ("game_date", "game_id", "player_lookup"), cluster=("player_lookup",)
+        ),
         TableSpec("best_bets", Pick, ("pick_id",), cluster=("pick_id",)),
         TableSpec("best_bets_history", BestBetHistory, ("pick_id", "version"), cluster=("pick_id",)),
         TableSpec("filter_summary", FilterSummary, ("game_date",)),
-        TableSpec("prediction_accuracy", PredictionAccuracy, ("game_date", "game_id", "player_lookup", "model_id"),
-                  cluster=("model_id",)),
+        TableSpec(
+            "prediction_accuracy",
+            PredictionAccuracy,
+            ("game_date", "game_id", "player_lookup", "model_id"),
+            cluster=("model_id",),
+        ),
         TableSpec("best_bets_results", BestBetResult, ("pick_id",)),
-        TableSpec("model_performance_daily", ModelPerformanceDaily, ("game_date", "model_id"), cluster=("model_id",)),
+        TableSpec(
+            "model_performance_daily", ModelPerformanceDaily, ("game_date", "model_id"), cluster=("model_id",)
+        ),
         TableSpec("dead_letters", DeadLetter, ("source", "step", "payload"), partition="game_date"),
     )
 }

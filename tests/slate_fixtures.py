@@ -18,8 +18,19 @@ TIPOFF = dt.datetime(2026, 2, 23, 0, 30, tzinfo=UTC)
 AS_OF = TIPOFF - dt.timedelta(hours=1)
 
 
-def feature_row(player: str, *, team="LAL", opp="BOS", quality=92.0, alert="green", matchup=80.0,
-                defaults=0, avg=20.0, game_id=GAME_ID, game_date=GAME_DATE) -> FeatureRow:
+def feature_row(
+    player: str,
+    *,
+    team="LAL",
+    opp="BOS",
+    quality=92.0,
+    alert="green",
+    matchup=80.0,
+    defaults=0,
+    avg=20.0,
+    game_id=GAME_ID,
+    game_date=GAME_DATE,
+) -> FeatureRow:
     values: list[float | None] = [1.0] * 55
     values[FEATURE_INDEX["points_avg_last_5"]] = avg + 1
     values[FEATURE_INDEX["points_avg_last_10"]] = avg
@@ -28,43 +39,100 @@ def feature_row(player: str, *, team="LAL", opp="BOS", quality=92.0, alert="gree
     values[FEATURE_INDEX["games_vs_opponent"]] = 1.0
     values[FEATURE_INDEX["minutes_avg_last_10"]] = 32.0
     return FeatureRow(
-        player_lookup=player, game_id=game_id, game_date=game_date, team_abbr=team,
-        opponent_team_abbr=opp, feature_version="v12_55", features=tuple(values),
-        feature_quality_score=quality, quality_alert_level=alert, matchup_quality_pct=matchup,
-        required_default_count=defaults, default_feature_indices=(), prev_game_closing_line=avg - 0.5)
+        player_lookup=player,
+        game_id=game_id,
+        game_date=game_date,
+        team_abbr=team,
+        opponent_team_abbr=opp,
+        feature_version="v12_55",
+        features=tuple(values),
+        feature_quality_score=quality,
+        quality_alert_level=alert,
+        matchup_quality_pct=matchup,
+        required_default_count=defaults,
+        default_feature_indices=(),
+        prev_game_closing_line=avg - 0.5,
+    )
 
 
-def odds(player: str, book: str, line: float, minutes_before_asof: int = 30, *, game_id=GAME_ID,
-         over=-110, under=-110) -> OddsSnapshot:
+def odds(
+    player: str,
+    book: str,
+    line: float,
+    minutes_before_asof: int = 30,
+    *,
+    game_id=GAME_ID,
+    over=-110,
+    under=-110,
+) -> OddsSnapshot:
     return OddsSnapshot(
-        player_lookup=player, player_name=player.title(), game_id=game_id, game_date=GAME_DATE, book=book,
-        line=line, over_price=over, under_price=under,
-        snapshot_ts=AS_OF - dt.timedelta(minutes=minutes_before_asof), source_api="odds_api")
+        player_lookup=player,
+        player_name=player.title(),
+        game_id=game_id,
+        game_date=GAME_DATE,
+        book=book,
+        line=line,
+        over_price=over,
+        under_price=under,
+        snapshot_ts=AS_OF - dt.timedelta(minutes=minutes_before_asof),
+        source_api="odds_api",
+    )
 
 
 def box(player: str, days_before: int, points=20.0, minutes=32.0, team="LAL") -> BoxScore:
     d = GAME_DATE - dt.timedelta(days=days_before)
-    return BoxScore(player_lookup=player, game_id=f"{d:%Y%m%d}_LAL_MIA", game_date=d, team_abbr=team,
-                    points=points, minutes=minutes, is_dnp=False, starter=True, plus_minus=2.0,
-                    fg3a=5.0, fg3m=2.0, opponent_team_abbr="MIA")
+    return BoxScore(
+        player_lookup=player,
+        game_id=f"{d:%Y%m%d}_LAL_MIA",
+        game_date=d,
+        team_abbr=team,
+        points=points,
+        minutes=minutes,
+        is_dnp=False,
+        starter=True,
+        plus_minus=2.0,
+        fg3a=5.0,
+        fg3m=2.0,
+        opponent_team_abbr="MIA",
+    )
 
 
 def schedule_event(status="scheduled", game_id=GAME_ID) -> ScheduleEvent:
-    return ScheduleEvent(game_id=game_id, game_date=GAME_DATE, tipoff_utc=TIPOFF, home_team="BOS",
-                         away_team="LAL", status=status, new_game_date=None,
-                         event_ts=TIPOFF - dt.timedelta(hours=20))
+    return ScheduleEvent(
+        game_id=game_id,
+        game_date=GAME_DATE,
+        tipoff_utc=TIPOFF,
+        home_team="BOS",
+        away_team="LAL",
+        status=status,
+        new_game_date=None,
+        event_ts=TIPOFF - dt.timedelta(hours=20),
+    )
 
 
 def injury(player: str, status: str) -> InjuryReport:
-    return InjuryReport(player_lookup=player, game_date=GAME_DATE, status=status, reason="knee",
-                        report_ts=AS_OF - dt.timedelta(hours=3))
+    return InjuryReport(
+        player_lookup=player,
+        game_date=GAME_DATE,
+        status=status,
+        reason="knee",
+        report_ts=AS_OF - dt.timedelta(hours=3),
+    )
 
 
 def date_plan(model_ids: tuple[str, ...], status="scheduled", run_mode="FIRST") -> DatePlan:
-    game = GameState(game_id=GAME_ID, game_date=GAME_DATE, tipoff_utc=TIPOFF, home_team="BOS",
-                     away_team="LAL", status=status, new_game_date=None)
-    return DatePlan(game_date=GAME_DATE, as_of=AS_OF, run_mode=run_mode, games={GAME_ID: game},
-                    model_ids=model_ids)
+    game = GameState(
+        game_id=GAME_ID,
+        game_date=GAME_DATE,
+        tipoff_utc=TIPOFF,
+        home_team="BOS",
+        away_team="LAL",
+        status=status,
+        new_game_date=None,
+    )
+    return DatePlan(
+        game_date=GAME_DATE, as_of=AS_OF, run_mode=run_mode, games={GAME_ID: game}, model_ids=model_ids
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -82,9 +150,16 @@ def tiny_registry():
     tr, ho = frame[dates <= cut], frame[dates > cut]
     params = train.TrainParams(iterations=20, depth=4, thread_count=1)
     specs = [
-        train.train_family(fam, tr, ho, window=(dt.date(2025, 11, 1), cut),
-                           holdout_window=(dt.date(2025, 11, 21), dt.date(2025, 11, 30)), out_dir=out,
-                           params=params, force_enable="test fixture")
+        train.train_family(
+            fam,
+            tr,
+            ho,
+            window=(dt.date(2025, 11, 1), cut),
+            holdout_window=(dt.date(2025, 11, 21), dt.date(2025, 11, 30)),
+            out_dir=out,
+            params=params,
+            force_enable="test fixture",
+        )
         for fam in ("v12_mae", "v9_mae")
     ]
     registry = Registry(specs, f"{out}/registry.json")

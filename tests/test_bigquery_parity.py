@@ -57,8 +57,8 @@ def _value(v):
 def _table(warehouse, table: str) -> list[tuple]:
     df = warehouse.read_table(table).drop(columns=["run_id"], errors="ignore")
     df = df[sorted(df.columns)]
-    return sorted((tuple(_value(v) for v in row) for row in df.astype(object).itertuples(index=False, name=None)),
-                  key=repr)
+    rows = (tuple(_value(v) for v in row) for row in df.astype(object).itertuples(index=False, name=None))
+    return sorted(rows, key=repr)
 
 
 def test_slate_to_bigquery_and_gcs_equals_the_local_run(tmp_path):

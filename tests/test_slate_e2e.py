@@ -20,8 +20,15 @@ from tests.slate_fixtures import tiny_registry
 pytestmark = pytest.mark.slow
 
 GAME_DATE = "2026-01-13"
-TABLES = ("line_diagnostics", "gate_decisions", "predictions", "consensus", "best_bets", "filter_summary",
-          "dead_letters")
+TABLES = (
+    "line_diagnostics",
+    "gate_decisions",
+    "predictions",
+    "consensus",
+    "best_bets",
+    "filter_summary",
+    "dead_letters",
+)
 VOLATILE = {"run_id", "generated_at"}
 
 
@@ -34,8 +41,19 @@ def season_dir(tmp_path_factory) -> Path:
 
 
 def _run(season: Path, work: Path, capsys, *extra: str) -> tuple[int, str]:
-    argv = ["--inputs", str(season), "--registry", tiny_registry().uri, "--game-date", GAME_DATE,
-            "--warehouse", str(work / "props.duckdb"), "--exports", str(work / "exports"), *extra]
+    argv = [
+        "--inputs",
+        str(season),
+        "--registry",
+        tiny_registry().uri,
+        "--game-date",
+        GAME_DATE,
+        "--warehouse",
+        str(work / "props.duckdb"),
+        "--exports",
+        str(work / "exports"),
+        *extra,
+    ]
     code = run_command.main(argv)
     return code, capsys.readouterr().out
 
@@ -80,7 +98,7 @@ def test_tables_and_exports_agree_and_rerun_is_idempotent(season_dir, tmp_path, 
     admin = json.loads((tmp_path / "exports" / "admin" / "picks" / f"{GAME_DATE}.json").read_text())
     assert doc == latest
     con = duckdb.connect(str(db), read_only=True)
-    picks = con.execute('SELECT pick_id, rank, line, consensus_edge FROM best_bets ORDER BY rank').fetchall()
+    picks = con.execute("SELECT pick_id, rank, line, consensus_edge FROM best_bets ORDER BY rank").fetchall()
     summary = con.execute("SELECT total_candidates, passed FROM filter_summary").fetchone()
     run_row = con.execute("SELECT status, counts FROM runs").fetchall()
     con.close()
@@ -112,8 +130,18 @@ def _corrupt(season: Path, target: Path) -> dict[str, int]:
     inj.parent.mkdir(parents=True, exist_ok=True)
     with inj.open("a") as f:
         f.write('{"player_lookup": "x", "game_date": "2026-01-13", "status": \n')  # malformed
-        f.write(json.dumps({"player_lookup": "someone", "game_date": "2026-01-13", "status": "out",
-                            "reason": "knee", "report_ts": "not-a-time"}) + "\n")  # mistyped
+        f.write(
+            json.dumps(
+                {
+                    "player_lookup": "someone",
+                    "game_date": "2026-01-13",
+                    "status": "out",
+                    "reason": "knee",
+                    "report_ts": "not-a-time",
+                }
+            )
+            + "\n"
+        )  # mistyped
     # 2. a schedule event missing a field.
     sched = d / "schedule" / f"game_date={GAME_DATE}" / "part-00000.jsonl"
     with sched.open("a") as f:
@@ -128,8 +156,9 @@ def _corrupt(season: Path, target: Path) -> dict[str, int]:
     ghost = dict(row, player_lookup="ghostplayer", player_name="Ghost Player")
     nogame = dict(row, game_id="20260113_AAA_BBB")
     absurd = dict(row, line=150.5, book="zzbook")
-    pq.write_table(pa.Table.from_pylist([ghost, nogame, absurd], schema=table.schema),
-                   odds_dir / "part-00010.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([ghost, nogame, absurd], schema=table.schema), odds_dir / "part-00010.parquet"
+    )
     return {"parse": 4, "universe": 2}
 
 
@@ -141,8 +170,9 @@ def test_bad_input_becomes_dead_letters_and_the_run_completes(season_dir, tmp_pa
     counts = _summary(out)
     con = duckdb.connect(str(tmp_path / "props.duckdb"), read_only=True)
     dead = con.execute("SELECT source, step, error FROM dead_letters").fetchall()
-    rejects = con.execute("SELECT reason FROM line_diagnostics WHERE code = 'LINE_SANITY_REJECT' "
-                          "AND book = 'zzbook'").fetchall()
+    rejects = con.execute(
+        "SELECT reason FROM line_diagnostics WHERE code = 'LINE_SANITY_REJECT' AND book = 'zzbook'"
+    ).fetchall()
     con.close()
     by_step: dict[str, int] = {}
     for _source, step, _error in dead:

@@ -28,11 +28,16 @@ def _join(p, odds_rows, feature_rows, injuries=(), box_rows=(), plan=None):
     features = p | "Features" >> beam.Create(feature_rows)
     box = p | "Box" >> beam.Create(list(box_rows), reshuffle=False)
     ctx = {"features": features, "box_scores": box} | "Ctx" >> slate.ComputePlayerContexts()
-    inj = p | "Inj" >> beam.Create(list(injuries), reshuffle=False) | "ResolveInj" >> slate.ResolveInjuries(
-        {fx.GAME_DATE: fx.AS_OF})
+    inj = (
+        p
+        | "Inj" >> beam.Create(list(injuries), reshuffle=False)
+        | "ResolveInj" >> slate.ResolveInjuries({fx.GAME_DATE: fx.AS_OF})
+    )
     return {
         "odds": p | "Odds" >> beam.Create(odds_rows),
-        "features": features, "contexts": ctx.contexts, "injuries": inj,
+        "features": features,
+        "contexts": ctx.contexts,
+        "injuries": inj,
         "known_players": ctx[slate.KNOWN_PLAYERS],
     } | slate.JoinPlayerGames({fx.GAME_DATE: plan}, POLICY)
 
@@ -47,7 +52,8 @@ def test_gate_reasons_diagnostics_and_dead_letters():
         fx.feature_row("zeta", quality=84.9),
     ]
     odds_rows = [
-        fx.odds("alpha", "fanduel", 21.5), fx.odds("alpha", "draftkings", 22.5),
+        fx.odds("alpha", "fanduel", 21.5),
+        fx.odds("alpha", "draftkings", 22.5),
         fx.odds("alpha", "betmgm", 150.5),  # absurd line -> LINE_SANITY_REJECT
         fx.odds("gamma", "draftkings", 18.5),
         fx.odds("ghost", "draftkings", 10.5),  # unknown player -> dead letter
@@ -57,30 +63,47 @@ def test_gate_reasons_diagnostics_and_dead_letters():
         out = _join(p, odds_rows, feature_rows, injuries=[fx.injury("gamma", "OUT")])
         assert_that(
             out[slate.GATE] | beam.Map(lambda g: (g.player_lookup, g.viable, g.reason, g.has_line)),
-            equal_to([
-                ("alpha", True, "quality_sufficient", True),
-                ("beta", False, "hard_floor_red_alert", False),
-                ("gamma", False, "injury_out", True),
-                ("delta", False, "hard_floor_matchup_45", False),
-                ("eps", False, "zero_tolerance_defaults_2", False),
-                ("zeta", False, "quality_below_threshold_85", False),
-            ]), label="Gate")
+            equal_to(
+                [
+                    ("alpha", True, "quality_sufficient", True),
+                    ("beta", False, "hard_floor_red_alert", False),
+                    ("gamma", False, "injury_out", True),
+                    ("delta", False, "hard_floor_matchup_45", False),
+                    ("eps", False, "zero_tolerance_defaults_2", False),
+                    ("zeta", False, "quality_below_threshold_85", False),
+                ]
+            ),
+            label="Gate",
+        )
         assert_that(
-            out[slate.DIAGNOSTICS] | "DiagAlpha" >> beam.Filter(lambda d: d.player_lookup == "alpha")
+            out[slate.DIAGNOSTICS]
+            | "DiagAlpha" >> beam.Filter(lambda d: d.player_lookup == "alpha")
             | beam.Map(lambda d: (d.code, d.book)),
-            equal_to([("LINE_SANITY_REJECT", "betmgm"), ("LINE_SOURCE", "draftkings")]), label="Diag")
+            equal_to([("LINE_SANITY_REJECT", "betmgm"), ("LINE_SOURCE", "draftkings")]),
+            label="Diag",
+        )
         assert_that(
             out[slate.DEAD] | beam.Map(lambda d: (d.step, d.error.split(":")[0])),
-            equal_to([("universe", "unknown player 'ghost'"), ("universe", "unknown game '20260222_NYK_CHI'")]),
-            label="Dead")
-        assert_that(out.player_games | beam.Map(lambda pg: (pg.player_lookup, pg.book.line, pg.book.line_book)),
-                    equal_to([("alpha", 22.5, "draftkings")]), label="Viable")
+            equal_to(
+                [("universe", "unknown player 'ghost'"), ("universe", "unknown game '20260222_NYK_CHI'")]
+            ),
+            label="Dead",
+        )
+        assert_that(
+            out.player_games | beam.Map(lambda pg: (pg.player_lookup, pg.book.line, pg.book.line_book)),
+            equal_to([("alpha", 22.5, "draftkings")]),
+            label="Viable",
+        )
 
 
 def test_postponed_game_excludes_everyone():
     with TestPipeline(options=OPTIONS) as p:
-        out = _join(p, [fx.odds("alpha", "draftkings", 20.5)], [fx.feature_row("alpha")],
-                    plan=fx.date_plan((), status="postponed"))
+        out = _join(
+            p,
+            [fx.odds("alpha", "draftkings", 20.5)],
+            [fx.feature_row("alpha")],
+            plan=fx.date_plan((), status="postponed"),
+        )
         assert_that(out[slate.GATE] | beam.Map(lambda g: g.reason), equal_to(["game_postponed"]))
 
 
@@ -97,11 +120,26 @@ def _player_games(players):
     for name, line in players:
         row = fx.feature_row(name)
         snaps = [fx.odds(name, "draftkings", line)] if line is not None else []
-        book, _ = build_line_book(snaps, fx.AS_OF, POLICY, prev_game_closing_line=row.prev_game_closing_line,
-                                  key=(fx.GAME_DATE, fx.GAME_ID, name))
-        out.append(slate.PlayerGame(key=slate.pg_key(fx.GAME_ID, name), game_date=fx.GAME_DATE, game_id=fx.GAME_ID,
-                                    player_lookup=name, player_name=name.title(), feature_row=row, book=book,
-                                    context=None, tipoff_utc=fx.TIPOFF))
+        book, _ = build_line_book(
+            snaps,
+            fx.AS_OF,
+            POLICY,
+            prev_game_closing_line=row.prev_game_closing_line,
+            key=(fx.GAME_DATE, fx.GAME_ID, name),
+        )
+        out.append(
+            slate.PlayerGame(
+                key=slate.pg_key(fx.GAME_ID, name),
+                game_date=fx.GAME_DATE,
+                game_id=fx.GAME_ID,
+                player_lookup=name,
+                player_name=name.title(),
+                feature_row=row,
+                book=book,
+                context=None,
+                tipoff_utc=fx.TIPOFF,
+            )
+        )
     return out
 
 
@@ -126,14 +164,29 @@ def test_score_players_every_model_and_consensus_matches_bare_predict():
         out = _score(p, pgs, registry, fx.date_plan(ids))
         assert_that(
             out[slate.PREDICTIONS] | beam.Map(lambda r: (r.player_lookup, r.model_id, r.predicted_points)),
-            equal_to([(k[0], k[1], v) for k, v in expected.items()]), label="Predictions")
+            equal_to([(k[0], k[1], v) for k, v in expected.items()]),
+            label="Predictions",
+        )
         assert_that(
-            out[slate.PREDICTIONS] | "Recs" >> beam.Map(lambda r: (r.player_lookup, r.recommendation == "NO_LINE")),
-            equal_to([("alpha", False), ("alpha", False), ("bravo", True), ("bravo", True),
-                      ("carl", False), ("carl", False)]), label="NoLine")
+            out[slate.PREDICTIONS]
+            | "Recs" >> beam.Map(lambda r: (r.player_lookup, r.recommendation == "NO_LINE")),
+            equal_to(
+                [
+                    ("alpha", False),
+                    ("alpha", False),
+                    ("bravo", True),
+                    ("bravo", True),
+                    ("carl", False),
+                    ("carl", False),
+                ]
+            ),
+            label="NoLine",
+        )
         assert_that(
             out["scored"] | beam.Map(lambda s: (s.consensus.player_lookup, s.consensus.n_models)),
-            equal_to([("alpha", 2), ("bravo", 2), ("carl", 2)]), label="Consensus")
+            equal_to([("alpha", 2), ("bravo", 2), ("carl", 2)]),
+            label="Consensus",
+        )
         assert_that(out[slate.DEAD], equal_to([]), label="NoDead")
 
 
@@ -152,15 +205,21 @@ def test_select_best_bets_zero_candidate_date_still_summarised():
         scored = p | beam.Create([])
         out = scored | slate.SelectBestBets([fx.GAME_DATE, other], POLICY, history)
         assert_that(out.picks, equal_to([]), label="NoPicks")
-        assert_that(out.filter_summary | beam.Map(lambda s: (s.game_date, s.total_candidates, s.passed)),
-                    equal_to([(fx.GAME_DATE, 0, 0), (other, 0, 0)]), label="Summaries")
+        assert_that(
+            out.filter_summary | beam.Map(lambda s: (s.game_date, s.total_candidates, s.passed)),
+            equal_to([(fx.GAME_DATE, 0, 0), (other, 0, 0)]),
+            label="Summaries",
+        )
 
 
 def test_feature_vectors_one_per_model_and_set():
     pgs = _player_games([("alpha", 22.5)])
     plan = fx.date_plan(("m1", "m2", "m3"))
-    models = [slate.ModelInfo("m1", "v12_mae", "v12", 3.0), slate.ModelInfo("m2", "v9_mae", "v9", 3.0),
-              slate.ModelInfo("m3", "v12_noveg_mae", "v12_noveg", 3.0)]
+    models = [
+        slate.ModelInfo("m1", "v12_mae", "v12", 3.0),
+        slate.ModelInfo("m2", "v9_mae", "v9", 3.0),
+        slate.ModelInfo("m3", "v12_noveg_mae", "v12_noveg", 3.0),
+    ]
     out = list(slate.FeatureVectorsFn(models, {fx.GAME_DATE: plan}).process(pgs[0]))
     assert [(m, len(v[1])) for m, v in out] == [("m1", 54), ("m2", 33), ("m3", 50)]
     assert all(v[1].dtype == np.float32 for _, v in out)
@@ -169,8 +228,12 @@ def test_feature_vectors_one_per_model_and_set():
 @pytest.mark.parametrize("status", ["in_progress", "final"])
 def test_started_game_is_out_of_universe(status):
     with TestPipeline(options=OPTIONS) as p:
-        out = _join(p, [fx.odds("alpha", "draftkings", 20.5)], [fx.feature_row("alpha")],
-                    plan=fx.date_plan((), status=status))
+        out = _join(
+            p,
+            [fx.odds("alpha", "draftkings", 20.5)],
+            [fx.feature_row("alpha")],
+            plan=fx.date_plan((), status=status),
+        )
         assert_that(out[slate.GATE] | beam.Map(lambda g: g.reason), equal_to(["game_started"]))
         assert_that(out.player_games, equal_to([]), label="NoneViable")
         _ = is_not_empty

@@ -64,19 +64,30 @@ def main(argv: list[str]) -> int:
         return 2
 
     per = rng.dates_per_pipeline or len(game_dates)
-    chunks = [game_dates[i:i + per] for i in range(0, len(game_dates), per)]
+    chunks = [game_dates[i : i + per] for i in range(0, len(game_dates), per)]
     run_id = common.new_run_id("backfill")
     totals = {k: 0 for k in common.SUMMARY_FIELDS}
     first_plan = None
-    eprint(f"props backfill {start}..{end}: {len(game_dates)} game dates in {len(chunks)} pipeline(s), "
-           f"run mode {run_mode}, policy {policy.version}, run {run_id}")
+    eprint(
+        f"props backfill {start}..{end}: {len(game_dates)} game dates in {len(chunks)} pipeline(s), "
+        f"run mode {run_mode}, policy {policy.version}, run {run_id}"
+    )
     started = dt.datetime.now(dt.UTC)
     done = 0
     for chunk in chunks:
         try:
-            plan = build_plan(options, command="backfill", dates=chunk, run_mode=run_mode,
-                              offset_minutes=rng.decision_offset_minutes, inputs=inputs, registry=registry,
-                              policy=policy, warehouse=warehouse, run_id=run_id)
+            plan = build_plan(
+                options,
+                command="backfill",
+                dates=chunk,
+                run_mode=run_mode,
+                offset_minutes=rng.decision_offset_minutes,
+                inputs=inputs,
+                registry=registry,
+                policy=policy,
+                warehouse=warehouse,
+                run_id=run_id,
+            )
         except LaunchError as exc:
             eprint(f"props backfill: {exc}")
             return 2
@@ -91,8 +102,12 @@ def main(argv: list[str]) -> int:
         try:
             counts = run_plan(plan, options)
         except Exception as exc:
-            warehouse.finish_run(run_id, dt.datetime.now(dt.UTC), "failed",
-                                 json.dumps({"error": f"{type(exc).__name__}: {exc}", "done_dates": done}))
+            warehouse.finish_run(
+                run_id,
+                dt.datetime.now(dt.UTC),
+                "failed",
+                json.dumps({"error": f"{type(exc).__name__}: {exc}", "done_dates": done}),
+            )
             traceback.print_exc()
             eprint(f"props backfill: FAILED at {chunk[0]}..{chunk[-1]}: {type(exc).__name__}: {exc}")
             return 1
@@ -100,14 +115,20 @@ def main(argv: list[str]) -> int:
             totals[k] += counts.get(k, 0)
         done += len(chunk)
         rate = totals["predictions"] / max(watch.seconds, 1e-9)
-        eprint(f"{progress_bar(done, len(game_dates))} {chunk[0]}..{chunk[-1]}  "
-               f"viable {counts.get('viable', 0)} picks {counts.get('picks', 0)} "
-               f"dead {counts.get('dead_letters', 0)}  {chunk_watch.seconds:.1f} s  "
-               f"({rate:.0f} predictions/s overall)")
+        eprint(
+            f"{progress_bar(done, len(game_dates))} {chunk[0]}..{chunk[-1]}  "
+            f"viable {counts.get('viable', 0)} picks {counts.get('picks', 0)} "
+            f"dead {counts.get('dead_letters', 0)}  {chunk_watch.seconds:.1f} s  "
+            f"({rate:.0f} predictions/s overall)"
+        )
     seconds = watch.seconds
     player_games = totals["players"]
-    counts_doc = dict(totals, seconds=round(seconds, 2), dates=len(game_dates),
-                      player_games_per_second=round(player_games / max(seconds, 1e-9), 1))
+    counts_doc = dict(
+        totals,
+        seconds=round(seconds, 2),
+        dates=len(game_dates),
+        player_games_per_second=round(player_games / max(seconds, 1e-9), 1),
+    )
     warehouse.finish_run(run_id, dt.datetime.now(dt.UTC), "succeeded", json.dumps(counts_doc))
     print(common.format_summary(f"backfill {start}..{end} ({len(game_dates)} dates)", totals, seconds))
     print(f"player-games per second: {counts_doc['player_games_per_second']}")

@@ -99,10 +99,15 @@ def parse_options(argv: Sequence[str]) -> PipelineOptions:
 def print_help(title: str, classes: Iterable[type]) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog=f"props {title}", add_help=False,
-                                     description="Also accepts Beam pipeline options (--runner, --project, ...).")
+    parser = argparse.ArgumentParser(
+        prog=f"props {title}",
+        add_help=False,
+        description="Also accepts Beam pipeline options (--runner, --project, ...).",
+    )
     for cls in classes:
-        group = parser.add_argument_group(cls.__doc__.strip().splitlines()[0] if cls.__doc__ else cls.__name__)
+        group = parser.add_argument_group(
+            cls.__doc__.strip().splitlines()[0] if cls.__doc__ else cls.__name__
+        )
         cls._add_argparse_args(group)
     parser.print_help()
 
@@ -172,8 +177,9 @@ def read_schedule(inputs: str, dates: Iterable[dt.date]):
     return read_local(inputs, "schedule", sorted(set(dates)))
 
 
-def latest_games(events: Iterable[schemas.ScheduleEvent],
-                 as_of: dt.datetime | None = None) -> dict[str, GameState]:
+def latest_games(
+    events: Iterable[schemas.ScheduleEvent], as_of: dt.datetime | None = None
+) -> dict[str, GameState]:
     """Each game's state from its latest schedule event (at or before ``as_of`` when given)."""
     by_game: dict[str, list[schemas.ScheduleEvent]] = defaultdict(list)
     for ev in events:
@@ -186,21 +192,35 @@ def latest_games(events: Iterable[schemas.ScheduleEvent],
             continue  # not announced yet at the decision time
         ev = chosen[-1]
         tipoff = next((e.tipoff_utc for e in reversed(chosen) if e.tipoff_utc is not None), None)
-        out[game_id] = GameState(game_id=game_id, game_date=ev.game_date, tipoff_utc=tipoff,
-                                 home_team=ev.home_team, away_team=ev.away_team, status=ev.status,
-                                 new_game_date=ev.new_game_date)
+        out[game_id] = GameState(
+            game_id=game_id,
+            game_date=ev.game_date,
+            tipoff_utc=tipoff,
+            home_team=ev.home_team,
+            away_team=ev.away_team,
+            status=ev.status,
+            new_game_date=ev.new_game_date,
+        )
     return out
 
 
 def decision_time(games: Iterable[GameState], offset_minutes: int) -> dt.datetime | None:
     """One hour (by default) before the date's first tip-off among games that will be played."""
-    tipoffs = [g.tipoff_utc for g in games
-               if g.tipoff_utc is not None and g.status not in ("postponed", "cancelled")]
+    tipoffs = [
+        g.tipoff_utc for g in games if g.tipoff_utc is not None and g.status not in ("postponed", "cancelled")
+    ]
     return (min(tipoffs) - dt.timedelta(minutes=offset_minutes)) if tipoffs else None
 
 
-def date_plans(events: Sequence[schemas.ScheduleEvent], dates: Iterable[dt.date], *, run_mode: str,
-               as_of: dt.datetime | None, offset_minutes: int, registry) -> dict[dt.date, DatePlan]:
+def date_plans(
+    events: Sequence[schemas.ScheduleEvent],
+    dates: Iterable[dt.date],
+    *,
+    run_mode: str,
+    as_of: dt.datetime | None,
+    offset_minutes: int,
+    registry,
+) -> dict[dt.date, DatePlan]:
     """A DatePlan per date: decision time, the games as of it, the eligible models."""
     by_date: dict[dt.date, list[schemas.ScheduleEvent]] = defaultdict(list)
     for ev in events:
@@ -267,10 +287,13 @@ def graded_history(warehouse, dates: Sequence[dt.date], policy) -> dict[str, Any
             "SELECT game_date, player_lookup, prediction_correct FROM prediction_accuracy "
             "WHERE family = ? AND game_date >= ? AND game_date < ? AND prediction_correct IS NOT NULL "
             "AND abs(edge) >= ?",
-            [policy.reference_family, start, last, 3.0])
+            [policy.reference_family, start, last, 3.0],
+        )
         perf = warehouse.query(
             "SELECT game_date, family, state FROM model_performance_daily WHERE game_date < ? "
-            "AND game_date >= ? ORDER BY game_date", [last, start])
+            "AND game_date >= ? ORDER BY game_date",
+            [last, start],
+        )
     except Exception as exc:  # noqa: BLE001 - no graded history yet is normal on a new warehouse
         log.info("no graded history available: %s", exc)
         return history
@@ -284,8 +307,10 @@ def graded_history(warehouse, dates: Sequence[dt.date], policy) -> dict[str, Any
         for r in perf:
             if r["game_date"] < d and r["family"]:
                 states[r["family"]] = r["state"]
-        history["by_date"][d] = {"player_graded": {k: tuple(v) for k, v in graded.items()},
-                                 "family_state": states}
+        history["by_date"][d] = {
+            "player_graded": {k: tuple(v) for k, v in graded.items()},
+            "family_state": states,
+        }
     try:
         from pipeline.domain import records
 
@@ -308,8 +333,10 @@ def model_infos(registry, dates: Iterable[dt.date]) -> tuple[list, tuple[ModelIn
         for s in registry.eligible_for(d):
             specs[s.model_id] = s
     ordered = [specs[k] for k in sorted(specs)]
-    infos = tuple(ModelInfo(model_id=s.model_id, family=s.family, feature_set=s.feature_set,
-                            min_edge=s.min_edge) for s in ordered)
+    infos = tuple(
+        ModelInfo(model_id=s.model_id, family=s.family, feature_set=s.feature_set, min_edge=s.min_edge)
+        for s in ordered
+    )
     return ordered, infos
 
 

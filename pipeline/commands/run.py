@@ -3,7 +3,7 @@
     props run                                   # local default: simulated season, sample models,
                                                 # the busiest date after the models' training window
     props run --game-date 2026-02-22 --as-of 2026-02-22T23:00:00Z --run-mode RETRY
-    props run --inputs gs://b/raw --warehouse bigquery://proj.props --exports gs://b/api --runner DataflowRunner
+    props run --inputs bigquery://proj.props_raw --warehouse bigquery://proj.props --runner DataflowRunner
 
 The launch resolves and checks everything first (policy, registry, dates, decision time, eligible models,
 graded history); then one Beam pipeline reads every source once, scores every viable player with every
@@ -35,10 +35,21 @@ from pipeline.options import (
 )
 
 
-def build_plan(options, *, command: str, dates: Sequence[dt.date] | None = None,
-               as_of: dt.datetime | None = None, run_mode: str | None = None,
-               offset_minutes: int = 60, inputs: str | None = None, registry=None, policy=None,
-               warehouse=None, write: bool = True, run_id: str | None = None) -> RunPlan:
+def build_plan(
+    options,
+    *,
+    command: str,
+    dates: Sequence[dt.date] | None = None,
+    as_of: dt.datetime | None = None,
+    run_mode: str | None = None,
+    offset_minutes: int = 60,
+    inputs: str | None = None,
+    registry=None,
+    policy=None,
+    warehouse=None,
+    write: bool = True,
+    run_id: str | None = None,
+) -> RunPlan:
     """Resolves a RunPlan for ``dates`` (default: the slate options) and checks it."""
     slate = options.view_as(SlateOptions)
     inputs = inputs or common.default_inputs(options)
@@ -56,11 +67,14 @@ def build_plan(options, *, command: str, dates: Sequence[dt.date] | None = None,
         dates = [game_date]
         as_of = as_of or parse_timestamp(slate.as_of, "as_of")
     events, schedule_dead = common.read_schedule(inputs, dates)
-    plans = common.date_plans(events, dates, run_mode=run_mode, as_of=as_of, offset_minutes=offset_minutes,
-                              registry=registry)
+    plans = common.date_plans(
+        events, dates, run_mode=run_mode, as_of=as_of, offset_minutes=offset_minutes, registry=registry
+    )
     if not plans:
-        raise LaunchError(f"no scheduled games on {', '.join(d.isoformat() for d in dates)} in {inputs}; "
-                          "check --inputs and --game-date")
+        raise LaunchError(
+            f"no scheduled games on {', '.join(d.isoformat() for d in dates)} in {inputs}; "
+            "check --inputs and --game-date"
+        )
     specs, infos = common.model_infos(registry, plans)
     handler = None
     if specs:
@@ -68,16 +82,25 @@ def build_plan(options, *, command: str, dates: Sequence[dt.date] | None = None,
 
         handler = build_keyed_handler(specs)
     first = min(plans)
-    box_dates = tuple(season_start(first) + dt.timedelta(days=i)
-                      for i in range((max(plans) - season_start(first)).days))
+    box_dates = tuple(
+        season_start(first) + dt.timedelta(days=i) for i in range((max(plans) - season_start(first)).days)
+    )
     history = common.graded_history(warehouse, sorted(plans), policy) if warehouse is not None else {}
     return RunPlan(
-        run_id=run_id or common.new_run_id(command), command=command, inputs=inputs,
+        run_id=run_id or common.new_run_id(command),
+        command=command,
+        inputs=inputs,
         warehouse=common.warehouse_uri(options) if write else None,
         exports=common.exports_uri(options) if write else None,
-        policy=policy, models=infos, model_handler=handler, date_plans=plans,
-        schedule=tuple(events), schedule_dead_letters=tuple(schedule_dead), history=history or {},
-        box_score_dates=box_dates)
+        policy=policy,
+        models=infos,
+        model_handler=handler,
+        date_plans=plans,
+        schedule=tuple(events),
+        schedule_dead_letters=tuple(schedule_dead),
+        history=history or {},
+        box_score_dates=box_dates,
+    )
 
 
 def run_plan(plan: RunPlan, options) -> dict[str, int]:
@@ -97,12 +120,20 @@ def open_warehouse(options):
 
 
 def record_run(warehouse, plan: RunPlan, options, registry, started_at) -> None:
-    warehouse.insert_run(schemas.RunRecord(
-        run_id=plan.run_id, command=plan.command,
-        options=json.dumps(plan_summary(plan) | {"argv": sys.argv[1:]}, sort_keys=True, default=str),
-        policy_version=plan.policy.version, registry_digest=registry.digest, started_at=started_at,
-        finished_at=None, status="running", counts="{}",
-        game_date=plan.dates[0] if len(plan.dates) == 1 else None))
+    warehouse.insert_run(
+        schemas.RunRecord(
+            run_id=plan.run_id,
+            command=plan.command,
+            options=json.dumps(plan_summary(plan) | {"argv": sys.argv[1:]}, sort_keys=True, default=str),
+            policy_version=plan.policy.version,
+            registry_digest=registry.digest,
+            started_at=started_at,
+            finished_at=None,
+            status="running",
+            counts="{}",
+            game_date=plan.dates[0] if len(plan.dates) == 1 else None,
+        )
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -127,14 +158,20 @@ def main(argv: list[str]) -> int:
 
     started = dt.datetime.now(dt.UTC)
     record_run(warehouse, plan, options, registry, started)
-    eprint(f"props run {plan.dates[0]} as of {plan.date_plans[plan.dates[0]].as_of:%Y-%m-%dT%H:%MZ}: "
-           f"{len(plan.date_plans[plan.dates[0]].games)} games, {len(plan.models)} models, "
-           f"policy {policy.version}, run {plan.run_id}")
+    eprint(
+        f"props run {plan.dates[0]} as of {plan.date_plans[plan.dates[0]].as_of:%Y-%m-%dT%H:%MZ}: "
+        f"{len(plan.date_plans[plan.dates[0]].games)} games, {len(plan.models)} models, "
+        f"policy {policy.version}, run {plan.run_id}"
+    )
     try:
         counts = run_plan(plan, options)
     except Exception as exc:
-        warehouse.finish_run(plan.run_id, dt.datetime.now(dt.UTC), "failed",
-                             json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        warehouse.finish_run(
+            plan.run_id,
+            dt.datetime.now(dt.UTC),
+            "failed",
+            json.dumps({"error": f"{type(exc).__name__}: {exc}"}),
+        )
         traceback.print_exc()
         eprint(f"props run: FAILED after {watch.seconds:.1f} s: {type(exc).__name__}: {exc}")
         return 1

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 import re
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 

@@ -30,10 +30,19 @@ METRICS_NAMESPACE = "props"
 class WriteDateFn(beam.DoFn):
     """``(date_iso, [(table, row) | None, ...])`` -> replace the date, write its exports; emits counts."""
 
-    def __init__(self, *, warehouse_uri: str | None, exports_uri: str | None, run_dates: Iterable[dt.date],
-                 tables: Collection[str], protected: Mapping[dt.date, Collection[str]],
-                 policy_version: str, record: dict | None, ultra_public: bool,
-                 generated_at: dt.datetime | None = None):
+    def __init__(
+        self,
+        *,
+        warehouse_uri: str | None,
+        exports_uri: str | None,
+        run_dates: Iterable[dt.date],
+        tables: Collection[str],
+        protected: Mapping[dt.date, Collection[str]],
+        policy_version: str,
+        record: dict | None,
+        ultra_public: bool,
+        generated_at: dt.datetime | None = None,
+    ):
         self._warehouse_uri = warehouse_uri
         self._exports_uri = exports_uri
         self._latest = max(run_dates)
@@ -67,8 +76,11 @@ class WriteDateFn(beam.DoFn):
         counts = {}
         if self._warehouse is not None:
             counts = self._warehouse.replace_dates(
-                [game_date], rows_by_table, protected_pick_game_ids=self._protected.get(date_iso, ()),
-                tables=self._tables)
+                [game_date],
+                rows_by_table,
+                protected_pick_game_ids=self._protected.get(date_iso, ()),
+                tables=self._tables,
+            )
         written: list[str] = []
         if self._exports_uri:
             written = self._write_exports(game_date, rows_by_table)
@@ -84,17 +96,26 @@ class WriteDateFn(beam.DoFn):
             "filter_summary": summaries[0] if summaries else None,
             "consensus": sorted(rows.get("consensus", []), key=lambda c: c.player_lookup),
             "gate_counts": dict(sorted(Counter(g.reason for g in rows.get("gate_decisions", [])).items())),
-            "diagnostics_counts": dict(sorted(Counter(d.code for d in rows.get("line_diagnostics", [])).items())),
+            "diagnostics_counts": dict(
+                sorted(Counter(d.code for d in rows.get("line_diagnostics", [])).items())
+            ),
         }
         docs = exports.export_documents(
-            game_date, bundle, generated_at=self._generated_at or dt.datetime.now(dt.UTC),
-            policy_version=self._policy_version, record=self._record, ultra_public=self._ultra_public,
-            latest=game_date == self._latest)
+            game_date,
+            bundle,
+            generated_at=self._generated_at or dt.datetime.now(dt.UTC),
+            policy_version=self._policy_version,
+            record=self._record,
+            ultra_public=self._ultra_public,
+            latest=game_date == self._latest,
+        )
         written = []
         # Dated files first, latest.json last: a reader following latest never sees a missing date.
         for rel in sorted(docs, key=lambda r: r.endswith("latest.json")):
             doc, cache = docs[rel]
-            written.append(exports.write_json(exports.join_uri(self._exports_uri, rel), doc, cache_control=cache))
+            written.append(
+                exports.write_json(exports.join_uri(self._exports_uri, rel), doc, cache_control=cache)
+            )
         return written
 
 
@@ -111,14 +132,30 @@ class WriteSlateOutputs(beam.PTransform):
     Returns: ``(date, {"tables": {table: rows}, "exports": [uris]})`` per date.
     """
 
-    def __init__(self, *, warehouse_uri, exports_uri, dates, tables, protected_pick_game_ids,
-                 policy_version, record=None, ultra_public=False):
+    def __init__(
+        self,
+        *,
+        warehouse_uri,
+        exports_uri,
+        dates,
+        tables,
+        protected_pick_game_ids,
+        policy_version,
+        record=None,
+        ultra_public=False,
+    ):
         super().__init__()
         self._dates = sorted(dates)
         self._fn = WriteDateFn(
-            warehouse_uri=warehouse_uri, exports_uri=exports_uri, run_dates=self._dates, tables=tables,
-            protected=protected_pick_game_ids, policy_version=policy_version, record=record,
-            ultra_public=ultra_public)
+            warehouse_uri=warehouse_uri,
+            exports_uri=exports_uri,
+            run_dates=self._dates,
+            tables=tables,
+            protected=protected_pick_game_ids,
+            policy_version=policy_version,
+            record=record,
+            ultra_public=ultra_public,
+        )
 
     def expand(self, pairs):
         dates = set(d.isoformat() for d in self._dates)

@@ -34,6 +34,7 @@ from pipeline.domain import scoring as scoring_lib
 from pipeline.domain import selection as selection_lib
 from pipeline.policy import Policy
 from pipeline.schemas import (
+    BoxScore,
     Consensus,
     DeadLetter,
     FeatureRow,
@@ -97,11 +98,13 @@ class Scored(NamedTuple):
     player_game: PlayerGame
 
 
-def dead_letter(source: str, step: str, error: str, payload: object, *, event_ts=None,
-                game_date=None) -> DeadLetter:
+def dead_letter(
+    source: str, step: str, error: str, payload: object, *, event_ts=None, game_date=None
+) -> DeadLetter:
     text = payload if isinstance(payload, str) else repr(payload)
-    return DeadLetter(source=source, step=step, error=error, payload=text[:4000], event_ts=event_ts,
-                      game_date=game_date)
+    return DeadLetter(
+        source=source, step=step, error=error, payload=text[:4000], event_ts=event_ts, game_date=game_date
+    )
 
 
 def _counter(name: str):
@@ -220,8 +223,9 @@ class PlayerContextFn(beam.DoFn):
                 dates = [d for d in team_dates.get(team, ()) if d < row.game_date]
                 if dates:
                     team_last[team] = dates[-1]
-            ctx = context_lib.player_context(before, row.game_date, row.opponent_team_abbr, team_last,
-                                             team_abbr=row.team_abbr)
+            ctx = context_lib.player_context(
+                before, row.game_date, row.opponent_team_abbr, team_last, team_abbr=row.team_abbr
+            )
             yield pg_key(row.game_id, row.player_lookup), ctx
 
 
@@ -247,8 +251,10 @@ class ComputePlayerContexts(beam.PTransform):
                 "box_scores": played | "BoxByPlayer" >> beam.ParDo(GroupInBundleFn(_player_key)),
             }
             | "JoinPlayerHistory" >> beam.CoGroupByKey()
-            | "Context" >> beam.ParDo(PlayerContextFn(), team_dates=beam.pvalue.AsDict(team_dates))
-            .with_outputs(KNOWN_PLAYERS, main="contexts")
+            | "Context"
+            >> beam.ParDo(PlayerContextFn(), team_dates=beam.pvalue.AsDict(team_dates)).with_outputs(
+                KNOWN_PLAYERS, main="contexts"
+            )
         )
 
 
@@ -281,9 +287,16 @@ class JoinPlayerGameFn(beam.DoFn):
             features = sorted(features, key=lambda r: (r.feature_version, r.feature_quality_score))
             for extra in features[:-1]:
                 self._dead.inc()
-                yield beam.pvalue.TaggedOutput(DEAD, dead_letter(
-                    "features", "universe", f"duplicate feature row for {key}; the last one is used",
-                    extra._asdict(), game_date=extra.game_date))
+                yield beam.pvalue.TaggedOutput(
+                    DEAD,
+                    dead_letter(
+                        "features",
+                        "universe",
+                        f"duplicate feature row for {key}; the last one is used",
+                        extra._asdict(),
+                        game_date=extra.game_date,
+                    ),
+                )
         feature_row = features[-1] if features else None
         game = self._games.get(game_id)
         game_date = game.game_date if game else (feature_row.game_date if feature_row else odds[0].game_date)
@@ -294,26 +307,49 @@ class JoinPlayerGameFn(beam.DoFn):
             self._dead.inc()
             source = "odds" if odds else "features"
             sample = (odds[0] if odds else feature_row)._asdict()
-            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(
-                source, "universe", f"unknown game {game_id!r}: not on the schedule of {game_date}",
-                sample, game_date=game_date))
+            yield beam.pvalue.TaggedOutput(
+                DEAD,
+                dead_letter(
+                    source,
+                    "universe",
+                    f"unknown game {game_id!r}: not on the schedule of {game_date}",
+                    sample,
+                    game_date=game_date,
+                ),
+            )
             return
         if feature_row is None and player not in known_players:
             self._dead.inc()
-            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(
-                "odds", "universe", f"unknown player {player!r}: no feature row and no box score this season",
-                odds[0]._asdict(), event_ts=odds[0].snapshot_ts, game_date=game_date))
+            yield beam.pvalue.TaggedOutput(
+                DEAD,
+                dead_letter(
+                    "odds",
+                    "universe",
+                    f"unknown player {player!r}: no feature row and no box score this season",
+                    odds[0]._asdict(),
+                    event_ts=odds[0].snapshot_ts,
+                    game_date=game_date,
+                ),
+            )
             return
 
         prev_close = feature_row.prev_game_closing_line if feature_row else None
         try:
             book, diagnostics = linebook_lib.build_line_book(
-                odds, plan.as_of, self._policy, prev_game_closing_line=prev_close,
-                key=(game_date, game_id, player))
+                odds,
+                plan.as_of,
+                self._policy,
+                prev_game_closing_line=prev_close,
+                key=(game_date, game_id, player),
+            )
         except ValueError as exc:
             self._dead.inc()
-            yield beam.pvalue.TaggedOutput(DEAD, dead_letter(
-                "odds", "line_book", str(exc), [o._asdict() for o in odds[:5]], game_date=game_date))
+            yield beam.pvalue.TaggedOutput(
+                DEAD,
+                dead_letter(
+                    "odds", "line_book", str(exc), [o._asdict() for o in odds[:5]], game_date=game_date
+                ),
+            )
             return
         for diag in diagnostics:
             yield beam.pvalue.TaggedOutput(DIAGNOSTICS, diag)
@@ -323,23 +359,41 @@ class JoinPlayerGameFn(beam.DoFn):
         if has_line:
             self._lined.inc()
         injury = injuries.get(f"{game_date.isoformat()}|{player}")
-        exclusion = gate_lib.universe_exclusion(game.status, game.tipoff_utc, plan.as_of, injury, self._policy)
+        exclusion = gate_lib.universe_exclusion(
+            game.status, game.tipoff_utc, plan.as_of, injury, self._policy
+        )
         if exclusion is not None:
             viable, reason = False, exclusion
         else:
             viable, reason = gate_lib.gate(feature_row, plan.run_mode, self._policy)
-        yield beam.pvalue.TaggedOutput(GATE, GateDecision(
-            game_date=game_date, game_id=game_id, player_lookup=player, run_mode=plan.run_mode,
-            viable=viable, reason=reason,
-            feature_quality_score=feature_row.feature_quality_score if feature_row else None,
-            team_abbr=feature_row.team_abbr if feature_row else None, has_line=has_line))
+        yield beam.pvalue.TaggedOutput(
+            GATE,
+            GateDecision(
+                game_date=game_date,
+                game_id=game_id,
+                player_lookup=player,
+                run_mode=plan.run_mode,
+                viable=viable,
+                reason=reason,
+                feature_quality_score=feature_row.feature_quality_score if feature_row else None,
+                team_abbr=feature_row.team_abbr if feature_row else None,
+                has_line=has_line,
+            ),
+        )
         if not viable:
             return
         self._viable.inc()
         yield PlayerGame(
-            key=key, game_date=game_date, game_id=game_id, player_lookup=player,
-            player_name=book.player_name, feature_row=feature_row, book=book,
-            context=contexts[0] if contexts else None, tipoff_utc=game.tipoff_utc)
+            key=key,
+            game_date=game_date,
+            game_id=game_id,
+            player_lookup=player,
+            player_name=book.player_name,
+            feature_row=feature_row,
+            book=book,
+            context=contexts[0] if contexts else None,
+            tipoff_utc=game.tipoff_utc,
+        )
 
 
 class JoinPlayerGames(beam.PTransform):
@@ -361,12 +415,13 @@ class JoinPlayerGames(beam.PTransform):
         return (
             {
                 "odds": pcolls["odds"] | "OddsByPlayerGame" >> beam.ParDo(GroupInBundleFn(_odds_key)),
-                "features": pcolls["features"] | "FeaturesByPlayerGame" >> beam.Map(
-                    lambda r: (pg_key(r.game_id, r.player_lookup), r)),
+                "features": pcolls["features"]
+                | "FeaturesByPlayerGame" >> beam.Map(lambda r: (pg_key(r.game_id, r.player_lookup), r)),
                 "contexts": pcolls["contexts"],
             }
             | "GroupPlayerGame" >> beam.CoGroupByKey()
-            | "LineBookAndGate" >> beam.ParDo(
+            | "LineBookAndGate"
+            >> beam.ParDo(
                 JoinPlayerGameFn(self._plans, self._policy),
                 injuries=beam.pvalue.AsDict(pcolls["injuries"]),
                 known_players=beam.pvalue.AsDict(pcolls["known_players"]),
@@ -410,7 +465,9 @@ class InferenceFailureFn(beam.DoFn):
     def process(self, element):
         batch, exc = element
         error = exc if isinstance(exc, str) else format_exception(exc)
-        items = batch if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], tuple) else [batch]
+        items = (
+            batch if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], tuple) else [batch]
+        )
         for item in items:
             _counter("dead_letters").inc()
             model_id, key = None, None
@@ -424,8 +481,9 @@ class InferenceFailureFn(beam.DoFn):
                     game_date = dt.datetime.strptime(key[:8], "%Y%m%d").date()
                 except ValueError:
                     game_date = None
-            yield dead_letter("models", "inference", error, {"model_id": model_id, "pg_key": key},
-                              game_date=game_date)
+            yield dead_letter(
+                "models", "inference", error, {"model_id": model_id, "pg_key": key}, game_date=game_date
+            )
 
 
 class PredictAndCombineFn(beam.DoFn):
@@ -450,8 +508,15 @@ class PredictAndCombineFn(beam.DoFn):
         for model_id, raw in raws:
             m = self._models[model_id]
             pred = scoring_lib.make_prediction(
-                float(raw), model_id=m.model_id, family=m.family, feature_set=m.feature_set,
-                min_edge=m.min_edge, feature_row=pg.feature_row, book=pg.book, policy=self._policy)
+                float(raw),
+                model_id=m.model_id,
+                family=m.family,
+                feature_set=m.feature_set,
+                min_edge=m.min_edge,
+                feature_row=pg.feature_row,
+                book=pg.book,
+                policy=self._policy,
+            )
             preds.append(pred)
             self._predictions.inc()
             yield beam.pvalue.TaggedOutput(PREDICTIONS, pred)
@@ -480,15 +545,18 @@ class ScorePlayers(beam.PTransform):
         results, dlq = vectors | "RunInference" >> RunInference(self._handler).with_exception_handling()
         failures = dlq.failed_inferences | "InferenceFailures" >> beam.ParDo(InferenceFailureFn())
         raw = results | "RawByPlayerGame" >> beam.Map(
-            lambda kv: (kv[1].example[0], (kv[0], float(np.asarray(kv[1].inference).reshape(-1)[0]))))
+            lambda kv: (kv[1].example[0], (kv[0], float(np.asarray(kv[1].inference).reshape(-1)[0])))
+        )
         combined = (
             {
                 "player_games": player_games | "PlayerGameByKey" >> beam.Map(lambda pg: (pg.key, pg)),
                 "raw": raw,
             }
             | "GroupPredictions" >> beam.CoGroupByKey()
-            | "PredictAndCombine" >> beam.ParDo(PredictAndCombineFn(self._models, self._policy))
-            .with_outputs(PREDICTIONS, main="scored")
+            | "PredictAndCombine"
+            >> beam.ParDo(PredictAndCombineFn(self._models, self._policy)).with_outputs(
+                PREDICTIONS, main="scored"
+            )
         )
         return {"scored": combined.scored, PREDICTIONS: combined[PREDICTIONS], DEAD: failures}
 
@@ -521,11 +589,18 @@ class SelectBestBetsFn(beam.DoFn):
                 continue
             pg = s.player_game
             graded = player_graded.get(pg.player_lookup)
-            candidates.append(selection_lib.Candidate(
-                consensus=s.consensus, book=pg.book, feature_row=pg.feature_row, context=pg.context,
-                player_name=pg.player_name, tipoff_utc=pg.tipoff_utc,
-                player_graded=tuple(graded) if graded is not None else None,
-                reference_family_state=ref_state))
+            candidates.append(
+                selection_lib.Candidate(
+                    consensus=s.consensus,
+                    book=pg.book,
+                    feature_row=pg.feature_row,
+                    context=pg.context,
+                    player_name=pg.player_name,
+                    tipoff_utc=pg.tipoff_utc,
+                    player_graded=tuple(graded) if graded is not None else None,
+                    reference_family_state=ref_state,
+                )
+            )
         self._candidates.inc(len(candidates))
         picks, summary = selection_lib.select_best_bets(candidates, self._policy, game_date=game_date)
         self._picks.inc(len(picks))
@@ -550,15 +625,16 @@ class SelectBestBets(beam.PTransform):
     def expand(self, scored):
         # Keys are ISO date strings: datetime.date has no deterministic coder for GroupByKey.
         by_date = scored | "ScoredByDate" >> beam.Map(lambda s: (s.consensus.game_date.isoformat(), s))
-        all_dates = (scored.pipeline | "RunDates" >> beam.Create([(d.isoformat(), None) for d in self._dates]))
+        all_dates = scored.pipeline | "RunDates" >> beam.Create([(d.isoformat(), None) for d in self._dates])
         return (
             (by_date, all_dates)
             | "MergeDates" >> beam.Flatten()
             | "GroupByDate" >> beam.GroupByKey()
             | "DropMarkers" >> beam.MapTuple(lambda d, rows: (d, [r for r in rows if r is not None]))
-            | "Select" >> beam.ParDo(SelectBestBetsFn(self._policy),
-                                     history=beam.pvalue.AsSingleton(self._history))
-            .with_outputs("filter_summary", main="picks")
+            | "Select"
+            >> beam.ParDo(
+                SelectBestBetsFn(self._policy), history=beam.pvalue.AsSingleton(self._history)
+            ).with_outputs("filter_summary", main="picks")
         )
 
 
