@@ -222,3 +222,43 @@ def test_dry_run_prints_the_plan_and_writes_nothing(season_dir, tmp_path, capsys
     assert plan["dates"] == [GAME_DATE] and plan["policy_version"] and len(plan["models"]) == 2
     assert plan["warehouse"].endswith("props.duckdb") and "preflight: OK" in out
     assert not (tmp_path / "props.duckdb").exists() and not (tmp_path / "exports").exists()
+
+
+def test_two_runs_started_at_once_end_with_one_consistent_set(season_dir, tmp_path, capsys):
+    """The old system's double trigger: two processes run the same date into the same warehouse at once."""
+    import subprocess
+    import sys
+
+    code, _ = _run(season_dir, tmp_path / "single", capsys)
+    assert code == 0
+    reference = {t: _rows(tmp_path / "single" / "props.duckdb", t) for t in TABLES}
+
+    work = tmp_path / "double"
+    argv = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "run",
+        "--inputs",
+        str(season_dir),
+        "--registry",
+        tiny_registry().uri,
+        "--game-date",
+        GAME_DATE,
+        "--warehouse",
+        str(work / "props.duckdb"),
+        "--exports",
+        str(work / "exports"),
+    ]
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    both = {t: _rows(work / "props.duckdb", t) for t in TABLES}
+    assert both == reference  # exactly one set of rows, equal to a single run's
+    con = duckdb.connect(str(work / "props.duckdb"), read_only=True)
+    assert con.execute(
+        "SELECT count(*), count(DISTINCT run_id) FROM runs WHERE status = 'succeeded'"
+    ).fetchone() == (2, 2)
+    con.close()
