@@ -98,6 +98,17 @@ def build_schedule(
     return L.pack_schedule(rng, matchups, dates, abbrs, busy=None)
 
 
+def _crowded(team_days: set, day: dt.date) -> bool:
+    """Whether a game on ``day`` would give a team two games that day or three days in a row."""
+    one = dt.timedelta(days=1)
+    return (
+        day in team_days
+        or (day - one in team_days and day + one in team_days)
+        or (day - one in team_days and day - 2 * one in team_days)
+        or (day + one in team_days and day + 2 * one in team_days)
+    )
+
+
 def run_season(
     seed: int,
     season: str = "2025-26",
@@ -121,7 +132,8 @@ def run_season(
     sched = build_schedule(rng, team_list, start, season_end, full)
     sched = [g for g in sched if g[0] <= end]
 
-    # tip-offs, postponements (a handful, rescheduled to a later free date)
+    # tip-offs, postponements (a handful, rescheduled to a later date where neither team would play twice
+    # in a day or three days in a row)
     games = []
     for d, a, h in sched:
         games.append({"game_date": d, "away": a, "home": h, "tip": ts(L.tipoff_utc(rng, d, team_by[h]))})
@@ -142,9 +154,7 @@ def run_season(
             nd = g["game_date"] + dt.timedelta(days=int(k))
             if nd > end or (L.ALL_STAR_BREAK[0] <= nd <= L.ALL_STAR_BREAK[1]):
                 continue
-            busy = any(
-                nd + dt.timedelta(days=o) in team_dates[t] for t in (g["away"], g["home"]) for o in (-1, 0, 1)
-            )
+            busy = any(_crowded(team_dates[t], nd) for t in (g["away"], g["home"]))
             if not busy:
                 break
         else:

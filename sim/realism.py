@@ -31,6 +31,11 @@ BANDS: dict[str, tuple[float, float]] = {
 }
 
 
+def _epoch_seconds(ts: pd.Series) -> np.ndarray:
+    """UTC timestamps -> int64 epoch seconds, whatever their resolution (pandas keeps s/ms/us/ns)."""
+    return ((ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+
+
 def closing_lines(odds_df: pd.DataFrame, schedule: pd.DataFrame) -> pd.DataFrame:
     """Line book at tip-off per (player_lookup, game_id) with a snapshot: line, n_books, std."""
     if odds_df.empty:
@@ -41,9 +46,7 @@ def closing_lines(odds_df: pd.DataFrame, schedule: pd.DataFrame) -> pd.DataFrame
     df = odds_df.merge(pg, on=["player_lookup", "game_id"], how="left")
     book_idx = {b: i for i, b in enumerate(odds_mod.BOOK_NAMES)}
     b = df["book"].map(book_idx).to_numpy(np.int64)
-    t = (pd.to_datetime(df["snapshot_ts"], utc=True).astype("int64") // 10**9).to_numpy()
-    if np.abs(t).max() > 10**11:  # nanosecond / microsecond resolutions
-        t = t // 1000
+    t = _epoch_seconds(pd.to_datetime(df["snapshot_ts"], utc=True))
     m = df["m"].to_numpy(np.int64)
     order = np.lexsort((t, b, m))
     arrays = {
@@ -55,9 +58,7 @@ def closing_lines(odds_df: pd.DataFrame, schedule: pd.DataFrame) -> pd.DataFrame
         "under": df["under_price"].to_numpy(np.int64)[order],
     }
     tip = pd.to_datetime(pg["game_id"].map(tips), utc=True)
-    as_of = (tip.astype("int64") // 10**9).to_numpy()
-    if np.abs(as_of).max() > 10**11:
-        as_of = as_of // 1000
+    as_of = _epoch_seconds(tip)
     lb = odds_mod.line_book_arrays(arrays, len(pg), as_of)
     return pd.DataFrame(
         {

@@ -1,0 +1,107 @@
+"""Tests for sim.realism: the bands of issue 2 on the cached full season, the report's structure, and the
+same report from a written season directory as from the in-memory simulation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+
+import pandas as pd
+import pytest
+
+import sim
+from sim import realism as R
+from sim.season import KINDS, Simulation
+from tests.test_sim_league import load_kind, season_dir
+
+ISSUE_BANDS = {
+    "line_mae": (4.5, 5.5),
+    "over_hit_rate": (0.45, 0.52),
+    "mean_points_lined": (12.0, 18.0),
+    "share_rostered_with_line": (0.40, 0.70),
+}
+
+
+TS_COLS = ("tipoff_utc", "event_ts", "report_ts", "snapshot_ts")
+
+
+@pytest.fixture(scope="module")
+def full_report() -> dict:
+    """realism_report of the cached season: frames read once with pyarrow, timestamps in microseconds as
+    read_season returns them (closing_lines handles any resolution, see the test below)."""
+    meta = json.loads((season_dir() / "manifest.json").read_text())
+    frames = {}
+    for k in KINDS:
+        df = load_kind(k)
+        frames[k] = df.assign(**{c: df[c].astype("datetime64[us, UTC]") for c in TS_COLS if c in df.columns})
+    return sim.realism_report(Simulation(frames, meta))
+
+
+def test_issue_bands_hold_on_the_full_season(full_report):
+    for key, (lo, hi) in ISSUE_BANDS.items():
+        assert (R.BANDS[key][0], R.BANDS[key][1]) == (lo, hi), key  # the report checks the issue's bands
+        assert lo <= full_report[key]["value"] <= hi, (key, full_report[key])
+    for key in R.BANDS:
+        assert full_report[key]["pass"], (key, full_report[key])
+    # cross-book standard deviation: mostly 0-1 point, with a tail above 1.5
+    assert full_report["share_std_le_1"]["value"] >= 0.6
+    assert full_report["share_std_gt_1_5"]["value"] > 0.0
+    info = full_report["info"]
+    assert info["n_features"] == 55 and info["lined_player_games_played"] >= 15_000
+    assert info["busiest_date_games"] >= 11
+    ref = info["reference_date_2026_02_22"]
+    assert ref["games"] >= 11 and 330 <= ref["rostered"] <= 420 and 0 < ref["viable"] < ref["rostered"]
+
+
+def test_report_structure_and_format(full_report):
+    assert set(full_report) == set(R.BANDS) | {"info"}
+    for key, band in R.BANDS.items():
+        r = full_report[key]
+        assert (r["low"], r["high"]) == band and isinstance(r["value"], float) and not math.isnan(r["value"])
+        assert r["pass"] == (band[0] <= r["value"] <= band[1])
+    text = R.format_report(full_report)
+    for key in R.BANDS:
+        assert key in text
+    assert "FAIL" not in text and text.count("PASS") == len(R.BANDS)
+
+
+def test_small_season_report_runs_and_matches_its_written_files(tmp_path):
+    small = sim.simulate(seed=5, teams=("LAL", "BOS", "DEN", "MIA"), start="2026-01-05", days=6)
+    mem = sim.realism_report(small)
+    assert set(mem) == set(R.BANDS) | {"info"}
+    for key, band in R.BANDS.items():
+        assert mem[key]["pass"] == (band[0] <= mem[key]["value"] <= band[1]), key
+    assert mem["info"]["busiest_date"] is not None
+    assert dt.date.fromisoformat(mem["info"]["busiest_date"]) >= dt.date(2026, 1, 5)
+    # the report recomputes closing lines from the odds table: the files give the same numbers
+    out = small.write(tmp_path / "s")
+    assert sim.realism_report(out) == mem
+
+
+def _tiny(unit: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One player-game: draftkings stale (13 h before tip-off), fanduel fresh (1 h before)."""
+    tip = pd.Timestamp("2026-01-10T00:00:00Z")
+    odds = pd.DataFrame(
+        {
+            "player_lookup": ["p", "p"],
+            "game_id": ["20260109_BOS_LAL"] * 2,
+            "book": ["draftkings", "fanduel"],
+            "line": [20.5, 22.5],
+            "over_price": [-110, -110],
+            "under_price": [-110, -110],
+            "snapshot_ts": pd.to_datetime([tip - pd.Timedelta(hours=13), tip - pd.Timedelta(hours=1)]),
+        }
+    )
+    sched = pd.DataFrame({"game_id": ["20260109_BOS_LAL"], "tipoff_utc": [tip], "event_ts": [tip]})
+    odds["snapshot_ts"] = odds["snapshot_ts"].astype(f"datetime64[{unit}, UTC]")
+    sched["tipoff_utc"] = sched["tipoff_utc"].astype(f"datetime64[{unit}, UTC]")
+    return odds, sched
+
+
+@pytest.mark.parametrize("unit", ["ns", "us", "s"])
+def test_closing_lines_apply_the_staleness_rule_at_any_timestamp_resolution(unit):
+    odds, sched = _tiny(unit)
+    close = R.closing_lines(odds, sched)
+    assert len(close) == 1
+    assert close["line"].iloc[0] == 22.5 and close["n_books"].iloc[0] == 1
