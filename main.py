@@ -36,6 +36,8 @@ def launcher_argv(argv: list[str]) -> list[str]:
             rest.append(arg)
     if command not in COMMANDS:
         raise SystemExit(f"--command: expected one of {', '.join(COMMANDS)}, got {command!r}")
+    if not any(a == "--runner" or a.startswith("--runner=") for a in rest):
+        rest.append("--runner=DataflowRunner")  # a template launch always submits to Dataflow
     return [command, *rest]
 
 

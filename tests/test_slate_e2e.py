@@ -262,3 +262,10 @@ def test_two_runs_started_at_once_end_with_one_consistent_set(season_dir, tmp_pa
         "SELECT count(*), count(DISTINCT run_id) FROM runs WHERE status = 'succeeded'"
     ).fetchone() == (2, 2)
     con.close()
+
+
+def test_remote_runner_is_submitted_not_awaited():
+    from pipeline.commands import common
+
+    assert common.is_remote_runner(common.parse_options(["--runner=DataflowRunner"]))
+    assert not common.is_remote_runner(common.parse_options([]))  # FnApiRunner locally

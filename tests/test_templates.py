@@ -93,8 +93,9 @@ def test_launcher_argv_selects_the_mode_and_converts_booleans():
     assert launcher_argv(["--command=grade", "--date=2026-02-22", "--preflight_only=true",
                           "--runner=DataflowRunner"]) == ["grade", "--date=2026-02-22", "--preflight_only",
                                                           "--runner=DataflowRunner"]
+    # A template launch always submits to Dataflow, unless a runner is given.
     assert launcher_argv(["--command", "stream", "--events_topic=t1", "--preflight_only=false"]) == \
-        ["stream", "--events_topic=t1"]
+        ["stream", "--events_topic=t1", "--runner=DataflowRunner"]
     with pytest.raises(SystemExit, match="--command"):
         launcher_argv(["--game_date=2026-02-22"])
 

@@ -63,7 +63,8 @@ def main(argv: list[str]) -> int:
         eprint(f"props backfill: {exc}")
         return 2
 
-    per = rng.dates_per_pipeline or len(game_dates)
+    # On Dataflow the whole range is one job (the service parallelises dates); locally, chunks show progress.
+    per = len(game_dates) if common.is_remote_runner(options) else (rng.dates_per_pipeline or len(game_dates))
     chunks = [game_dates[i : i + per] for i in range(0, len(game_dates), per)]
     run_id = common.new_run_id("backfill")
     totals = {k: 0 for k in common.SUMMARY_FIELDS}
@@ -129,7 +130,8 @@ def main(argv: list[str]) -> int:
         dates=len(game_dates),
         player_games_per_second=round(player_games / max(seconds, 1e-9), 1),
     )
-    warehouse.finish_run(run_id, dt.datetime.now(dt.UTC), "succeeded", json.dumps(counts_doc))
+    status = "submitted" if common.is_remote_runner(options) else "succeeded"
+    warehouse.finish_run(run_id, dt.datetime.now(dt.UTC), status, json.dumps(counts_doc))
     print(common.format_summary(f"backfill {start}..{end} ({len(game_dates)} dates)", totals, seconds))
     print(f"player-games per second: {counts_doc['player_games_per_second']}")
     return 0

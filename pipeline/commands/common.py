@@ -112,6 +112,16 @@ def print_help(title: str, classes: Iterable[type]) -> None:
     parser.print_help()
 
 
+REMOTE_RUNNERS = ("dataflowrunner", "dataflow", "testdataflowrunner")
+
+
+def is_remote_runner(options: PipelineOptions) -> bool:
+    """Whether the job runs elsewhere (Dataflow): the launcher submits it and exits."""
+    runner = options.view_as(StandardOptions).runner
+    name = runner if isinstance(runner, str) else type(runner).__name__ if runner is not None else ""
+    return name.lower() in REMOTE_RUNNERS
+
+
 def default_inputs(options: PipelineOptions) -> str:
     """--inputs, or the simulated season cached under ./data/sim/ (simulated on first use)."""
     data = options.view_as(DataOptions)

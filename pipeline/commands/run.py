@@ -104,11 +104,19 @@ def build_plan(
 
 
 def run_plan(plan: RunPlan, options) -> dict[str, int]:
-    """Runs the graph of ``plan`` to completion; returns the summary counts."""
-    pipeline_options = options
-    p = beam.Pipeline(options=pipeline_options)
+    """Runs the graph of ``plan``; returns the summary counts.
+
+    Local runners run to completion. On a remote runner (Dataflow) the job is submitted and this returns
+    at once with ``{"submitted": 1, "job_id": ...}``: a flex-template launcher must exit after ``run()``
+    (waiting would hold the launcher VM until its timeout); the job's counts are in Dataflow's metrics.
+    """
+    p = beam.Pipeline(options=options)
     build_pipeline(p, plan)
     result = p.run()
+    if common.is_remote_runner(options):
+        job_id = getattr(result, "job_id", lambda: None)()
+        eprint(f"submitted Dataflow job {job_id} for {plan.dates[0]}..{plan.dates[-1]}")
+        return {"submitted": 1, "job_id": job_id}
     result.wait_until_finish()
     return common.summary_counts(common.metric_counts(result))
 
@@ -176,7 +184,8 @@ def main(argv: list[str]) -> int:
         eprint(f"props run: FAILED after {watch.seconds:.1f} s: {type(exc).__name__}: {exc}")
         return 1
     counts_doc = dict(counts, seconds=round(watch.seconds, 2))
-    warehouse.finish_run(plan.run_id, dt.datetime.now(dt.UTC), "succeeded", json.dumps(counts_doc))
+    status = "submitted" if counts.get("submitted") else "succeeded"
+    warehouse.finish_run(plan.run_id, dt.datetime.now(dt.UTC), status, json.dumps(counts_doc))
     print(common.format_summary(f"run {plan.dates[0]}", counts, watch.seconds))
     print(f"warehouse {plan.warehouse}  exports {plan.exports}")
     return 0
