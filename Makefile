@@ -25,7 +25,7 @@ run: setup
 	$(BIN)/props run
 
 test: setup emulators
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check .

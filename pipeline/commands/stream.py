@@ -1,0 +1,237 @@
+"""``props stream``: the streaming job - re-score a player the moment his line moves.
+
+    props stream                                  # local default: the Pub/Sub emulator (started if needed),
+                                                  # topics/subscriptions created, the simulated season's
+                                                  # busiest date after the models' training window
+    props stream --game-date 2026-02-22 --debounce-seconds 0.5
+    props stream --rebuild-as-of 2026-02-22T20:00:00Z      # restart: rebuild state from --inputs first
+    props stream --pubsub-emulator none --pubsub-project my-proj --runner DataflowRunner ...
+
+The launch resolves everything first (policy, registry, served dates, eligible models, graded history,
+the dates' feature rows and player contexts from --inputs, the picks already published from the
+warehouse), then runs ``pipeline.stream_graph.build_stream_pipeline`` on the streaming DirectRunner until
+it is killed. Each pick change goes to ``best_bets`` / ``best_bets_history``, the exports and the
+picks-changes topic. In a second terminal: ``props replay --date D`` publishes the day's events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+
+from pipeline.commands import common
+from pipeline.commands.common import LaunchError, eprint
+from pipeline.options import (
+    DataOptions,
+    OptionsError,
+    SlateOptions,
+    StreamOptions,
+    parse_date,
+    parse_timestamp,
+)
+
+
+def served_dates(options, inputs: str, registry) -> list[dt.date]:
+    game_date = parse_date(options.view_as(SlateOptions).game_date, "game_date")
+    if game_date is not None:
+        return [game_date]
+    if options.view_as(DataOptions).inputs is None:
+        trained_until = max((m.training_end for m in registry.enabled()), default=None)
+        return [common.busiest_date(inputs, trained_until)]
+    return [common.today_eastern()]
+
+
+def player_contexts(features: Sequence, box_scores: Sequence) -> dict[str, object]:
+    """pg -> PlayerContext from the player's played box scores strictly before the date, with
+    ``domain.context.player_context`` (the rule the slate's PlayerContextFn applies), read once at launch."""
+    from pipeline.domain import context as context_lib
+    from pipeline.transforms.slate import pg_key
+
+    team_dates: dict[str, set] = defaultdict(set)
+    for b in box_scores:
+        team_dates[b.team_abbr].add(b.game_date)
+    teams = {t: sorted(ds) for t, ds in team_dates.items()}
+    played: dict[str, list] = defaultdict(list)
+    for b in box_scores:
+        if not b.is_dnp:
+            played[b.player_lookup].append(b)
+    out = {}
+    for row in features:
+        history = sorted(played.get(row.player_lookup, []), key=lambda b: (b.game_date, b.game_id))
+        before = [b for b in history if b.game_date < row.game_date]
+        team_last = {}
+        for team in (row.team_abbr, row.opponent_team_abbr):
+            dates = [d for d in teams.get(team, ()) if d < row.game_date]
+            if dates:
+                team_last[team] = dates[-1]
+        out[pg_key(row.game_id, row.player_lookup)] = context_lib.player_context(
+            before, row.game_date, row.opponent_team_abbr, team_last, team_abbr=row.team_abbr)
+    return out
+
+
+def initial_state(features: Sequence, contexts: dict, rebuild_events: Sequence = ()) -> list[tuple]:
+    """The launch-time keyed state: (pg, StreamEvent) for each feature row, its context, then the
+    rebuild events (typed rows already routed by the graph's own router)."""
+    from pipeline.transforms.slate import pg_key
+    from pipeline.transforms.streaming import RoutePlayerGamesFn, StreamEvent
+
+    out = []
+    for r in features:
+        key = pg_key(r.game_id, r.player_lookup)
+        out.append((key, StreamEvent("features", r)))
+        if key in contexts:
+            out.append((key, StreamEvent("context", contexts[key])))
+    if rebuild_events:
+        players: dict[str, list[str]] = defaultdict(list)
+        for r in features:
+            players[r.game_id].append(r.player_lookup)
+        router = RoutePlayerGamesFn(players)
+        router.setup()
+        for ev in rebuild_events:
+            out.extend(router.process(ev))
+    return out
+
+
+def day_events(inputs: str, dates: Sequence[dt.date], *, since: dt.datetime | None = None,
+               until: dt.datetime | None = None) -> tuple[list, list]:
+    """The dates' odds, schedule and injury events from --inputs in event-time order (since < t <= until),
+    and the dead letters of unreadable records."""
+    from pipeline.io.parse import event_time
+    from pipeline.io.sources import read_local
+    from pipeline.transforms.streaming import StreamEvent
+
+    events, dead = [], []
+    for kind in ("schedule", "injuries", "odds"):
+        rows, bad = read_local(inputs, kind, dates)
+        dead.extend(bad)
+        for r in rows:
+            t = event_time(kind, r)
+            if (since is None or t > since) and (until is None or t <= until):
+                events.append((t, kind, StreamEvent(kind, r)))
+    order = {"schedule": 0, "injuries": 1, "odds": 2}
+    events.sort(key=lambda e: (e[0], order[e[1]]))
+    return [e[2] for e in events], dead
+
+
+def build_stream_plan(options, *, registry=None, policy=None, warehouse=None, run_id: str | None = None):
+    """Resolves a StreamPlan (see the module docstring); raises LaunchError with a clear message."""
+    from pipeline.graph import season_start
+    from pipeline.io import pubsub
+    from pipeline.io.sources import read_local
+    from pipeline.io.stream_sinks import published_picks
+    from pipeline.stream_graph import StreamPlan
+
+    stream = options.view_as(StreamOptions)
+    inputs = common.default_inputs(options)
+    policy = policy or common.load_policy(options)
+    registry = registry or common.load_registry(options)
+    dates = served_dates(options, inputs, registry)
+    events, _dead = common.read_schedule(inputs, dates)
+    plans = common.date_plans(events, dates, run_mode=policy.streaming_run_mode, as_of=None,
+                              offset_minutes=60, registry=registry)
+    if not plans:
+        raise LaunchError(f"no scheduled games on {', '.join(map(str, dates))} in {inputs}; "
+                          "check --game-date")
+    specs, infos = common.model_infos(registry, plans)
+    if not specs:
+        raise LaunchError(f"no enabled model is eligible for {', '.join(map(str, dates))} (training windows "
+                          "must end before the date); check --registry")
+    from models.handler import build_keyed_handler
+
+    features, _fdead = read_local(inputs, "features", sorted(plans))
+    first = min(plans)
+    start = season_start(first)
+    box_dates = [start + dt.timedelta(days=i) for i in range((max(plans) - start).days)]
+    box_scores, _bdead = read_local(inputs, "box_scores", box_dates)
+    contexts = player_contexts(features, box_scores)
+    rebuild_as_of = parse_timestamp(stream.rebuild_as_of, "rebuild_as_of")
+    rebuild = day_events(inputs, sorted(plans), until=rebuild_as_of)[0] if rebuild_as_of else []
+    players: dict[str, list[str]] = defaultdict(list)
+    for r in features:
+        players[r.game_id].append(r.player_lookup)
+    history = common.graded_history(warehouse, sorted(plans), policy) if warehouse is not None else {}
+    published = published_picks(warehouse, sorted(plans)) if warehouse is not None else {}
+    project = stream.pubsub_project
+    return StreamPlan(
+        run_id=run_id or common.new_run_id("stream"), policy=policy, models=infos,
+        model_handler=build_keyed_handler(specs), date_plans=plans,
+        players_by_game={g: tuple(sorted(ps)) for g, ps in players.items()},
+        initial=tuple(initial_state(features, contexts, rebuild)), history=history or {}, published=published,
+        debounce_seconds=float(stream.debounce_seconds),
+        subscription=pubsub.subscription_path(project, stream.events_subscription),
+        picks_changes_topic=pubsub.topic_path(project, stream.picks_changes_topic),
+        warehouse=common.warehouse_uri(options) if warehouse is not None else None,
+        exports=common.exports_uri(options) if warehouse is not None else None)
+
+
+def setup_pubsub(options) -> object | None:
+    """Points the clients at the emulator (starting it if nothing listens) and creates the topics and
+    subscriptions if missing. Returns the emulator process when this command started it."""
+    from pipeline.io import pubsub
+
+    stream = options.view_as(StreamOptions)
+    host = None if (stream.pubsub_emulator or "").lower() in ("", "none") else stream.pubsub_emulator
+    proc = None
+    pubsub.use_emulator(host)
+    if host and not pubsub.reachable(host):
+        eprint(f"props: starting the Pub/Sub emulator on {host} (gcloud beta emulators pubsub start)")
+        try:
+            proc = pubsub.start_emulator(host, stream.pubsub_project)
+        except RuntimeError as exc:
+            raise LaunchError(str(exc)) from None
+    pubsub.ensure_topics(stream.pubsub_project,
+                         [stream.events_topic, stream.picks_changes_topic, stream.features_topic],
+                         {stream.events_subscription: stream.events_topic})
+    return proc
+
+
+def streaming_options(options, argv: Sequence[str]):
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    standard = options.view_as(StandardOptions)
+    standard.streaming = True
+    if not any(a.startswith("--runner") for a in argv):
+        standard.runner = "DirectRunner"  # streaming runs on the BundleBasedDirectRunner locally
+    return options
+
+
+def main(argv: list[str]) -> int:
+    common.prepare_local_environment()
+    if "-h" in argv or "--help" in argv:
+        common.print_help("stream", (StreamOptions, SlateOptions, DataOptions))
+        return 0
+    import apache_beam as beam
+
+    from pipeline.io import pubsub
+    from pipeline.io.warehouse import open_warehouse
+    from pipeline.stream_graph import build_stream_pipeline
+
+    proc = None
+    try:
+        options = common.parse_options(argv)
+        proc = setup_pubsub(options)
+        warehouse = open_warehouse(common.warehouse_uri(options))
+        plan = build_stream_plan(options, warehouse=warehouse)
+    except (OptionsError, LaunchError) as exc:
+        eprint(f"props stream: {exc}")
+        if proc is not None:
+            pubsub.stop_emulator(proc)
+        return 2
+    eprint(f"props stream {', '.join(map(str, plan.dates))}: {len(plan.models)} models, "
+           f"{sum(len(v) for v in plan.players_by_game.values())} player-games, "
+           f"debounce {plan.debounce_seconds} s, "
+           f"reading {plan.subscription}, changes to {plan.picks_changes_topic}, run {plan.run_id}")
+    pubsub.speed_up_direct_runner()
+    try:
+        p = beam.Pipeline(options=streaming_options(options, argv))
+        build_stream_pipeline(p, plan)
+        result = p.run()
+        eprint("props stream: running (Ctrl-C to stop)")
+        result.wait_until_finish()
+    except KeyboardInterrupt:
+        eprint("props stream: stopped")
+    finally:
+        if proc is not None:
+            pubsub.stop_emulator(proc)
+    return 0

@@ -1,0 +1,84 @@
+"""Builds the streaming graph (``props stream``); never runs it.
+
+``build_stream_pipeline(p, plan, messages=None)`` wires the events source (the Pub/Sub subscription of
+``pipeline/io/pubsub.py``, or ``messages``: any PCollection of PubsubMessages, e.g. a TestStream) through
+``transforms.streaming.RescorePlayerGames`` (the slate's ScorePlayers and SelectBestBetsFn inside) into
+the sinks of ``pipeline/io/stream_sinks.py``, and returns the named outputs so tests can assert on them::
+
+    plan = commands.stream.build_stream_plan(options)
+    with beam.Pipeline(options=streaming_options) as p:
+        outputs = build_stream_pipeline(p, plan)
+
+Launch-time state (feature rows and contexts of the served dates, and on a restart the events already
+ingested up to ``--rebuild-as-of``) enters the same keyed state as the stream through a ``Create``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+
+from pipeline.policy import Policy
+from pipeline.transforms.slate import DatePlan, ModelInfo
+
+
+class StreamPlan(NamedTuple):
+    """Everything ``props stream`` resolved at launch: the graph is a pure function of this."""
+
+    run_id: str
+    policy: Policy
+    models: tuple[ModelInfo, ...]
+    model_handler: Any
+    date_plans: Mapping[dt.date, DatePlan]  # eligible models per served date
+    players_by_game: Mapping[str, tuple[str, ...]]
+    initial: tuple  # (pg, StreamEvent) launch-time state
+    history: Mapping[str, Any]
+    published: Mapping[str, Mapping[str, Any]]  # date_iso -> pick_id -> Pick (warehouse at launch)
+    debounce_seconds: float
+    subscription: str | None  # full path of the events subscription
+    picks_changes_topic: str | None  # full path
+    warehouse: str | None
+    exports: str | None
+    clock: Any = None  # processing clock of the debounce timer (None: wall clock; TestStream: 0-based)
+
+    @property
+    def dates(self) -> list[dt.date]:
+        return sorted(self.date_plans)
+
+
+def build_stream_pipeline(p: beam.Pipeline, plan: StreamPlan, messages=None) -> dict[str, beam.PCollection]:
+    """Builds the streaming graph on ``p``; returns ``events``, ``changes`` (DateChanges),
+    ``player_games``, ``scored``, ``predictions``, ``dead_letters`` and ``change_messages`` (bytes)."""
+    from pipeline.io import pubsub, stream_sinks
+    from pipeline.transforms import streaming
+
+    if messages is None:
+        if not plan.subscription:
+            raise ValueError("build_stream_pipeline: no subscription and no messages")
+        parsed = p | "ReadEvents" >> pubsub.ReadEvents(plan.subscription)
+    else:
+        parsed = messages | "ParseEvents" >> pubsub.ParseMessages()
+    initial = None
+    if plan.initial:
+        initial = p | "InitialState" >> beam.Create(list(plan.initial), reshuffle=False)
+
+    out = parsed.events | "Rescore" >> streaming.RescorePlayerGames(
+        policy=plan.policy, models=plan.models, date_plans=plan.date_plans, model_handler=plan.model_handler,
+        players_by_game=plan.players_by_game, history=plan.history, debounce_seconds=plan.debounce_seconds,
+        published=plan.published, run_id=plan.run_id, initial=initial,
+        clock=plan.clock)
+    dead = (parsed[pubsub.DEAD], out["dead_letters"]) | "AllDeadLetters" >> beam.Flatten()
+    messages_out = {"changes": out["changes"], "dead_letters": dead} | "WriteOutputs" >> (
+        stream_sinks.WriteStreamOutputs(
+            warehouse_uri=plan.warehouse, exports_uri=plan.exports,
+            picks_changes_topic=plan.picks_changes_topic,
+            latest_date=max(plan.dates) if plan.dates else None, policy_version=plan.policy.version,
+            history=plan.history, run_id=plan.run_id))
+    return {
+        "events": parsed.events, "changes": out["changes"], "player_games": out["player_games"],
+        "scored": out["scored"], "predictions": out["predictions"], "dead_letters": dead,
+        "change_messages": messages_out,
+    }

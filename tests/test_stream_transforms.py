@@ -1,0 +1,175 @@
+"""TestStream tests for the streaming transforms (pipeline/transforms/streaming.py, stream_graph.py).
+
+One small streaming pipeline (TestStream of Pub/Sub messages, tiny real CatBoost models from
+tests/slate_fixtures.py) runs a scripted day; the tests then assert the pick lifecycle on its outputs:
+a line move creates / updates / withdraws a pick, an injury `out` and a postponement withdraw, tip-off
+locks, a late update after tip-off changes nothing, and a malformed message becomes a dead letter while
+the job keeps going.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import apache_beam as beam
+import pytest
+from apache_beam.io.gcp.pubsub import PubsubMessage
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
+
+from pipeline.commands.stream import initial_state, player_contexts
+from pipeline.io.pubsub import message_for
+from pipeline.policy import load_policy
+from pipeline.schemas import ScheduleEvent
+from pipeline.stream_graph import StreamPlan, build_stream_pipeline
+from pipeline.transforms.slate import DatePlan, ModelInfo
+from pipeline.transforms.streaming import split_key, zero_clock
+from tests import slate_fixtures as fx
+
+G1, G2, G3 = fx.GAME_ID, "20260222_NYK_MIA", "20260222_DEN_PHX"
+TIP3 = fx.AS_OF - dt.timedelta(minutes=150)
+COLLECTED: dict[str, list] = {}  # the DirectRunner runs in this process: outputs are collected here
+
+
+def at(minutes_before_asof: int) -> dt.datetime:
+    return fx.AS_OF - dt.timedelta(minutes=minutes_before_asof)
+
+
+def sched(game_id: str, status: str, event_ts: dt.datetime, tip=fx.TIPOFF, new_date=None) -> ScheduleEvent:
+    away, home = game_id.split("_")[1:]
+    return ScheduleEvent(game_id=game_id, game_date=fx.GAME_DATE, tipoff_utc=tip, home_team=home,
+                         away_team=away, status=status, new_game_date=new_date, event_ts=event_ts)
+
+
+def odds(player: str, line: float, minutes_before_asof: int, game_id=G1):
+    return fx.odds(player, "draftkings", line, minutes_before_asof, game_id=game_id)
+
+
+def msg(kind: str, row) -> PubsubMessage:
+    data, attrs = message_for(kind, row)
+    return PubsubMessage(data, attrs)
+
+
+def _collect(x, name):
+    COLLECTED.setdefault(name, []).append(x)  # module-level: pickled by reference, so this dict
+
+
+@pytest.fixture(scope="module")
+def outputs():
+    from models.handler import build_keyed_handler
+
+    COLLECTED.clear()
+    registry = fx.tiny_registry()
+    specs = registry.enabled()
+    models = tuple(ModelInfo(s.model_id, s.family, s.feature_set, s.min_edge) for s in specs)
+    plan_date = fx.date_plan(tuple(m.model_id for m in models))
+    features = [fx.feature_row("alpha", avg=30.0), fx.feature_row("delta", avg=30.0),
+                fx.feature_row("gamma", avg=30.0, game_id=G2, team="NYK", opp="MIA"),
+                fx.feature_row("eps", avg=30.0, game_id=G3, team="DEN", opp="PHX")]
+    contexts = player_contexts(features, [fx.box("alpha", 2), fx.box("delta", 2)])
+    plan = StreamPlan(
+        run_id="stream-test", policy=load_policy(None), models=models,
+        model_handler=build_keyed_handler(specs),
+        date_plans={fx.GAME_DATE: DatePlan(**{**plan_date._asdict(), "run_mode": "RETRY"})},
+        players_by_game={G1: ("alpha", "delta"), G2: ("gamma",), G3: ("eps",)},
+        initial=tuple(initial_state(features, contexts)), history={}, published={}, debounce_seconds=0.5,
+        subscription=None, picks_changes_topic=None, warehouse=None, exports=None, clock=zero_clock)
+    stream = (
+        TestStream()
+        .advance_watermark_to(0)
+        .add_elements([msg("schedule", sched(g, "scheduled", at(600), tip=TIP3 if g == G3 else fx.TIPOFF))
+                       for g in (G1, G2, G3)])
+        .add_elements([msg("odds", odds("alpha", 13.5, 300)), msg("odds", odds("delta", 13.5, 300)),
+                       msg("odds", odds("gamma", 13.5, 300, G2)), msg("odds", odds("eps", 13.5, 300, G3))])
+        .advance_processing_time(5)
+        # Phase 2: a line move, an injury out, a postponement.
+        .add_elements([msg("odds", odds("alpha", 14.5, 240)), msg("injuries", fx.injury("delta", "OUT")),
+                       msg("schedule", sched(G2, "postponed", at(200), new_date=dt.date(2026, 3, 3)))])
+        .advance_processing_time(5)
+        # Phase 3: the line moves past the edge floor; game 3 tips off.
+        .add_elements([msg("schedule", sched(G3, "in_progress", TIP3 + dt.timedelta(minutes=1), tip=TIP3)),
+                       msg("odds", odds("alpha", 17.5, 140))])
+        .advance_processing_time(5)
+        # Phase 4: a late update after tip-off, a malformed message, then a valid move again.
+        .add_elements([msg("odds", odds("eps", 25.5, 120, G3)),
+                       PubsubMessage(b'{"player_lookup": "x"', {"kind": "odds"}),
+                       PubsubMessage(b"{}", {"kind": "nonsense"}),
+                       msg("odds", odds("alpha", 13.5, 100))])
+        .advance_processing_time(5)
+        .advance_watermark_to_infinity()
+    )
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    with TestPipeline(options=options) as p:
+        out = build_stream_pipeline(p, plan, messages=p | stream)
+        _ = out["changes"] | "CollectChanges" >> beam.Map(_collect, "changes")
+        _ = out["dead_letters"] | "CollectDead" >> beam.Map(_collect, "dead")
+        _ = out["player_games"] | "CollectPG" >> beam.Map(_collect, "player_games")
+        _ = out["change_messages"] | "CollectMsgs" >> beam.Map(_collect, "messages")
+    return COLLECTED
+
+
+def _changes(outputs, player):
+    return [(c.change, c.pick.version, c.pick.status, c.pick.withdrawn_reason)
+            for dc in outputs["changes"] for c in dc.changes if c.pick.player_lookup == player]
+
+
+def _picks(outputs, player):
+    return [(c.change, c.pick) for dc in outputs["changes"] for c in dc.changes
+            if c.pick.player_lookup == player]
+
+
+def test_line_moves_create_update_withdraw_and_recreate(outputs):
+    seq = _picks(outputs, "alpha")
+    assert [p.version for _, p in seq] == list(range(1, len(seq) + 1))  # one version per change
+    assert (seq[0][0], seq[0][1].line) == ("created", 13.5)
+    moves = [(ch, p.line, p.withdrawn_reason) for ch, p in seq if ch != "updated" or p.line != seq[0][1].line]
+    assert ("updated", 14.5, None) in moves  # the line move updated the pick (line and edge)
+    withdrawn = [i for i, (ch, _p) in enumerate(seq) if ch == "withdrawn"]
+    assert len(withdrawn) == 1 and seq[withdrawn[0]][1].withdrawn_reason == "no_longer_passes"
+    assert seq[-1][0] == "created" and seq[-1][1].status == "active"  # passes again after the move back
+
+
+def test_rank_changes_are_updates_of_the_same_pick(outputs):
+    seq = _picks(outputs, "eps")
+    ranks = [p.rank for ch, p in seq if ch == "updated"]
+    assert ranks and all(ch == "updated" for ch, _p in seq[1:-1])  # other picks withdrawn -> eps moves up
+    assert len({p.pick_id for _ch, p in seq}) == 1
+
+
+def test_injury_out_and_postponement_withdraw(outputs):
+    created = ("created", 1, "active", None)
+    assert _changes(outputs, "delta") == [created, ("withdrawn", 2, "withdrawn", "injury_out")]
+    assert _changes(outputs, "gamma") == [created, ("withdrawn", 2, "withdrawn", "postponed")]
+
+
+def test_tipoff_locks_and_late_update_changes_nothing(outputs):
+    seq = _picks(outputs, "eps")
+    assert seq[0][0] == "created" and seq[-1][0] == "locked"  # nothing after the lock (late update at -120)
+    assert seq[-1][1].status == "locked" and seq[-1][1].line == 13.5
+
+
+def test_only_changed_player_games_are_rescored(outputs):
+    keys = [split_key(pg.key) for pg in outputs["player_games"]]
+    # alpha: 4 line moves -> 4 emissions; eps: one emission, none after tip-off.
+    assert sorted(s for k, s in keys if k.endswith("|alpha")) == [1, 2, 3, 4]
+    assert [s for k, s in keys if k.endswith("|eps")] == [1]
+
+
+def test_malformed_messages_become_dead_letters_and_the_job_goes_on(outputs):
+    dead = outputs["dead"]
+    assert sorted(d.source for d in dead) == ["pubsub:nonsense", "pubsub:odds"]
+    assert all(d.step == "parse" and d.error for d in dead)
+    assert _changes(outputs, "alpha")[-1][0] == "created"  # processed after the bad messages
+
+
+def test_every_change_is_a_message(outputs):
+    import json
+
+    n_changes = sum(len(dc.changes) for dc in outputs["changes"])
+    docs = [json.loads(m) for m in outputs["messages"]]
+    assert len(docs) == n_changes
+    assert {d["change"] for d in docs} == {"created", "updated", "withdrawn", "locked"}
+    assert all(isinstance(d["line"], (int, float)) and d["pick_id"] for d in docs)
+
