@@ -168,3 +168,23 @@ def test_beam_sink_writes_with_write_to_bigquery_and_replaces_dates(warehouse):
     leftovers = [t.table_id for t in warehouse.client.list_tables(f"{PROJECT}.{warehouse.dataset}")
                  if t.table_id.startswith("_staging_")]
     assert leftovers == []
+
+
+def test_streaming_upsert_is_idempotent_and_the_view_shows_the_latest_version(warehouse):
+    """The stream's sink: a redelivered change (same pick_id, version) never duplicates a row."""
+    from pipeline.domain.lifecycle import PickChange
+
+    now = dt.datetime(2026, 2, 22, 20, 0, tzinfo=dt.UTC)
+    v1 = pick("20260222_LAL_BOS", "alpha", version=1)
+    v2 = v1._replace(version=2, line=25.5)
+    changes = [PickChange("created", v1, now), PickChange("updated", v2, now + dt.timedelta(minutes=5))]
+    from pipeline.io.stream_sinks import apply_changes
+
+    assert apply_changes(warehouse, changes) == 2
+    assert apply_changes(warehouse, changes[1:]) == 1  # redelivered
+    rows = warehouse.query(f"SELECT pick_id, version, line FROM `{warehouse._ref('best_bets')}`")
+    assert [(r["pick_id"], r["version"], r["line"]) for r in rows] == [(v1.pick_id, 2, 25.5)]
+    hist = warehouse.query(f"SELECT version FROM `{warehouse._ref('best_bets_history')}` ORDER BY version")
+    assert [r["version"] for r in hist] == [1, 2]
+    latest = warehouse.query(f"SELECT version, `change` FROM `{warehouse._ref('best_bets_latest')}`")
+    assert [(r["version"], r["change"]) for r in latest] == [(2, "updated")]

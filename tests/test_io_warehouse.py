@@ -213,3 +213,19 @@ def test_write_to_warehouse_replaces_each_date(wh):
     got = wh.query("SELECT pick_id FROM best_bets ORDER BY pick_id")
     assert got == [{"pick_id": "new1"}]  # D2's stale pick cleared although no D2 pick arrived
     assert _count(wh, "filter_summary") == 2
+
+
+def test_upsert_picks_replaces_latest_and_is_idempotent_on_pick_version(tmp_path):
+    from pipeline.io.warehouse import DuckDBWarehouse
+
+    wh = DuckDBWarehouse(str(tmp_path / "w.duckdb"))
+    now = dt.datetime(2026, 2, 22, 20, 0, tzinfo=dt.UTC)
+    base = pick("p1")
+    v1, v2 = base._replace(version=1), base._replace(version=2, line=25.5)
+    hist = [schemas.BestBetHistory("created", now, *v1), schemas.BestBetHistory("updated", now, *v2)]
+    assert wh.upsert_picks([v1], hist[:1]) == 1
+    assert wh.upsert_picks([v2], hist[1:]) == 1
+    assert wh.upsert_picks([v2], hist[1:]) == 1  # redelivered: same rows, no duplicate
+    assert wh.query("SELECT pick_id, version, line FROM best_bets") == [
+        {"pick_id": "p1", "version": 2, "line": 25.5}]
+    assert [r["version"] for r in wh.query("SELECT version FROM best_bets_history ORDER BY version")] == [1, 2]

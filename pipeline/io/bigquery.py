@@ -206,6 +206,22 @@ def replace_script(project: str, dataset: str, tables: Iterable[str], staging: M
     return "\n".join(lines)
 
 
+def upsert_picks_script(project: str, dataset: str, staging: Mapping[str, str]) -> str:
+    """The one-transaction script of :meth:`BigQueryWarehouse.upsert_picks` (keys come from staging)."""
+    lines = ["BEGIN TRANSACTION;"]
+    keys = {"best_bets": ("pick_id",), "best_bets_history": ("pick_id", "version")}
+    for t in ("best_bets", "best_bets_history"):
+        if t not in staging:
+            continue
+        target, src = f"`{project}.{dataset}.{t}`", f"`{project}.{dataset}.{staging[t]}`"
+        match = " AND ".join(f"s.`{k}` = t.`{k}`" for k in keys[t])
+        lines.append(f"DELETE FROM {target} t WHERE EXISTS (SELECT 1 FROM {src} s WHERE {match});")
+        cols = ", ".join(f"`{c}`" for c in schemas.TABLES[t].row_type._fields)
+        lines.append(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {src};")
+    lines.append("COMMIT TRANSACTION;")
+    return "\n".join(lines)
+
+
 def _is_conflict(exc: Exception) -> bool:
     text = str(exc).lower()
     return "concurrent update" in text or "aborted due to concurrent" in text or "could not serialize" in text
@@ -369,6 +385,36 @@ class BigQueryWarehouse(Warehouse):
             write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
         self.client.load_table_from_file(io.BytesIO(data), self._ref(table), job_config=job_config).result()
         return len(rows)
+
+    def upsert_picks(self, picks: Iterable[tuple], history: Iterable[tuple]) -> int:
+        """Streaming: stages the changed picks and their history rows, then one transaction replaces the
+        picks' ``best_bets`` rows (by pick_id) and writes the history rows idempotently on
+        (pick_id, version). ``best_bets_latest`` (a view over the history) shows one row per pick."""
+        picks = sorted({p.pick_id: p for p in picks}.values(), key=lambda p: p.pick_id)
+        history = list({(h.pick_id, h.version): h for h in history}.values())
+        if not picks and not history:
+            return 0
+        tag = uuid.uuid4().hex[:12]
+        staging: dict[str, str] = {}
+        try:
+            if picks:
+                staging["best_bets"] = self.stage("best_bets", picks, tag=tag)
+            if history:
+                staging["best_bets_history"] = self.stage("best_bets_history", history, tag=tag)
+            sql = upsert_picks_script(self.project, self.dataset, staging)
+            delay = 0.5
+            for attempt in range(1, MAX_TXN_ATTEMPTS + 1):
+                try:
+                    self.client.query(sql).result()
+                    break
+                except Exception as exc:
+                    if not _is_conflict(exc) or attempt == MAX_TXN_ATTEMPTS:
+                        raise
+                    time.sleep(delay)
+                    delay *= 2
+        finally:
+            self.drop(staging.values())
+        return len(history)
 
     def insert_run(self, run: schemas.RunRecord) -> None:
         self.append("runs", [run])

@@ -24,37 +24,20 @@ import apache_beam as beam
 from pipeline import schemas
 from pipeline.domain.lifecycle import PickChange
 from pipeline.io import exports as exports_lib
-from pipeline.io.warehouse import DuckDBWarehouse, open_warehouse
+from pipeline.io.warehouse import open_warehouse
 
 
 def apply_changes(warehouse, changes: Sequence[PickChange]) -> int:
-    """Upserts the changed picks' latest versions and appends their history rows in one transaction."""
+    """Upserts the changed picks' latest versions and their history rows in one warehouse transaction
+    (``Warehouse.upsert_picks``: DuckDB locally, BigQuery in production); idempotent on (pick_id, version)."""
     if not changes:
         return 0
-    if not isinstance(warehouse, DuckDBWarehouse):
-        raise NotImplementedError(f"streaming writes to {type(warehouse).__name__}: only DuckDB locally "
-                                  "(BigQuery: MERGE on pick_id / (pick_id, version))")
     latest: dict[str, schemas.Pick] = {}
     for c in changes:
         if c.pick.pick_id not in latest or c.pick.version > latest[c.pick.pick_id].version:
             latest[c.pick.pick_id] = c.pick
     history = {(c.pick.pick_id, c.pick.version): c.history_row() for c in changes}
-    picks = sorted(latest.values(), key=lambda p: p.pick_id)
-    with warehouse._connect() as con:  # one short transaction; DuckDB allows one writer process
-        con.execute("BEGIN TRANSACTION")
-        try:
-            ids = [p.pick_id for p in picks]
-            con.execute(f"DELETE FROM best_bets WHERE pick_id IN ({', '.join('?' for _ in ids)})", ids)
-            DuckDBWarehouse._insert(con, "best_bets", picks)
-            for pick_id, version in history:
-                con.execute("DELETE FROM best_bets_history WHERE pick_id = ? AND version = ?",
-                            [pick_id, version])
-            DuckDBWarehouse._insert(con, "best_bets_history", list(history.values()))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    return len(history)
+    return warehouse.upsert_picks(sorted(latest.values(), key=lambda p: p.pick_id), list(history.values()))
 
 
 def published_picks(warehouse, dates: Iterable[dt.date]) -> dict[str, dict[str, schemas.Pick]]:

@@ -121,6 +121,12 @@ class Warehouse(abc.ABC):
     def append(self, table: str, rows: Iterable[tuple]) -> int: ...
 
     @abc.abstractmethod
+    def upsert_picks(self, picks: Iterable[tuple], history: Iterable[tuple]) -> int:
+        """Streaming: in one transaction, replaces the ``best_bets`` rows of these picks (by pick_id) with
+        their latest versions and writes their ``best_bets_history`` rows, idempotent on
+        (pick_id, version) so a redelivered change never duplicates. Returns the history rows written."""
+
+    @abc.abstractmethod
     def insert_run(self, run: schemas.RunRecord) -> None: ...
 
     @abc.abstractmethod
@@ -302,6 +308,30 @@ class DuckDBWarehouse(Warehouse):
                 sql += f" WHERE game_date IN ({', '.join('?' for _ in params)})"
         with self._connect() as con:
             return con.sql(sql, params=params or None).to_arrow_table().to_pandas()
+
+    def upsert_picks(self, picks: Iterable[tuple], history: Iterable[tuple]) -> int:
+        picks = sorted({p.pick_id: p for p in picks}.values(), key=lambda p: p.pick_id)
+        history = list({(h.pick_id, h.version): h for h in history}.values())
+        if not picks and not history:
+            return 0
+        with self._connect() as con:  # one short transaction; DuckDB allows one writer process
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if picks:
+                    ids = [p.pick_id for p in picks]
+                    marks = ", ".join("?" for _ in ids)
+                    con.execute(f"DELETE FROM best_bets WHERE pick_id IN ({marks})", ids)
+                    self._insert(con, "best_bets", picks)
+                for h in history:
+                    con.execute("DELETE FROM best_bets_history WHERE pick_id = ? AND version = ?",
+                                [h.pick_id, h.version])
+                if history:
+                    self._insert(con, "best_bets_history", history)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return len(history)
 
 
 def open_warehouse(uri: str, **kwargs: Any) -> Warehouse:
