@@ -4,7 +4,7 @@ Uses the sample ``v12_mae`` model (54 features, the documented training settings
 ``models/sample/registry.json`` has it, else trains a model of the same size on synthetic data. For
 batch sizes 1, 64 and 512 it scores the same rows (a) with ``model.predict`` on pre-stacked float32
 matrices and (b) through the handler (``(row_key, vector)`` examples: validation, stacking, predict,
-PredictionResult per row), best of 7 alternating repetitions, and prints rows/s and the handler/bare
+PredictionResult per row), best of 9 rounds run in turn, and prints rows/s and the handler/bare
 ratio. Goal: at batch 512 the handler is within 20 % of bare predict. It then compares two pipelines
 (FnApiRunner, batch 512): RunInference over the keyed handler vs a plain DoFn calling predict, and
 prints peak memory.
@@ -59,17 +59,15 @@ def _model_spec():
     return dataclasses.replace(spec), "synthetic v12_mae (400 trees, depth 6)"
 
 
-def _best_pair(fn_a, fn_b, reps: int = 7) -> tuple[float, float]:
-    """Best wall time of each function, alternating runs so machine-load drift hits both alike."""
-    best_a = best_b = float("inf")
+def _best_of(*fns, reps: int = 9) -> list[float]:
+    """Best wall time of each function over ``reps`` rounds, run in turn so load drift hits all alike."""
+    best = [float("inf")] * len(fns)
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn_a()
-        t1 = time.perf_counter()
-        fn_b()
-        t2 = time.perf_counter()
-        best_a, best_b = min(best_a, t1 - t0), min(best_b, t2 - t1)
-    return best_a, best_b
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best
 
 
 def bench_direct(spec, rows: int) -> None:
@@ -78,7 +76,10 @@ def bench_direct(spec, rows: int) -> None:
     model = handler.load_model()
     frame = synthetic_frame(dt.date(2026, 2, 1), max(1, rows // 300 + 1), players=300, seed=9)
     x = feature_matrix(frame, spec.feature_set)
-    print(f"{'batch':>6} {'rows':>7} {'bare rows/s':>12} {'handler rows/s':>15} {'handler/bare':>13}")
+    print("bare = model.predict on pre-stacked matrices (the model alone); bare+stack = the same batches of "
+          "(key, vector) examples stacked with np.stack, then predict (what a DoFn calling predict does)")
+    print(f"{'batch':>6} {'rows':>7} {'bare rows/s':>12} {'bare+stack':>11} {'handler rows/s':>15} "
+          f"{'handler/bare':>13} {'handler/bare+stack':>19}")
     for batch_size in (1, 64, 512):
         n = min(rows, 3000) if batch_size == 1 else rows
         n -= n % batch_size
@@ -94,9 +95,13 @@ def bench_direct(spec, rows: int) -> None:
             for b in batches:
                 handler.run_inference(b, model)
 
-        t_bare, t_handler = _best_pair(bare, via_handler)
-        print(f"{batch_size:>6} {n:>7} {n / t_bare:>12,.0f} {n / t_handler:>15,.0f} "
-              f"{t_bare / t_handler:>12.1%}")
+        def stacked(batches=batches):
+            for b in batches:
+                model.predict(np.stack([v for _, v in b]), thread_count=1)
+
+        t_bare, t_stacked, t_handler = _best_of(bare, stacked, via_handler)
+        print(f"{batch_size:>6} {n:>7} {n / t_bare:>12,.0f} {n / t_stacked:>11,.0f} {n / t_handler:>15,.0f} "
+              f"{t_bare / t_handler:>12.1%} {t_stacked / t_handler:>18.1%}")
 
 
 class _MakeRowsFn:
