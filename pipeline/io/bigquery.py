@@ -57,7 +57,7 @@ import apache_beam as beam
 from pipeline import schemas
 from pipeline.io import cloud
 from pipeline.io.parse import ParseError, parse_record, raw_event_time
-from pipeline.io.warehouse import SLATE_TABLES, Warehouse, _check_replace_args
+from pipeline.io.warehouse import SLATE_TABLES, Warehouse, _check_replace_args, unique_picks
 
 log = logging.getLogger(__name__)
 
@@ -315,6 +315,10 @@ class BigQueryWarehouse(Warehouse):
 
         sql = replace_script(self.project, self.dataset, tables, staging, dates,
                              protected=protected_pick_game_ids)
+        self._run_transaction(sql, f"replace of {dates}")
+
+    def _run_transaction(self, sql: str, what: str) -> None:
+        """Runs a multi-statement transaction, retrying when a concurrent transaction wins the conflict."""
         delay = 0.5
         for attempt in range(1, MAX_TXN_ATTEMPTS + 1):
             try:
@@ -323,8 +327,8 @@ class BigQueryWarehouse(Warehouse):
             except Exception as exc:
                 if not _is_conflict(exc) or attempt == MAX_TXN_ATTEMPTS:
                     raise
-                log.warning("replace of %s conflicted with a concurrent run (attempt %d): retrying",
-                            dates, attempt)
+                log.warning("%s conflicted with a concurrent transaction (attempt %d): retrying",
+                            what, attempt)
                 time.sleep(delay)
                 delay *= 2
 
@@ -390,8 +394,7 @@ class BigQueryWarehouse(Warehouse):
         """Streaming: stages the changed picks and their history rows, then one transaction replaces the
         picks' ``best_bets`` rows (by pick_id) and writes the history rows idempotently on
         (pick_id, version). ``best_bets_latest`` (a view over the history) shows one row per pick."""
-        picks = sorted({p.pick_id: p for p in picks}.values(), key=lambda p: p.pick_id)
-        history = list({(h.pick_id, h.version): h for h in history}.values())
+        picks, history = unique_picks(picks, history)
         if not picks and not history:
             return 0
         tag = uuid.uuid4().hex[:12]
@@ -401,17 +404,7 @@ class BigQueryWarehouse(Warehouse):
                 staging["best_bets"] = self.stage("best_bets", picks, tag=tag)
             if history:
                 staging["best_bets_history"] = self.stage("best_bets_history", history, tag=tag)
-            sql = upsert_picks_script(self.project, self.dataset, staging)
-            delay = 0.5
-            for attempt in range(1, MAX_TXN_ATTEMPTS + 1):
-                try:
-                    self.client.query(sql).result()
-                    break
-                except Exception as exc:
-                    if not _is_conflict(exc) or attempt == MAX_TXN_ATTEMPTS:
-                        raise
-                    time.sleep(delay)
-                    delay *= 2
+            self._run_transaction(upsert_picks_script(self.project, self.dataset, staging), "pick upsert")
         finally:
             self.drop(staging.values())
         return len(history)

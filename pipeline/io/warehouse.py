@@ -139,6 +139,12 @@ class Warehouse(abc.ABC):
     def read_table(self, table: str, game_dates: Iterable[dt.date] | None = None): ...
 
 
+def unique_picks(picks: Iterable[tuple], history: Iterable[tuple]) -> tuple[list, list]:
+    """The rows an ``upsert_picks`` writes: one per pick_id (the last given), one per (pick_id, version)."""
+    unique = sorted({p.pick_id: p for p in picks}.values(), key=lambda p: p.pick_id)
+    return unique, list({(h.pick_id, h.version): h for h in history}.values())
+
+
 def _check_replace_args(dates: list[dt.date], rows_by_table: Mapping[str, Iterable[tuple]],
                         tables: Collection[str]) -> None:
     for t in tables:
@@ -310,8 +316,7 @@ class DuckDBWarehouse(Warehouse):
             return con.sql(sql, params=params or None).to_arrow_table().to_pandas()
 
     def upsert_picks(self, picks: Iterable[tuple], history: Iterable[tuple]) -> int:
-        picks = sorted({p.pick_id: p for p in picks}.values(), key=lambda p: p.pick_id)
-        history = list({(h.pick_id, h.version): h for h in history}.values())
+        picks, history = unique_picks(picks, history)
         if not picks and not history:
             return 0
         with self._connect() as con:  # one short transaction; DuckDB allows one writer process
