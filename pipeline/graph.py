@@ -20,20 +20,10 @@ import apache_beam as beam
 
 from pipeline import schemas
 from pipeline.io import sources
+from pipeline.io.warehouse import SLATE_TABLES  # the tables one slate run replaces per date
 from pipeline.policy import Policy
 from pipeline.transforms import slate
 from pipeline.transforms.slate import DEAD, DIAGNOSTICS, GATE, PREDICTIONS, DatePlan, ModelInfo
-
-# The tables one slate run replaces for each of its dates.
-SLATE_TABLES: tuple[str, ...] = (
-    "line_diagnostics",
-    "gate_decisions",
-    "predictions",
-    "consensus",
-    "best_bets",
-    "filter_summary",
-    "dead_letters",
-)
 
 
 class RunPlan(NamedTuple):

@@ -15,20 +15,13 @@ import pytest
 
 import sim
 from pipeline.commands import run as run_command
+from pipeline.graph import SLATE_TABLES
 from tests.slate_fixtures import tiny_registry
 
 pytestmark = pytest.mark.slow
 
 GAME_DATE = "2026-01-13"
-TABLES = (
-    "line_diagnostics",
-    "gate_decisions",
-    "predictions",
-    "consensus",
-    "best_bets",
-    "filter_summary",
-    "dead_letters",
-)
+TABLES = SLATE_TABLES
 VOLATILE = {"run_id", "generated_at"}
 
 
