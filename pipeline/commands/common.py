@@ -130,7 +130,12 @@ def default_inputs(options: PipelineOptions) -> str:
     import sim
 
     path = SIM_CACHE / f"{DEFAULT_SEASON}-seed-{data.seed}"
-    return str(sim.ensure_season(path, DEFAULT_SEASON, data.seed))
+    watch = Stopwatch()
+
+    def progress(message: str) -> None:  # only called when the season is simulated (first use)
+        eprint(f"[simulate {watch.seconds:5.1f}s] {message}")
+
+    return str(sim.ensure_season(path, DEFAULT_SEASON, data.seed, progress=progress))
 
 
 def registry_uri(options: PipelineOptions) -> str:
