@@ -228,4 +228,5 @@ def test_upsert_picks_replaces_latest_and_is_idempotent_on_pick_version(tmp_path
     assert wh.upsert_picks([v2], hist[1:]) == 1  # redelivered: same rows, no duplicate
     assert wh.query("SELECT pick_id, version, line FROM best_bets") == [
         {"pick_id": "p1", "version": 2, "line": 25.5}]
-    assert [r["version"] for r in wh.query("SELECT version FROM best_bets_history ORDER BY version")] == [1, 2]
+    versions = wh.query("SELECT version FROM best_bets_history ORDER BY version")
+    assert [r["version"] for r in versions] == [1, 2]
