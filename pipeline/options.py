@@ -210,6 +210,15 @@ class StreamOptions(PipelineOptions):
         )
         _add(
             parser,
+            "feature_refresh_seconds",
+            type=float,
+            default=300.0,
+            help="Streaming on Dataflow: re-read the served dates' feature-store rows this often (the "
+            "slowly-changing feature store); only rows that changed re-score their player. 0 = off. The "
+            "local runner cannot run the periodic source: send changed rows as kind=features messages.",
+        )
+        _add(
+            parser,
             "debounce_seconds",
             type=float,
             default=1.0,

@@ -43,15 +43,68 @@ class StreamPlan(NamedTuple):
     warehouse: str | None
     exports: str | None
     clock: Any = None  # processing clock of the debounce timer (None: wall clock; TestStream: 0-based)
+    inputs: str | None = None  # where the feature store is re-read from (Dataflow refresh)
+    feature_refresh_seconds: float = 0.0  # > 0: periodic re-read of the served dates' feature rows
 
     @property
     def dates(self) -> list[dt.date]:
         return sorted(self.date_plans)
 
 
-def build_stream_pipeline(p: beam.Pipeline, plan: StreamPlan, messages=None) -> dict[str, beam.PCollection]:
+class ReadFeatureRowsFn(beam.DoFn):
+    """A refresh tick -> every feature-store row of the served dates, as ``features`` events (one bulk read
+    per tick). Rows that fail to parse are counted; the launch already dead-lettered them once."""
+
+    def __init__(self, inputs: str, dates: list[dt.date]):
+        self._inputs, self._dates = inputs, sorted(dates)
+
+    def setup(self):
+        self._rows = beam.metrics.Metrics.counter("props", "stream_feature_rows_refreshed")
+        self._bad = beam.metrics.Metrics.counter("props", "stream_feature_rows_unparseable")
+
+    def process(self, _tick):
+        from pipeline.io.sources import read_local
+        from pipeline.transforms.streaming import StreamEvent
+
+        rows, dead = read_local(self._inputs, "features", self._dates)
+        self._rows.inc(len(rows))
+        self._bad.inc(len(dead))
+        for row in rows:
+            yield StreamEvent("features", row)
+
+
+class RefreshFeatureRows(beam.PTransform):
+    """The slowly-changing feature store: every ``interval_s`` seconds, re-read the served dates' feature
+    rows and feed them into the per-player-game state as ``features`` events. The state's change
+    signature includes the feature row, so an unchanged row re-scores nobody and a changed one re-scores
+    exactly its player (with every model).
+
+    On Dataflow the ticks come from ``PeriodicImpulse``. Beam's local runners cannot run that source
+    (beam-notes: SDF sources), so tests pass ``ticks`` (any PCollection, e.g. a bounded ``Create``) and
+    the local job receives changed rows as ``kind=features`` messages instead.
+    """
+
+    def __init__(self, inputs: str, dates, interval_s: float, ticks=None):
+        super().__init__()
+        self._inputs, self._dates, self._interval, self._ticks = inputs, list(dates), interval_s, ticks
+
+    def expand(self, pbegin):
+        ticks = self._ticks
+        if ticks is None:
+            from apache_beam.transforms.periodicsequence import PeriodicImpulse
+
+            ticks = pbegin | "RefreshTicks" >> PeriodicImpulse(fire_interval=self._interval)
+        return ticks | "ReadFeatureRows" >> beam.ParDo(ReadFeatureRowsFn(self._inputs, self._dates))
+
+
+def build_stream_pipeline(p: beam.Pipeline, plan: StreamPlan, messages=None,
+                          feature_ticks=None) -> dict[str, beam.PCollection]:
     """Builds the streaming graph on ``p``; returns ``events``, ``changes`` (DateChanges),
-    ``player_games``, ``scored``, ``predictions``, ``dead_letters`` and ``change_messages`` (bytes)."""
+    ``player_games``, ``scored``, ``predictions``, ``dead_letters`` and ``change_messages`` (bytes).
+
+    ``feature_ticks`` replaces the feature refresh's PeriodicImpulse (tests); the refresh is wired when
+    ``plan.feature_refresh_seconds > 0`` and ``plan.inputs`` is set (``props stream`` does so on Dataflow).
+    """
     from pipeline.io import pubsub, stream_sinks
     from pipeline.transforms import streaming
 
@@ -61,11 +114,16 @@ def build_stream_pipeline(p: beam.Pipeline, plan: StreamPlan, messages=None) -> 
         parsed = p | "ReadEvents" >> pubsub.ReadEvents(plan.subscription)
     else:
         parsed = messages | "ParseEvents" >> pubsub.ParseMessages()
+    events = parsed.events
+    if plan.inputs and (plan.feature_refresh_seconds > 0 or feature_ticks is not None):
+        refreshed = p | "RefreshFeatures" >> RefreshFeatureRows(
+            plan.inputs, plan.dates, plan.feature_refresh_seconds, ticks=feature_ticks)
+        events = (parsed.events, refreshed) | "EventsAndFeatureRefresh" >> beam.Flatten()
     initial = None
     if plan.initial:
         initial = p | "InitialState" >> beam.Create(list(plan.initial), reshuffle=False)
 
-    out = parsed.events | "Rescore" >> streaming.RescorePlayerGames(
+    out = events | "Rescore" >> streaming.RescorePlayerGames(
         policy=plan.policy, models=plan.models, date_plans=plan.date_plans, model_handler=plan.model_handler,
         players_by_game=plan.players_by_game, history=plan.history, debounce_seconds=plan.debounce_seconds,
         published=plan.published, run_id=plan.run_id, initial=initial,
@@ -78,7 +136,7 @@ def build_stream_pipeline(p: beam.Pipeline, plan: StreamPlan, messages=None) -> 
             latest_date=max(plan.dates) if plan.dates else None, policy_version=plan.policy.version,
             history=plan.history, run_id=plan.run_id))
     return {
-        "events": parsed.events, "changes": out["changes"], "player_games": out["player_games"],
+        "events": events, "changes": out["changes"], "player_games": out["player_games"],
         "scored": out["scored"], "predictions": out["predictions"], "dead_letters": dead,
         "change_messages": messages_out,
     }

@@ -173,3 +173,25 @@ def test_every_change_is_a_message(outputs):
     assert {d["change"] for d in docs} == {"created", "updated", "withdrawn", "locked"}
     assert all(isinstance(d["line"], (int, float)) and d["pick_id"] for d in docs)
 
+
+
+def test_feature_refresh_reads_the_served_dates_rows_once_per_tick(tmp_path):
+    """The Dataflow feature-store refresh, wired with bounded ticks (PeriodicImpulse cannot run locally)."""
+    from apache_beam.options.pipeline_options import PipelineOptions as _Options
+    from apache_beam.testing.test_pipeline import TestPipeline as _TestPipeline
+    from apache_beam.testing.util import assert_that as _assert_that
+    from apache_beam.testing.util import equal_to as _equal_to
+
+    import sim as sim_pkg
+    from pipeline.stream_graph import RefreshFeatureRows
+
+    s = sim_pkg.simulate(seed=3, teams=("LAL", "BOS", "DEN", "MIA"), start="2026-01-10", days=3)
+    s.write(tmp_path)
+    day = sorted({r.game_date for r in s.features})[-1]
+    expected = sorted((r.game_id, r.player_lookup) for r in s.features if r.game_date == day)
+    assert expected
+    with _TestPipeline(options=_Options(["--runner=FnApiRunner"])) as p:
+        ticks = p | "Ticks" >> beam.Create([0, 1])
+        events = p | RefreshFeatureRows(str(tmp_path), [day], 300.0, ticks=ticks)
+        _assert_that(events | beam.Map(lambda e: (e.kind, e.row.game_id, e.row.player_lookup)),
+                     _equal_to([("features", g, pl) for g, pl in expected] * 2))

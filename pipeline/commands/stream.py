@@ -162,7 +162,11 @@ def build_stream_plan(options, *, registry=None, policy=None, warehouse=None, ru
         subscription=pubsub.subscription_path(project, stream.events_subscription),
         picks_changes_topic=pubsub.topic_path(project, stream.picks_changes_topic),
         warehouse=common.warehouse_uri(options) if warehouse is not None else None,
-        exports=common.exports_uri(options) if warehouse is not None else None)
+        exports=common.exports_uri(options) if warehouse is not None else None,
+        inputs=inputs,
+        # The periodic refresh needs an SDF source, which only Dataflow runs (beam-notes).
+        feature_refresh_seconds=float(stream.feature_refresh_seconds) if common.is_remote_runner(options)
+        else 0.0)
 
 
 def setup_pubsub(options) -> object | None:
