@@ -13,7 +13,7 @@ step is keyed by game date, each date has its own decision time, and each date i
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -167,20 +167,27 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
     if plan.warehouse or plan.exports:
         from pipeline.io.slate_sink import WriteSlateOutputs
 
-        outputs["written"] = (
-            pairs
-            | "AllTableRows" >> beam.Flatten()
-            | "WriteOutputs"
-            >> WriteSlateOutputs(
-                warehouse_uri=plan.warehouse,
-                exports_uri=plan.exports,
-                dates=dates,
-                tables=SLATE_TABLES,
-                protected_pick_game_ids=plan.protected_pick_game_ids(),
-                policy_version=version,
-                record=plan.history.get("record"),
-                ultra_public=bool(plan.history.get("ultra_public")),
-            )
+        rows = pairs | "AllTableRows" >> beam.Flatten()
+        warehouse_uri, committed = plan.warehouse, None
+        if sources.is_bigquery(plan.warehouse):
+            # Production: Beam's own BigQuery sink stages the rows, then one transaction per date replaces
+            # them; the exports below wait for it (side input), so they never describe uncommitted rows.
+            from pipeline.io.bigquery import WriteToBigQueryWarehouse
+
+            committed = rows | "WriteBigQuery" >> WriteToBigQueryWarehouse(
+                plan.warehouse, dates, protected_pick_game_ids=plan.protected_pick_game_ids(),
+                tables=SLATE_TABLES)
+            warehouse_uri = None
+        outputs["written"] = rows | "WriteOutputs" >> WriteSlateOutputs(
+            warehouse_uri=warehouse_uri,
+            exports_uri=plan.exports,
+            dates=dates,
+            tables=SLATE_TABLES,
+            protected_pick_game_ids=plan.protected_pick_game_ids(),
+            policy_version=version,
+            record=plan.history.get("record"),
+            ultra_public=bool(plan.history.get("ultra_public")),
+            after=committed,
         )
     return outputs
 
@@ -201,7 +208,3 @@ def plan_summary(plan: RunPlan) -> dict[str, Any]:
         "policy_version": plan.policy.version,
         "models": [m.model_id for m in plan.models],
     }
-
-
-def flatten_models(models: Sequence[ModelInfo]) -> list[str]:
-    return [m.model_id for m in models]

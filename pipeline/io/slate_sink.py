@@ -22,8 +22,6 @@ from collections.abc import Collection, Iterable, Mapping
 
 import apache_beam as beam
 
-from pipeline import schemas
-
 METRICS_NAMESPACE = "props"
 
 
@@ -61,7 +59,7 @@ class WriteDateFn(beam.DoFn):
             self._warehouse = open_warehouse(self._warehouse_uri)
         self._write_ms = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "write_ms")
 
-    def process(self, element):
+    def process(self, element, _committed=None):
         import time
 
         started = time.perf_counter()
@@ -129,6 +127,8 @@ class WriteSlateOutputs(beam.PTransform):
       tables: the tables the run replaces.
       protected_pick_game_ids: per date, games already started (their picks are kept).
       policy_version, record, ultra_public: what the public export shows.
+      after: a PCollection to wait for (as a side input) before any date is written, e.g. the BigQuery
+        sink's commits, so exports never describe uncommitted rows.
     Returns: ``(date, {"tables": {table: rows}, "exports": [uris]})`` per date.
     """
 
@@ -143,8 +143,10 @@ class WriteSlateOutputs(beam.PTransform):
         policy_version,
         record=None,
         ultra_public=False,
+        after=None,
     ):
         super().__init__()
+        self._after = after  # a PCollection that must be complete first (e.g. the BigQuery commit)
         self._dates = sorted(dates)
         self._fn = WriteDateFn(
             warehouse_uri=warehouse_uri,
@@ -173,9 +175,5 @@ class WriteSlateOutputs(beam.PTransform):
             (pairs | "KeyByDate" >> beam.Map(key_by_date), markers)
             | "WithAllDates" >> beam.Flatten()
             | "GroupByDate" >> beam.GroupByKey()
-            | "WriteDate" >> beam.ParDo(self._fn)
+            | "WriteDate" >> beam.ParDo(self._fn, *([beam.pvalue.AsList(self._after)] if self._after else []))
         )
-
-
-def rows_of(table: str) -> type:
-    return schemas.TABLES[table].row_type
