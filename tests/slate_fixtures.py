@@ -7,7 +7,6 @@ import datetime as dt
 import functools
 import tempfile
 
-from pipeline import schemas
 from pipeline.schemas import FEATURE_INDEX, BoxScore, FeatureRow, InjuryReport, OddsSnapshot, ScheduleEvent
 from pipeline.transforms.slate import DatePlan, GameState
 
@@ -165,10 +164,3 @@ def tiny_registry():
     registry = Registry(specs, f"{out}/registry.json")
     registry.write()
     return registry
-
-
-def table_rows(schema_type):
-    return [f for f in schema_type._fields]
-
-
-__all__ = ["schemas"]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
-from apache_beam.testing.util import assert_that, equal_to, is_not_empty
+from apache_beam.testing.util import assert_that, equal_to
 
 from models.handler import build_keyed_handler
 from pipeline.policy import load_policy
@@ -236,4 +236,3 @@ def test_started_game_is_out_of_universe(status):
         )
         assert_that(out[slate.GATE] | beam.Map(lambda g: g.reason), equal_to(["game_started"]))
         assert_that(out.player_games, equal_to([]), label="NoneViable")
-        _ = is_not_empty

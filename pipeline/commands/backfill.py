@@ -98,7 +98,7 @@ def main(argv: list[str]) -> int:
             return dry_run(plan, options)
         if first_plan is None:
             first_plan = plan
-            record_run(warehouse, plan, options, registry, started)
+            record_run(warehouse, plan, registry, started)
         chunk_watch = common.Stopwatch()
         try:
             counts = run_plan(plan, options)

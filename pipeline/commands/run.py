@@ -127,7 +127,7 @@ def open_warehouse(options):
     return _open(common.warehouse_uri(options))
 
 
-def record_run(warehouse, plan: RunPlan, options, registry, started_at) -> None:
+def record_run(warehouse, plan: RunPlan, registry, started_at) -> None:
     warehouse.insert_run(
         schemas.RunRecord(
             run_id=plan.run_id,
@@ -165,7 +165,7 @@ def main(argv: list[str]) -> int:
         return dry_run(plan, options)
 
     started = dt.datetime.now(dt.UTC)
-    record_run(warehouse, plan, options, registry, started)
+    record_run(warehouse, plan, registry, started)
     eprint(
         f"props run {plan.dates[0]} as of {plan.date_plans[plan.dates[0]].as_of:%Y-%m-%dT%H:%MZ}: "
         f"{len(plan.date_plans[plan.dates[0]].games)} games, {len(plan.models)} models, "

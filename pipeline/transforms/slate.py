@@ -16,7 +16,6 @@ Failures never escape a DoFn: they become ``DeadLetter`` rows on the ``dead_lett
 from __future__ import annotations
 
 import datetime as dt
-import json
 import traceback
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -646,17 +645,6 @@ def stamp(row, run_id: str, policy_version: str):
     if "policy_version" in row._fields:
         updates["policy_version"] = policy_version
     return row._replace(**updates) if updates else row
-
-
-def count_by(rows: Iterable, key) -> dict:
-    out: dict = defaultdict(int)
-    for r in rows:
-        out[key(r)] += 1
-    return dict(sorted(out.items()))
-
-
-def json_text(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def format_exception(exc: BaseException) -> str:
