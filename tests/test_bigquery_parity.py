@@ -62,8 +62,6 @@ def _table(warehouse, table: str) -> list[tuple]:
 
 
 def test_slate_to_bigquery_and_gcs_equals_the_local_run(tmp_path):
-    if not (ROOT / "models" / "sample" / "registry.json").exists():
-        pytest.skip("the sample model registry (models/sample/registry.json) is not built yet")
     from pipeline.commands import run
     from pipeline.io.warehouse import SLATE_TABLES, open_warehouse
 
