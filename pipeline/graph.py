@@ -19,11 +19,12 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 
 from pipeline import schemas
+from pipeline.domain.schedule import DatePlan, started_game_ids
 from pipeline.io import sources
 from pipeline.io.warehouse import SLATE_TABLES  # the tables one slate run replaces per date
 from pipeline.policy import Policy
 from pipeline.transforms import slate
-from pipeline.transforms.slate import DEAD, DIAGNOSTICS, GATE, PREDICTIONS, DatePlan, ModelInfo
+from pipeline.transforms.slate import DEAD, DIAGNOSTICS, GATE, PREDICTIONS, ModelInfo
 
 
 class RunPlan(NamedTuple):
@@ -48,24 +49,9 @@ class RunPlan(NamedTuple):
         return sorted(self.date_plans)
 
     def protected_pick_game_ids(self) -> dict[dt.date, tuple[str, ...]]:
-        """Games already started at each date's decision time: their picks are never touched."""
-        out = {}
-        for d, plan in self.date_plans.items():
-            out[d] = tuple(
-                sorted(
-                    g.game_id
-                    for g in plan.games.values()
-                    if g.status in ("in_progress", "final")
-                    or (g.tipoff_utc is not None and g.tipoff_utc <= plan.as_of)
-                )
-            )
-        return out
-
-
-def season_start(game_date: dt.date) -> dt.date:
-    """The first day of the NBA season a date belongs to (seasons start in October)."""
-    year = game_date.year if game_date.month >= 8 else game_date.year - 1
-    return dt.date(year, 10, 1)
+        """Games already started at each date's decision time (``schedule.game_started``): their picks
+        are never touched."""
+        return {d: started_game_ids(plan) for d, plan in self.date_plans.items()}
 
 
 def _dead_letter_date(row: schemas.DeadLetter, run_dates: set, first: dt.date) -> schemas.DeadLetter:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -23,6 +24,8 @@ DEFAULT_WAREHOUSE = "./warehouse/props.duckdb"
 DEFAULT_EXPORTS = "./exports"
 DEFAULT_SIM_SEED = 42
 DEFAULT_SEASON = "2025-26"
+# The packaged sample models (setup.py ships models/sample/*), used when --registry is not given.
+SAMPLE_REGISTRY = Path(__file__).resolve().parents[1] / "models" / "sample" / "registry.json"
 
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -261,6 +264,11 @@ class StreamOptions(PipelineOptions):
             help="Replay: publish only events after this ISO-8601 UTC time (original event time), e.g. to "
             "resume after a restart.",
         )
+
+
+def registry_uri(options: PipelineOptions) -> str:
+    """--registry, or the packaged sample registry: the one place that knows the default."""
+    return options.view_as(DataOptions).registry or str(SAMPLE_REGISTRY)
 
 
 def parse_date(value: str | None, flag: str) -> dt.date | None:

@@ -21,8 +21,9 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 
+from pipeline.domain.schedule import DatePlan
 from pipeline.policy import Policy
-from pipeline.transforms.slate import DatePlan, ModelInfo
+from pipeline.transforms.slate import ModelInfo
 
 
 class StreamPlan(NamedTuple):

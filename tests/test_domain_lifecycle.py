@@ -94,8 +94,19 @@ def test_started_games_are_never_touched():
     assert diff_picks({}, [pick()], now=AFTER, tipoffs=TIPS)[0] == []
     withdrawn = {"alpha-OVER": pick(status="withdrawn", version=2)}
     assert diff_picks(withdrawn, [pick()], now=AFTER, tipoffs=TIPS)[0] == []
-    changes, _ = diff_picks({"alpha-OVER": pick()}, [pick()], now=BEFORE, tipoffs=TIPS, started_games={GAME})
+    changes, _ = diff_picks({"alpha-OVER": pick()}, [pick()], now=BEFORE, tipoffs=TIPS,
+                            statuses={GAME: "in_progress"})
     assert [c.change for c in changes] == ["locked"]
+
+
+def test_a_postponed_game_never_locks_its_picks_are_withdrawn():
+    """schedule.game_started: a postponed game did not start, even once its old tip-off has passed."""
+    prev = {"alpha-OVER": pick()}
+    changes, latest = diff_picks(prev, [], now=AFTER, tipoffs=TIPS, statuses={GAME: "postponed"},
+                                 removed={f"{GAME}|alpha": "game_postponed"})
+    assert [(c.change, c.pick.withdrawn_reason) for c in changes] == [("withdrawn", "postponed")]
+    assert lock_started(prev, now=AFTER, tipoffs=TIPS, statuses={GAME: "postponed"})[0] == []
+    assert [c.change for c in lock_started(prev, now=AFTER, tipoffs=TIPS)[0]] == ["locked"]
 
 
 def test_tipoff_falls_back_to_the_pick_and_lock_started():

@@ -19,11 +19,12 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 
 from pipeline.commands.stream import initial_state, player_contexts
+from pipeline.domain.schedule import DatePlan
 from pipeline.io.pubsub import message_for
 from pipeline.policy import load_policy
 from pipeline.schemas import ScheduleEvent
 from pipeline.stream_graph import StreamPlan, build_stream_pipeline
-from pipeline.transforms.slate import DatePlan, ModelInfo
+from pipeline.transforms.slate import ModelInfo
 from pipeline.transforms.streaming import split_key, zero_clock
 from tests import slate_fixtures as fx
 
@@ -62,7 +63,8 @@ def outputs():
     COLLECTED.clear()
     registry = fx.tiny_registry()
     specs = registry.enabled()
-    models = tuple(ModelInfo(s.model_id, s.family, s.feature_set, s.min_edge) for s in specs)
+    models = tuple(ModelInfo(s.model_id, s.family, s.feature_set, load_policy(None).min_edge(s.loss))
+                   for s in specs)
     plan_date = fx.date_plan(tuple(m.model_id for m in models))
     features = [fx.feature_row("alpha", avg=30.0), fx.feature_row("delta", avg=30.0),
                 fx.feature_row("gamma", avg=30.0, game_id=G2, team="NYK", opp="MIA"),

@@ -108,7 +108,8 @@ def test_postponed_game_excludes_everyone():
 
 
 def _score(p, pgs, registry, plan):
-    infos = [slate.ModelInfo(m.model_id, m.family, m.feature_set, m.min_edge) for m in registry.models]
+    infos = [slate.ModelInfo(m.model_id, m.family, m.feature_set, POLICY.min_edge(m.loss))
+             for m in registry.models]
     handler = build_keyed_handler(list(registry.models), batch_size=8)
     return p | beam.Create(pgs) | slate.ScorePlayers(infos, {fx.GAME_DATE: plan}, handler, POLICY)
 

@@ -23,20 +23,20 @@ from typing import Any
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipeline import schemas
+from pipeline.domain.calendar import season_start
+from pipeline.domain.schedule import DatePlan, decision_time, is_played, latest_games
 from pipeline.options import (
     DEFAULT_SEASON,
     DataOptions,
     OptionsError,
+    registry_uri,
     validate_uri,
 )
-from pipeline.transforms.slate import DatePlan, GameState, ModelInfo
+from pipeline.transforms.slate import ModelInfo
 
 log = logging.getLogger("props")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_REGISTRY = REPO_ROOT / "models" / "sample" / "registry.json"
 SIM_CACHE = Path("data") / "sim"
-EASTERN_OFFSET_HOURS = -5  # only to resolve "today" when no --game-date is given (US Eastern, standard)
 
 
 class LaunchError(RuntimeError):
@@ -138,10 +138,6 @@ def default_inputs(options: PipelineOptions) -> str:
     return str(sim.ensure_season(path, DEFAULT_SEASON, data.seed, progress=progress))
 
 
-def registry_uri(options: PipelineOptions) -> str:
-    return options.view_as(DataOptions).registry or str(SAMPLE_REGISTRY)
-
-
 def warehouse_uri(options: PipelineOptions) -> str:
     uri = options.view_as(DataOptions).warehouse
     validate_uri(uri, "warehouse", ("duckdb://", "bigquery://"))
@@ -192,41 +188,6 @@ def read_schedule(inputs: str, dates: Iterable[dt.date]):
     return read_local(inputs, "schedule", sorted(set(dates)))
 
 
-def latest_games(
-    events: Iterable[schemas.ScheduleEvent], as_of: dt.datetime | None = None
-) -> dict[str, GameState]:
-    """Each game's state from its latest schedule event (at or before ``as_of`` when given)."""
-    by_game: dict[str, list[schemas.ScheduleEvent]] = defaultdict(list)
-    for ev in events:
-        by_game[ev.game_id].append(ev)
-    out = {}
-    for game_id, evs in by_game.items():
-        evs.sort(key=lambda e: (e.event_ts, e.status))
-        chosen = [e for e in evs if as_of is None or e.event_ts <= as_of]
-        if not chosen:
-            continue  # not announced yet at the decision time
-        ev = chosen[-1]
-        tipoff = next((e.tipoff_utc for e in reversed(chosen) if e.tipoff_utc is not None), None)
-        out[game_id] = GameState(
-            game_id=game_id,
-            game_date=ev.game_date,
-            tipoff_utc=tipoff,
-            home_team=ev.home_team,
-            away_team=ev.away_team,
-            status=ev.status,
-            new_game_date=ev.new_game_date,
-        )
-    return out
-
-
-def decision_time(games: Iterable[GameState], offset_minutes: int) -> dt.datetime | None:
-    """One hour (by default) before the date's first tip-off among games that will be played."""
-    tipoffs = [
-        g.tipoff_utc for g in games if g.tipoff_utc is not None and g.status not in ("postponed", "cancelled")
-    ]
-    return (min(tipoffs) - dt.timedelta(minutes=offset_minutes)) if tipoffs else None
-
-
 def date_plans(
     events: Sequence[schemas.ScheduleEvent],
     dates: Iterable[dt.date],
@@ -270,16 +231,12 @@ def busiest_date(inputs: str, after: dt.date | None) -> dt.date:
         events, _ = read_schedule(inputs, dates)
         games = latest_games(events)
         for g in games.values():
-            if g.status not in ("postponed", "cancelled"):
+            if is_played(g.status):
                 counts[g.game_date] = counts.get(g.game_date, 0) + 1
     candidates = {d: n for d, n in counts.items() if after is None or d > after}
     if not candidates:
         raise LaunchError(f"no game dates in {inputs} after {after}; pass --game-date")
     return max(candidates, key=lambda d: (candidates[d], -d.toordinal()))
-
-
-def today_eastern() -> dt.date:
-    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=EASTERN_OFFSET_HOURS)).date()
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,8 +247,6 @@ def today_eastern() -> dt.date:
 def graded_history(warehouse, dates: Sequence[dt.date], policy) -> dict[str, Any]:
     """Per date: players' graded reference-family edge-3+ W/L this season before the date, and the
     latest model state per family; plus the best-bets record and the ultra public gate."""
-    from pipeline.graph import season_start
-
     history: dict[str, Any] = {"by_date": {}, "record": None, "ultra_public": False}
     if not dates or warehouse is None:
         return history
@@ -342,14 +297,17 @@ def graded_history(warehouse, dates: Sequence[dt.date], policy) -> dict[str, Any
 # --------------------------------------------------------------------------------------------
 
 
-def model_infos(registry, dates: Iterable[dt.date]) -> tuple[list, tuple[ModelInfo, ...]]:
+def model_infos(registry, dates: Iterable[dt.date], policy) -> tuple[list, tuple[ModelInfo, ...]]:
+    """The models eligible for any of ``dates`` (sorted by id) and their ModelInfo; a model's minimum edge
+    for an OVER/UNDER recommendation is the policy's for its loss (``Policy.min_edge``)."""
     specs = {}
     for d in dates:
         for s in registry.eligible_for(d):
             specs[s.model_id] = s
     ordered = [specs[k] for k in sorted(specs)]
     infos = tuple(
-        ModelInfo(model_id=s.model_id, family=s.family, feature_set=s.feature_set, min_edge=s.min_edge)
+        ModelInfo(model_id=s.model_id, family=s.family, feature_set=s.feature_set,
+                  min_edge=policy.min_edge(s.loss))
         for s in ordered
     )
     return ordered, infos

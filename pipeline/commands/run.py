@@ -24,7 +24,8 @@ import apache_beam as beam
 from pipeline import schemas
 from pipeline.commands import common
 from pipeline.commands.common import LaunchError, eprint
-from pipeline.graph import RunPlan, build_pipeline, plan_summary, season_start
+from pipeline.domain.calendar import season_start, today_eastern
+from pipeline.graph import RunPlan, build_pipeline, plan_summary
 from pipeline.options import (
     DataOptions,
     OptionsError,
@@ -63,7 +64,7 @@ def build_plan(
                 trained_until = max((m.training_end for m in registry.enabled()), default=None)
                 game_date = common.busiest_date(inputs, trained_until)
             else:
-                game_date = common.today_eastern()
+                game_date = today_eastern()
         dates = [game_date]
         as_of = as_of or parse_timestamp(slate.as_of, "as_of")
     events, schedule_dead = common.read_schedule(inputs, dates)
@@ -75,7 +76,7 @@ def build_plan(
             f"no scheduled games on {', '.join(d.isoformat() for d in dates)} in {inputs}; "
             "check --inputs and --game-date"
         )
-    specs, infos = common.model_infos(registry, plans)
+    specs, infos = common.model_infos(registry, plans, policy)
     handler = None
     if specs:
         from models.handler import build_keyed_handler

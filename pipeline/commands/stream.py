@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from pipeline.commands import common
 from pipeline.commands.common import LaunchError, eprint
+from pipeline.domain.calendar import today_eastern
 from pipeline.options import (
     DataOptions,
     OptionsError,
@@ -39,7 +40,7 @@ def served_dates(options, inputs: str, registry) -> list[dt.date]:
     if options.view_as(DataOptions).inputs is None:
         trained_until = max((m.training_end for m in registry.enabled()), default=None)
         return [common.busiest_date(inputs, trained_until)]
-    return [common.today_eastern()]
+    return [today_eastern()]
 
 
 def player_contexts(features: Sequence, box_scores: Sequence) -> dict[str, object]:
@@ -116,7 +117,7 @@ def day_events(inputs: str, dates: Sequence[dt.date], *, since: dt.datetime | No
 
 def build_stream_plan(options, *, registry=None, policy=None, warehouse=None, run_id: str | None = None):
     """Resolves a StreamPlan (see the module docstring); raises LaunchError with a clear message."""
-    from pipeline.graph import season_start
+    from pipeline.domain.calendar import season_start
     from pipeline.io import pubsub
     from pipeline.io.sources import read_local
     from pipeline.io.stream_sinks import published_picks
@@ -133,7 +134,7 @@ def build_stream_plan(options, *, registry=None, policy=None, warehouse=None, ru
     if not plans:
         raise LaunchError(f"no scheduled games on {', '.join(map(str, dates))} in {inputs}; "
                           "check --game-date")
-    specs, infos = common.model_infos(registry, plans)
+    specs, infos = common.model_infos(registry, plans, policy)
     if not specs:
         raise LaunchError(f"no enabled model is eligible for {', '.join(map(str, dates))} (training windows "
                           "must end before the date); check --registry")

@@ -12,10 +12,9 @@ import datetime as dt
 import math
 from collections.abc import Iterable
 
+from pipeline.domain.schedule import game_started
 from pipeline.policy import Policy
 from pipeline.schemas import GAME_STATUSES, FeatureRow, InjuryReport
-
-STARTED_STATUSES = ("in_progress", "final")
 
 
 def _num(x: float) -> str:
@@ -37,8 +36,8 @@ def universe_exclusion(
     """None if the player-game is in the universe at ``as_of``; else the exclusion reason.
 
     Reasons: ``not_on_schedule`` (no schedule status), ``game_postponed``, ``game_cancelled``,
-    ``game_started`` (status in_progress/final, or tip-off at or before ``as_of``), ``injury_<status>``
-    for the policy's excluded statuses (compared case-insensitively, reason in lower case).
+    ``game_started`` (``schedule.game_started``: in_progress/final, or tip-off at or before ``as_of``),
+    ``injury_<status>`` for the policy's excluded statuses (compared case-insensitively, lower-case reason).
     Raises ValueError for an unknown game status.
     """
     if game_status is None:
@@ -50,7 +49,7 @@ def universe_exclusion(
         return "game_postponed"
     if status == "cancelled":
         return "game_cancelled"
-    if status in STARTED_STATUSES or (tipoff_utc is not None and tipoff_utc <= as_of):
+    if game_started(status, tipoff_utc, as_of):
         return "game_started"
     if injury_status is not None:
         injury = injury_status.strip().lower()

@@ -12,8 +12,8 @@ and returns the changes to publish plus the new latest versions:
                 postponed), ``cancelled``, ``injury_<status>`` (the player was ruled out / doubtful),
                 ``direction_flipped`` (the same player-game is now picked the other way: a new pick id)
                 or ``no_longer_passes``;
-* ``locked``    an active pick whose game has tipped off (tip-off at or before ``now``, or the game is
-                in progress / final): it never changes again.
+* ``locked``    an active pick whose game has started (``schedule.game_started``: tip-off at or before
+                ``now``, or the game is in progress / final): it never changes again.
 
 Games that have started are never touched otherwise: no pick is created, updated or withdrawn for them, a
 withdrawn pick stays withdrawn, a locked pick stays locked (also when a late update arrives after tip-off).
@@ -22,15 +22,17 @@ Pure: no Beam, no I/O.
 
 Usage::
 
-    changes, latest = diff_picks(published, selected, now=now, tipoffs=tipoffs, removed=removed)
+    changes, latest = diff_picks(published, selected, now=now, tipoffs=tipoffs, removed=removed,
+                                 statuses=statuses)
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+from pipeline.domain.schedule import game_started
 from pipeline.schemas import BestBetHistory, Pick
 
 CREATED, UPDATED, WITHDRAWN, LOCKED = "created", "updated", "withdrawn", "locked"
@@ -88,13 +90,12 @@ def withdrawal_reason(removed_reason: str | None) -> str:
     return "no_longer_passes"
 
 
-def game_started(game_id: str, *, now: dt.datetime, tipoffs: Mapping[str, dt.datetime | None],
-                 started_games: Iterable[str] = ()) -> bool:
-    """True once the game's tip-off is at or before ``now`` or the schedule says it started."""
-    if game_id in set(started_games):
-        return True
-    tip = tipoffs.get(game_id)
-    return tip is not None and tip <= now
+def pick_started(pick: Pick, *, now: dt.datetime, tipoffs: Mapping[str, dt.datetime | None],
+                 statuses: Mapping[str, str | None] | None = None) -> bool:
+    """Whether the pick's game has started at ``now`` (:func:`pipeline.domain.schedule.game_started`):
+    its schedule status from ``statuses``, its tip-off from ``tipoffs`` or else the pick's own."""
+    tip = tipoffs[pick.game_id] if pick.game_id in tipoffs else pick.tipoff_utc
+    return game_started((statuses or {}).get(pick.game_id), tip, now)
 
 
 def diff_picks(
@@ -104,7 +105,7 @@ def diff_picks(
     now: dt.datetime,
     tipoffs: Mapping[str, dt.datetime | None],
     removed: Mapping[str, str] | None = None,
-    started_games: Iterable[str] = (),
+    statuses: Mapping[str, str | None] | None = None,
 ) -> tuple[list[PickChange], dict[str, Pick]]:
     """The lifecycle changes between the published picks of a date and a new selection.
 
@@ -115,18 +116,19 @@ def diff_picks(
       tipoffs: tip-off time by ``game_id`` (picks carry their own ``tipoff_utc`` as a fallback).
       removed: ``"game_id|player"`` -> the reason the player-game left the universe (``game_postponed``,
         ``injury_out``, ...), for the withdrawal reason.
-      started_games: game ids the schedule reports in progress or final (locked even before tip-off time).
+      statuses: the latest schedule status by ``game_id`` (``in_progress`` / ``final`` locks a game even
+        before its tip-off time; ``postponed`` / ``cancelled`` never lock).
 
     Returns:
       (changes in a stable order: locks, withdrawals, then creations/updates by rank; the new latest
       version of every pick by ``pick_id``).
     """
     removed = removed or {}
-    started = set(started_games)
     tips = dict(tipoffs)
+    states = dict(statuses or {})
 
     def is_started(p: Pick) -> bool:
-        return game_started(p.game_id, now=now, tipoffs=tips_with(tips, p), started_games=started)
+        return pick_started(p, now=now, tipoffs=tips, statuses=states)
 
     latest: dict[str, Pick] = dict(previous)
     locks: list[PickChange] = []
@@ -175,12 +177,12 @@ def diff_picks(
 
 def lock_started(previous: Mapping[str, Pick], *, now: dt.datetime,
                  tipoffs: Mapping[str, dt.datetime | None],
-                 started_games: Iterable[str] = ()) -> tuple[list[PickChange], dict[str, Pick]]:
+                 statuses: Mapping[str, str | None] | None = None,
+                 ) -> tuple[list[PickChange], dict[str, Pick]]:
     """Only the locks due at ``now`` (no reselection): for a clock tick after tip-off."""
     active_started = {
         k: p for k, p in previous.items()
-        if p.status == ACTIVE and game_started(p.game_id, now=now, tipoffs=tips_with(tipoffs, p),
-                                               started_games=started_games)
+        if p.status == ACTIVE and pick_started(p, now=now, tipoffs=tipoffs, statuses=statuses)
     }
     latest = dict(previous)
     changes = []
@@ -189,12 +191,6 @@ def lock_started(previous: Mapping[str, Pick], *, now: dt.datetime,
         latest[pick_id] = new
         changes.append(PickChange(LOCKED, new, now))
     return changes, latest
-
-
-def tips_with(tipoffs: Mapping[str, dt.datetime | None], pick: Pick) -> dict[str, dt.datetime | None]:
-    out = dict(tipoffs)
-    out.setdefault(pick.game_id, pick.tipoff_utc)
-    return out
 
 
 def active_picks(latest: Mapping[str, Pick]) -> list[Pick]:

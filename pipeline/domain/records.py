@@ -7,7 +7,7 @@ types) and the ``record`` block of ``best-bets/{date}.json``.
 
 Definitions:
   * only WIN and LOSS count in W-L, pct and streaks; pushes and voids are counted apart, PENDING ignored;
-  * season: NBA season of the as-of date, 1 August to 31 July (label "2025-26");
+  * season: NBA season of the as-of date, ``calendar.season_bounds`` (1 August to 31 July, "2025-26");
   * month: the calendar month of the as-of date; week: the ISO week (Monday-Sunday) of the as-of date;
   * order of picks: (game_date, rank, pick_id), so "last 10" and streaks are deterministic;
   * current streak: the run of equal results ending at the latest graded pick of the season;
@@ -27,6 +27,7 @@ import datetime as dt
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+from pipeline.domain.calendar import season_bounds
 from pipeline.schemas import BestBetResult
 
 ULTRA_PUBLIC_MIN_PICKS = 50
@@ -50,13 +51,6 @@ def is_live(result: BestBetResult, non_live_run_ids: Collection[str] = ()) -> bo
     if run is None:
         return True
     return run not in non_live_run_ids and not run.startswith(NON_LIVE_RUN_PREFIXES)
-
-
-def season_bounds(day: dt.date) -> tuple[dt.date, dt.date, str]:
-    """(first day, last day, label) of the NBA season containing ``day`` (1 Aug - 31 Jul)."""
-    start_year = day.year if day.month >= 8 else day.year - 1
-    label = f"{start_year}-{(start_year + 1) % 100:02d}"
-    return dt.date(start_year, 8, 1), dt.date(start_year + 1, 7, 31), label
 
 
 def week_bounds(day: dt.date) -> tuple[dt.date, dt.date, str]:

@@ -175,7 +175,7 @@ def plan(options: Any, *, command: str | None = None, dates: Iterable[dt.date] |
 
 
 def _registry_uri(options: Any) -> str:
-    from pipeline.commands.common import registry_uri  # the one place that knows the sample default
+    from pipeline.options import registry_uri  # the one place that knows the sample default
 
     return registry_uri(options)
 

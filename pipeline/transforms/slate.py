@@ -31,6 +31,7 @@ from pipeline.domain import gate as gate_lib
 from pipeline.domain import linebook as linebook_lib
 from pipeline.domain import scoring as scoring_lib
 from pipeline.domain import selection as selection_lib
+from pipeline.domain.schedule import DatePlan
 from pipeline.policy import Policy
 from pipeline.schemas import (
     BoxScore,
@@ -52,28 +53,6 @@ KNOWN_PLAYERS = "known_players"
 
 def pg_key(game_id: str, player_lookup: str) -> str:
     return f"{game_id}|{player_lookup}"
-
-
-class GameState(NamedTuple):
-    """A game as the schedule says at the decision time (resolved at launch from the schedule events)."""
-
-    game_id: str
-    game_date: dt.date
-    tipoff_utc: dt.datetime | None
-    home_team: str
-    away_team: str
-    status: str
-    new_game_date: dt.date | None
-
-
-class DatePlan(NamedTuple):
-    """What one game date of a run needs to know: its decision time and its games."""
-
-    game_date: dt.date
-    as_of: dt.datetime
-    run_mode: str
-    games: Mapping[str, GameState]
-    model_ids: tuple[str, ...]  # models eligible for the date (leakage guard applied)
 
 
 class PlayerGame(NamedTuple):

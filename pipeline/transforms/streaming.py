@@ -37,6 +37,7 @@ from apache_beam.utils.timestamp import Timestamp
 from pipeline.domain import gate as gate_lib
 from pipeline.domain import lifecycle
 from pipeline.domain import linebook as linebook_lib
+from pipeline.domain.schedule import latest_games
 from pipeline.io.parse import event_time
 from pipeline.policy import Policy
 from pipeline.schemas import FeatureRow, Pick
@@ -193,8 +194,6 @@ class PlayerGameStateFn(beam.DoFn):
 
     def process(self, element, odds_state=_PG_ODDS, schedule_state=_PG_SCHEDULE, injury_state=_PG_INJURIES,
                 info_state=_PG_INFO):
-        from pipeline.commands.common import latest_games  # the batch launch's schedule rule (pure)
-
         key, ev = element
         info = info_state.read() or {"seq": 0, "signature": None, "emitted": False, "now": None,
                                      "feature_row": None, "context": None, "closed": False}
@@ -394,7 +393,7 @@ class BestBetsStateFn(beam.DoFn):
                 summary = slate.stamp(summary, self._run_id, self._policy.version)
             changes, new_latest = lifecycle.diff_picks(
                 published, picks, now=now, tipoffs=state["tipoffs"], removed=removed,
-                started_games=state["started"])
+                statuses=dict.fromkeys(state["started"], "in_progress"))
         except Exception as exc:  # noqa: BLE001 - a bad recomputation must not stop the job
             self._dead.inc()
             yield beam.pvalue.TaggedOutput(DEAD, slate.dead_letter(
