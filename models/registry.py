@@ -37,28 +37,29 @@ from pipeline.schemas import FEATURE_SETS, feature_names_for
 
 REGISTRY_VERSION = 1
 
-# Statuses a registry entry may carry. ``promoted``: passed the gates; ``failed_gates``: registered
-# disabled; ``override``: enabled by an explicit, recorded decision despite failed gates; ``retired``.
-STATUSES: tuple[str, ...] = ("promoted", "failed_gates", "override", "retired")
-ENABLED_STATUSES: tuple[str, ...] = ("promoted", "override")
+# Statuses a registry entry may carry (domain.md section 9). ``promoted``: passed every promotion gate,
+# the only status that may be enabled; ``failed_gates``: failed at least one gate, registered disabled with
+# the failed gates recorded; ``retired``: taken out of service.
+STATUSES: tuple[str, ...] = ("promoted", "failed_gates", "retired")
+ENABLED_STATUSES: tuple[str, ...] = ("promoted",)
 
 
 @dataclasses.dataclass(frozen=True)
 class Family:
-    """What every model of a family shares: feature set, loss and the recommendation edge minimum."""
+    """What every model of a family shares: feature set and loss. The recommendation edge minimum is the
+    policy's, by loss (``Policy.min_edge(loss)``), not the family's."""
 
     feature_set: str
     loss: str  # "MAE" or "Quantile:alpha=<a>"
     quantile_alpha: float | None
-    min_edge: float
 
 
 def _quantile(feature_set: str, alpha: float) -> Family:
-    return Family(feature_set, f"Quantile:alpha={alpha}", alpha, 4.0)
+    return Family(feature_set, f"Quantile:alpha={alpha}", alpha)
 
 
 def _mae(feature_set: str) -> Family:
-    return Family(feature_set, "MAE", None, 3.0)
+    return Family(feature_set, "MAE", None)
 
 
 # The family table (domain.md section 1). A family not listed here is an error at launch.
@@ -108,11 +109,6 @@ class ModelSpec:
     failed_gates: list[str] = dataclasses.field(default_factory=list)
     enabled_override_reason: str | None = None
     training_params: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    @property
-    def min_edge(self) -> float:
-        """Minimum |edge| for an OVER/UNDER recommendation, from the family table."""
-        return FAMILIES[self.family].min_edge
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -234,6 +230,7 @@ class Registry:
         return Registry(models, self.uri)
 
     def enabled(self) -> list[ModelSpec]:
+        """The models that may be scored: ``enabled: true`` (validation ensures they are promoted)."""
         return [m for m in self.models if m.enabled]
 
     def eligible_for(self, game_date: dt.date) -> list[ModelSpec]:
@@ -254,7 +251,7 @@ class Registry:
         """Checks every entry; raises RegistryError naming the model and the fix; returns self.
 
         Checks: duplicate ids; known family; feature set and loss equal to the family table; feature_count
-        equal to the feature set's size; status and enabled consistent (an override carries its reason);
+        equal to the feature set's size; only a promoted model with no failed gate may be enabled;
         training window before the holdout window; and, with ``check_artifacts``, that the artifact is
         readable, its sha256 matches, and the CatBoost model inside has the feature set's names in order.
         """
@@ -288,19 +285,37 @@ def _validate_fields(m: ModelSpec) -> None:
     if m.feature_count != expected:
         raise RegistryError(f"model {m.model_id}: feature_count {m.feature_count} but feature set "
                             f"{m.feature_set} has {expected} features; retrain or fix feature_set")
+    failed = failed_gates_of(m)
+    if m.enabled and failed:
+        raise RegistryError(f"model {m.model_id}: enabled but failed its promotion gates {failed}; a model "
+                            "that fails a gate is registered disabled (domain.md section 9): set "
+                            "\"enabled\": false, \"status\": \"failed_gates\", or retrain it until every "
+                            "gate passes (`props train --family FAMILY`)")
     if m.status not in STATUSES:
         raise RegistryError(f"model {m.model_id}: unknown status {m.status!r}; use one of {list(STATUSES)}")
     if m.enabled and m.status not in ENABLED_STATUSES:
-        raise RegistryError(f"model {m.model_id}: enabled with status {m.status!r}; only {ENABLED_STATUSES} "
-                            "may be enabled (use `props train --force-enable REASON` to override gates)")
-    if m.status == "override" and not m.enabled_override_reason:
-        raise RegistryError(f"model {m.model_id}: status override without enabled_override_reason; "
-                            "record why the gates were overridden")
+        raise RegistryError(f"model {m.model_id}: enabled with status {m.status!r}; only a promoted model "
+                            "may be enabled: set \"enabled\": false, or retrain it until every gate passes "
+                            "(`props train --family FAMILY`)")
+    if failed and m.status == "promoted":
+        raise RegistryError(f"model {m.model_id}: status promoted but failed gates {failed}; set \"status\": "
+                            "\"failed_gates\" and \"enabled\": false, or retrain it")
     if m.training_start > m.training_end:
         raise RegistryError(f"model {m.model_id}: training_start after training_end; fix the window")
     if m.holdout_start is not None and m.holdout_start <= m.training_end:
         raise RegistryError(f"model {m.model_id}: holdout starts {m.holdout_start} on or before the training "
                             f"end {m.training_end}; the holdout must come after the training window")
+
+
+def failed_gates_of(m: ModelSpec) -> list[str]:
+    """The gates a model failed: its ``failed_gates`` plus any recorded gate result with ``passed: false``
+    (in that order, no duplicates)."""
+    names = list(m.failed_gates)
+    for g in m.gates:
+        name = g.get("gate") if isinstance(g, dict) else None
+        if isinstance(g, dict) and g.get("passed") is False and name not in names:
+            names.append(str(name))
+    return names
 
 
 def _validate_artifact(m: ModelSpec) -> None:

@@ -67,8 +67,13 @@ def test_roundtrip_relative_artifact_and_digest(artifact, monkeypatch, tmp_path)
     ({"feature_set": "v12", "feature_count": 54}, "does not match family v9_mae"),
     ({"loss": "Quantile:alpha=0.43", "quantile_alpha": 0.43}, "loss 'Quantile:alpha=0.43'"),
     ({"feature_count": 50}, "feature_count 50 but feature set v9 has 33"),
-    ({"status": "failed_gates"}, "enabled with status 'failed_gates'"),
-    ({"status": "override"}, "without enabled_override_reason"),
+    ({"status": "failed_gates"}, "enabled with status 'failed_gates'; only a promoted model may be enabled"),
+    ({"status": "override"}, "unknown status 'override'"),
+    ({"failed_gates": ["vegas_bias"]}, r"enabled but failed its promotion gates \['vegas_bias'\].*"
+                                       r"\"enabled\": false, \"status\": \"failed_gates\""),
+    ({"gates": [{"gate": "over_hit_rate", "passed": False}]},
+     r"enabled but failed its promotion gates \['over_hit_rate'\]"),
+    ({"enabled": False, "failed_gates": ["vegas_bias"]}, "status promoted but failed gates"),
     ({"holdout_start": dt.date(2025, 10, 26)}, "holdout starts"),
     ({"sha256": "0" * 64}, "sha256 mismatch"),
     ({"artifact_uri": "/nonexistent/m.cbm"}, "missing or unreadable"),
@@ -109,7 +114,7 @@ def test_id_spelling_is_never_interpreted(artifact):
     _, spec = artifact
     odd = dataclasses.replace(spec, model_id="catboost_v12_vegas_q45_whatever")
     reg = Registry([odd]).validate()
-    assert reg.models[0].family == "v9_mae" and reg.models[0].min_edge == 3.0
+    assert reg.models[0].family == "v9_mae" and reg.models[0].loss == "MAE"
 
 
 def test_eligible_for_is_the_leakage_guard(artifact):
@@ -123,8 +128,48 @@ def test_eligible_for_is_the_leakage_guard(artifact):
 
 
 def test_families_table_and_model_id():
-    assert FAMILIES["v12_vegas_q43"].feature_set == "v12" and FAMILIES["v12_vegas_q43"].min_edge == 4.0
-    assert FAMILIES["v9_low_vegas"].loss == "MAE" and FAMILIES["v9_low_vegas"].min_edge == 3.0
+    assert FAMILIES["v12_vegas_q43"].feature_set == "v12" and FAMILIES["v12_vegas_q43"].quantile_alpha == 0.43
+    assert FAMILIES["v9_low_vegas"].loss == "MAE"
     assert len(FAMILIES) == 10
+    # The recommendation minimum is the policy's, by loss: the family table carries none.
+    assert "min_edge" not in {f.name for f in dataclasses.fields(FAMILIES["v12_mae"])}
     model_id = make_model_id("v12_mae", dt.date(2025, 10, 21), dt.date(2026, 1, 15))
     assert model_id == "catboost_v12_mae_train1021_0115"
+
+
+def test_a_disabled_model_that_failed_its_gates_is_valid_and_never_scored(artifact):
+    """domain.md section 9: a model that fails a gate is registered disabled; it is never eligible."""
+    _, spec = artifact
+    failed = dataclasses.replace(spec, model_id="catboost_v9_mae_failed", enabled=False,
+                                 status="failed_gates", failed_gates=["tier_mean_error"],
+                                 gates=[{"gate": "tier_mean_error", "passed": False}])
+    reg = Registry([spec, failed]).validate()
+    assert reg.enabled() == [spec]
+    assert [m.model_id for m in reg.eligible_for(dt.date(2026, 2, 22))] == [spec.model_id]
+
+
+def test_enabling_a_failed_model_is_a_launch_error(artifact, tmp_path):
+    """The old `override` (enabled despite failed gates) stops the launch, naming the model and the fix."""
+    from pipeline.commands.common import LaunchError, parse_options
+    from pipeline.commands.common import load_registry as launch_registry
+
+    _, spec = artifact
+    forced = dataclasses.replace(spec, enabled=True, status="promoted", failed_gates=["over_hit_rate"])
+    uri = _write(tmp_path, [forced])
+    with pytest.raises(LaunchError, match=r"catboost_v9_mae_train1021_1026: enabled but failed its promotion "
+                                          r"gates \['over_hit_rate'\]"):
+        launch_registry(parse_options([f"--registry={uri}"]))
+
+
+def test_sample_registry_disables_the_models_that_failed_their_gates():
+    from pipeline.options import SAMPLE_REGISTRY
+
+    reg = load_registry(str(SAMPLE_REGISTRY)).validate(check_artifacts=False)
+    for m in reg.models:
+        assert m.enabled == (m.status == "promoted") == (m.failed_gates == []), m.model_id
+        assert m.enabled_override_reason is None, m.model_id
+    disabled = sorted(m.family for m in reg.models if not m.enabled)
+    assert disabled == ["v12_noveg_q43", "v12_vegas_q43", "v9_q43"]
+    enabled_families = {m.family for m in reg.enabled()}
+    assert len(enabled_families) >= 2  # consensus still has several families to combine
+    assert enabled_families == {"v9_mae", "v12_mae", "v12_noveg_mae"}
