@@ -27,6 +27,12 @@ from typing import Any
 from pipeline.schemas import BOOK_PRIORITY, PICKEM_SITES, RUN_MODES
 
 CONSENSUS_METHODS: tuple[str, ...] = ("median_of_families", "mean_of_families", "max_abs_edge")
+# The signal table of domain.md section 8, in table order (pipeline.domain.selection evaluates them).
+SIGNAL_TAGS: tuple[str, ...] = (
+    "model_health", "high_edge", "edge_spread_optimal", "combo_he_ms", "combo_3way", "b2b_fatigue_under",
+    "rest_advantage_2d", "bench_under", "prop_line_drop_over", "book_disagreement", "3pt_bounce",
+    "blowout_recovery",
+)
 MODEL_STATES: tuple[str, ...] = ("HEALTHY", "WATCH", "DEGRADING", "BLOCKED", "INSUFFICIENT_DATA")
 DEFAULT_POLICY_RESOURCE = "policies/default.json"
 
@@ -116,23 +122,54 @@ class Policy:
     line_jump: float = 2.0
     neg_pm_streak: int = 3
     min_signals: int = 2
+    # Signals that do not count toward min_signals. Default none: then every candidate past edge_floor
+    # already has two (model_health always qualifies, high_edge at the same 5.0), so signal_count cannot
+    # reject; ["model_health", "high_edge"] makes it require min_signals of the other signals.
+    signal_count_excludes: tuple[str, ...] = ()
     min_agreement: float = 0.5
-    # Section 8: signals.
+    # Section 8: signals (qualifying thresholds, then each signal's confidence).
     model_health_confidence: dict[str, float] = field(default_factory=_default_model_health_confidence)
     high_edge: float = 5.0
     high_edge_confidence_scale: float = 10.0
     edge_spread_min_confidence: float = 0.70
     edge_spread_excluded_band: tuple[float, float] = (0.88, 0.90)
+    # edge_spread_optimal confidence: band_confidence for a mean confidence within edge_spread_band,
+    # high_confidence above the excluded band, else_confidence otherwise.
+    edge_spread_band: tuple[float, float] = (0.75, 0.85)
+    edge_spread_band_confidence: float = 0.90
+    edge_spread_high_confidence: float = 0.95
+    edge_spread_else_confidence: float = 0.75
     combo_minutes_gain: float = 3.0
+    combo_he_ms_confidence: float = 0.85
+    combo_3way_confidence: float = 0.95
     b2b_min_minutes: float = 35.0
+    # b2b_fatigue_under confidence: min(1, base + (season minutes - b2b_min_minutes) / minutes_scale).
+    b2b_confidence_base: float = 0.5
+    b2b_confidence_minutes_scale: float = 10.0
     rest_advantage_player_min: float = 2.0
     rest_advantage_opponent_max: float = 1.0
+    # rest_advantage_2d confidence: min(1, base + per_day x rest gap in days).
+    rest_advantage_confidence_base: float = 0.65
+    rest_advantage_confidence_per_day: float = 0.1
+    bench_under_confidence: float = 0.85
     prop_line_drop: float = 2.0
+    # prop_line_drop_over confidence: min(1, base + per_point x (drop - prop_line_drop)).
+    prop_line_drop_confidence_base: float = 0.85
+    prop_line_drop_confidence_per_point: float = 0.05
     book_disagreement_std: float = 1.5
     book_disagreement_min_books: int = 5
+    # book_disagreement confidence: min(max, base + per_std x (std - book_disagreement_std)).
+    book_disagreement_confidence_base: float = 0.85
+    book_disagreement_confidence_per_std: float = 0.10
+    book_disagreement_confidence_max: float = 0.95
     three_pt_min_attempts: float = 4.0
+    # 3pt_bounce: last-3 3P% below the season's by more than min_z stds; confidence min(1, z / z_scale).
+    three_pt_min_z: float = 1.0
+    three_pt_confidence_z_scale: float = 3.0
     blowout_minutes_deficit: float = 6.0
     blowout_min_rest: float = 2.0
+    # blowout_recovery confidence: min(1, minutes deficit / minutes_scale).
+    blowout_confidence_minutes_scale: float = 16.0
     # Section 8: ultra tier, caps, angles.
     ultra_edge: float = 6.0
     ultra_public_min_picks: int = 50
@@ -294,6 +331,28 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "high_edge_confidence_scale": (lambda v: v > 0, "expected a number > 0"),
     "edge_spread_min_confidence": (_unit, "expected a number in [0, 1]"),
     "edge_spread_excluded_band": (lambda v: 0 <= v[0] <= v[1] <= 1, "expected [low, high] in [0, 1]"),
+    "edge_spread_band": (lambda v: 0 <= v[0] <= v[1] <= 1, "expected [low, high] in [0, 1]"),
+    "edge_spread_band_confidence": (_unit, "expected a confidence in [0, 1]"),
+    "edge_spread_high_confidence": (_unit, "expected a confidence in [0, 1]"),
+    "edge_spread_else_confidence": (_unit, "expected a confidence in [0, 1]"),
+    "combo_he_ms_confidence": (_unit, "expected a confidence in [0, 1]"),
+    "combo_3way_confidence": (_unit, "expected a confidence in [0, 1]"),
+    "b2b_confidence_base": (_unit, "expected a confidence in [0, 1]"),
+    "b2b_confidence_minutes_scale": (lambda v: v > 0, "expected a number of minutes > 0"),
+    "rest_advantage_confidence_base": (_unit, "expected a confidence in [0, 1]"),
+    "rest_advantage_confidence_per_day": (_nonneg, "expected a number >= 0"),
+    "bench_under_confidence": (_unit, "expected a confidence in [0, 1]"),
+    "prop_line_drop": (lambda v: v > 0, "expected a number of points > 0"),
+    "prop_line_drop_confidence_base": (_unit, "expected a confidence in [0, 1]"),
+    "prop_line_drop_confidence_per_point": (_nonneg, "expected a number >= 0"),
+    "book_disagreement_confidence_base": (_unit, "expected a confidence in [0, 1]"),
+    "book_disagreement_confidence_per_std": (_nonneg, "expected a number >= 0"),
+    "book_disagreement_confidence_max": (_unit, "expected a confidence in [0, 1]"),
+    "three_pt_min_z": (_nonneg, "expected a number of standard deviations >= 0"),
+    "three_pt_confidence_z_scale": (lambda v: v > 0, "expected a number > 0"),
+    "blowout_confidence_minutes_scale": (lambda v: v > 0, "expected a number of minutes > 0"),
+    "signal_count_excludes": (lambda v: set(v) <= set(SIGNAL_TAGS) and len(set(v)) == len(v),
+                              f"expected distinct signal tags among {', '.join(SIGNAL_TAGS)}"),
     "ultra_edge": (lambda v: v > 0, "expected a number > 0"),
     "ultra_public_min_picks": (lambda v: v >= 0, "expected an integer >= 0"),
     "ultra_public_min_hr": (_unit, "expected a hit rate in [0, 1]"),

@@ -138,6 +138,95 @@ def test_signal_count_two_passes_one_fails():
     assert first_fail(cand(edge=6.0, conf=0.89), Policy(min_signals=3)) == "signal_count"
 
 
+EDGE_GRID = [round(5.0 + 0.05 * i, 2) for i in range(201)]  # 5.0 .. 15.0
+
+
+def _bare(edge, policy=P):
+    """A candidate whose only possible signals are model_health and high_edge (no context, confidence in
+    the excluded band so no edge_spread_optimal, no book disagreement)."""
+    c = cand(edge=edge, conf=0.89)
+    return c._replace(context=PlayerContext())
+
+
+def _signal_count_passes(c, policy=P):
+    audit = filter_audit(c, evaluate_signals(c, policy), policy)
+    return {a["filter"]: a["passed"] for a in audit}
+
+
+def test_signal_count_never_rejects_by_default_past_the_edge_floor():
+    """With the domain.md defaults, signal_count cannot reject a candidate that passed edge_floor.
+
+    Proof: model_health always qualifies (1 signal); edge_floor passes iff |edge| >= edge_floor (5.0) and
+    high_edge qualifies iff |edge| >= high_edge (5.0), so every candidate past edge_floor has >= 2 signals
+    = min_signals, and no signal is excluded from the count. The premises are the policy's defaults, and
+    the grid below checks the conclusion on the weakest possible candidate (no other signal at all).
+    """
+    assert P.high_edge <= P.edge_floor and P.min_signals <= 2 and P.signal_count_excludes == ()
+    for edge in EDGE_GRID + [-e for e in EDGE_GRID] + [4.99, -4.99]:
+        passed = _signal_count_passes(_bare(edge))
+        if passed["edge_floor"]:
+            assert passed["signal_count"], edge
+    # The check can fail: with high_edge above the floor the same grid finds candidates it rejects.
+    stricter = Policy(high_edge=5.5)
+    rejected = [e for e in EDGE_GRID
+                if not _signal_count_passes(_bare(e, stricter), stricter)["signal_count"]]
+    assert rejected and min(rejected) == 5.0 and max(rejected) == 5.45
+
+
+def test_signal_count_excludes_makes_the_filter_bite():
+    policy = Policy(signal_count_excludes=("model_health", "high_edge"))
+    c = cand(edge=6.0, conf=0.89)  # only model_health and high_edge qualify
+    assert {s.tag for s in evaluate_signals(c, policy) if s.qualifies} == {"model_health", "high_edge"}
+    assert first_fail(c) is None  # default: passes
+    assert first_fail(c, policy) == "signal_count"
+    audit = {a["filter"]: a for a in filter_audit(c, evaluate_signals(c, policy), policy)}
+    assert (audit["signal_count"]["value"], audit["signal_count"]["threshold"]) == (0, 2)
+    # Two other signals are enough again: edge_spread_optimal + combo_he_ms (+ combo_3way).
+    strong = cand(edge=6.0, player="q", conf=0.80, minutes_avg_last_3=33.0, minutes_avg_season=30.0)
+    assert first_fail(strong, policy) is None
+    picks, summary = select_best_bets([c, strong], policy, game_date=D)
+    assert [p.player_lookup for p in picks] == ["q"]
+    assert json.loads(summary.rejected)["signal_count"] == 1
+
+
+@pytest.mark.parametrize("change, kwargs, tag, qualifies, confidence", [
+    ({"edge_spread_band": (0.70, 0.80)}, {"conf": 0.72}, "edge_spread_optimal", True, 0.9),
+    ({"edge_spread_band_confidence": 0.8}, {"conf": 0.80}, "edge_spread_optimal", True, 0.8),
+    ({"edge_spread_high_confidence": 0.99}, {"conf": 0.95}, "edge_spread_optimal", True, 0.99),
+    ({"edge_spread_else_confidence": 0.7}, {"conf": 0.87}, "edge_spread_optimal", True, 0.7),
+    ({"combo_he_ms_confidence": 0.8}, {"minutes_avg_last_3": 33.0}, "combo_he_ms", True, 0.8),
+    ({"combo_3way_confidence": 0.9}, {"minutes_avg_last_3": 33.0, "conf": 0.80}, "combo_3way", True, 0.9),
+    ({"b2b_confidence_base": 0.6}, {"edge": -6.0, "b2b": 1.0, "minutes_avg_season": 35.0},
+     "b2b_fatigue_under", True, 0.6),
+    ({"b2b_confidence_minutes_scale": 4.0}, {"edge": -6.0, "b2b": 1.0, "minutes_avg_season": 37.0},
+     "b2b_fatigue_under", True, 1.0),
+    ({"rest_advantage_confidence_base": 0.5}, {"days_rest": 2, "opponent_days_rest": 1},
+     "rest_advantage_2d", True, 0.6),
+    ({"rest_advantage_confidence_per_day": 0.2}, {"days_rest": 2, "opponent_days_rest": 1},
+     "rest_advantage_2d", True, 0.85),
+    ({"bench_under_confidence": 0.6}, {"edge": -6.0, "starter_last_game": False}, "bench_under", True, 0.6),
+    ({"prop_line_drop_confidence_base": 0.7}, {"delta": -2.0}, "prop_line_drop_over", True, 0.7),
+    ({"prop_line_drop_confidence_per_point": 0.01}, {"delta": -4.0}, "prop_line_drop_over", True, 0.87),
+    ({"book_disagreement_confidence_base": 0.8}, {"std": 1.5, "n_books": 5}, "book_disagreement", True, 0.8),
+    ({"book_disagreement_confidence_per_std": 0.02}, {"std": 2.5, "n_books": 5}, "book_disagreement", True,
+     0.87),
+    ({"book_disagreement_confidence_max": 0.9}, {"std": 3.0, "n_books": 5}, "book_disagreement", True, 0.9),
+    ({"three_pt_min_z": 0.5}, {"fg3a_per_game": 4.0, "fg3_pct_season": 0.40, "fg3_pct_last_3": 0.30,
+                               "fg3_pct_std": 0.10}, "3pt_bounce", True, 0.3333),
+    ({"three_pt_confidence_z_scale": 2.0}, {"fg3a_per_game": 4.0, "fg3_pct_season": 0.40,
+                                            "fg3_pct_last_3": 0.20, "fg3_pct_std": 0.10}, "3pt_bounce", True,
+     1.0),
+    ({"blowout_confidence_minutes_scale": 8.0}, {"minutes_avg_season": 30.0, "prev_game_minutes": 24.0,
+                                                 "days_rest": 2}, "blowout_recovery", True, 0.75),
+])
+def test_signal_confidences_come_from_the_policy(change, kwargs, tag, qualifies, confidence):
+    policy = Policy(**change)
+    s = sig(cand(**kwargs), tag, policy)
+    assert (s.qualifies, s.confidence) == (qualifies, pytest.approx(confidence, abs=1e-4))
+    default = sig(cand(**kwargs), tag)
+    assert (default.qualifies, default.confidence) != (s.qualifies, pytest.approx(confidence, abs=1e-4))
+
+
 @pytest.mark.parametrize("agreement, fails", [(0.5, False), (0.49, True), (None, True)])
 def test_low_agreement(agreement, fails):
     assert (first_fail(cand(agreement=agreement)) == "low_agreement") is fails

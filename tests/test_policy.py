@@ -52,6 +52,14 @@ def test_partial_file_takes_defaults(tmp_path):
     ({"version": "v", "predicted_clamp": [60, 0]}, "predicted_clamp"),
     ({"version": "v", "daily_cap": 0}, "daily_cap"),
     ({"version": "v", "excluded_injury_statuses": ["OUT"]}, "excluded_injury_statuses"),
+    ({"version": "v", "signal_count_excludes": ["high_edg"]}, "signal_count_excludes"),
+    ({"version": "v", "signal_count_excludes": ["high_edge", "high_edge"]}, "signal_count_excludes"),
+    ({"version": "v", "signal_count_excludes": "high_edge"}, "signal_count_excludes"),
+    ({"version": "v", "combo_3way_confidence": 1.5}, "combo_3way_confidence"),
+    ({"version": "v", "edge_spread_band": [0.9, 0.8]}, "edge_spread_band"),
+    ({"version": "v", "three_pt_confidence_z_scale": 0}, "three_pt_confidence_z_scale"),
+    ({"version": "v", "blowout_confidence_minutes_scale": -16}, "blowout_confidence_minutes_scale"),
+    ({"version": "v", "prop_line_drop": 0}, "prop_line_drop"),
     ({"edge_floor": 5.0}, "version"),
 ])
 def test_bad_values_name_the_field_and_show_an_example(data, field):
@@ -92,6 +100,45 @@ def test_min_edge_by_loss_and_gate_threshold():
         p.min_edge("RMSE")
     with pytest.raises(ValueError):
         p.gate_threshold("SOMETIMES")
+
+
+def test_signal_count_excludes_reads_from_a_file(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text('{"version": "v", "signal_count_excludes": ["model_health", "high_edge"]}')
+    assert load_policy(str(path)).signal_count_excludes == ("model_health", "high_edge")
+    assert Policy().signal_count_excludes == ()
+
+
+def _spec(model_id, family, loss, alpha, *, enabled=True):
+    import datetime as dt
+
+    from models.registry import FAMILIES, ModelSpec
+
+    fam = FAMILIES[family]
+    return ModelSpec(model_id=model_id, family=family, feature_set=fam.feature_set, loss=loss,
+                     quantile_alpha=alpha, training_start=dt.date(2025, 10, 21),
+                     training_end=dt.date(2026, 1, 15), artifact_uri=f"/nowhere/{model_id}.cbm", sha256="0",
+                     feature_count=0, enabled=enabled, status="promoted" if enabled else "failed_gates")
+
+
+def test_model_min_edge_comes_from_the_policy_by_loss():
+    """commands.common.model_infos: each model's recommendation minimum is Policy.min_edge(loss)."""
+    import datetime as dt
+
+    from models.registry import Registry
+    from pipeline.commands.common import model_infos
+
+    registry = Registry([
+        _spec("mae", "v12_mae", "MAE", None),
+        _spec("q43", "v12_vegas_q43", "Quantile:alpha=0.43", 0.43),
+        _spec("off", "v9_mae", "MAE", None, enabled=False),
+    ])
+    day = [dt.date(2026, 2, 22)]
+    specs, infos = model_infos(registry, day, Policy())
+    assert [(i.model_id, i.min_edge) for i in infos] == [("mae", 3.0), ("q43", 4.0)]  # "off" is never scored
+    assert [s.model_id for s in specs] == ["mae", "q43"]
+    _, infos = model_infos(registry, day, Policy(min_edge_mae=2.5, min_edge_quantile=4.5))
+    assert [(i.model_id, i.min_edge) for i in infos] == [("mae", 2.5), ("q43", 4.5)]
 
 
 def test_json_text_is_canonical_and_has_no_nan():

@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any, NamedTuple
 
 from pipeline.domain.context import PlayerContext
-from pipeline.policy import Policy, json_text
+from pipeline.policy import SIGNAL_TAGS, Policy, json_text
 from pipeline.schemas import FEATURE_INDEX, Consensus, FeatureRow, FilterSummary, LineBook, Pick
 
 FILTER_NAMES: tuple[str, ...] = (
@@ -28,11 +28,6 @@ FILTER_NAMES: tuple[str, ...] = (
     "line_jumped_under", "line_dropped_under", "neg_pm_streak", "signal_count", "low_agreement",
 )
 CAP_NAMES: tuple[str, ...] = ("team_cap", "daily_cap")
-SIGNAL_TAGS: tuple[str, ...] = (
-    "model_health", "high_edge", "edge_spread_optimal", "combo_he_ms", "combo_3way", "b2b_fatigue_under",
-    "rest_advantage_2d", "bench_under", "prop_line_drop_over", "book_disagreement", "3pt_bounce",
-    "blowout_recovery",
-)
 IDX_BACK_TO_BACK = FEATURE_INDEX["back_to_back"]
 IDX_GAMES_VS_OPP = FEATURE_INDEX["games_vs_opponent"]
 
@@ -93,52 +88,65 @@ def evaluate_signals(c: Candidate, policy: Policy) -> list[SignalResult]:
     spread = (high and conf is not None and conf >= policy.edge_spread_min_confidence
               and not (lo <= conf <= hi))
     if spread:
-        spread_conf = 0.9 if 0.75 <= conf <= 0.85 else 0.95 if conf > hi else 0.75
+        band_lo, band_hi = policy.edge_spread_band
+        spread_conf = (policy.edge_spread_band_confidence if band_lo <= conf <= band_hi
+                       else policy.edge_spread_high_confidence if conf > hi
+                       else policy.edge_spread_else_confidence)
     out["edge_spread_optimal"] = (spread, spread_conf if spread else 0.0)
 
     gain = (ctx.minutes_avg_last_3 - ctx.minutes_avg_season
             if ctx.minutes_avg_last_3 is not None and ctx.minutes_avg_season is not None else None)
     he_ms = over and high and gain is not None and gain >= policy.combo_minutes_gain
-    out["combo_he_ms"] = (he_ms, 0.85 if he_ms else 0.0)
+    out["combo_he_ms"] = (he_ms, policy.combo_he_ms_confidence if he_ms else 0.0)
     three_way = he_ms and spread
-    out["combo_3way"] = (three_way, 0.95 if three_way else 0.0)
+    out["combo_3way"] = (three_way, policy.combo_3way_confidence if three_way else 0.0)
 
     b2b = _feature(c.feature_row, IDX_BACK_TO_BACK)
     mins = ctx.minutes_avg_season
     fatigue = under and b2b is not None and b2b >= 1.0 and mins is not None and mins >= policy.b2b_min_minutes
-    out["b2b_fatigue_under"] = (fatigue, _c(0.5 + (mins - policy.b2b_min_minutes) / 10) if fatigue else 0.0)
+    out["b2b_fatigue_under"] = (fatigue, _c(policy.b2b_confidence_base + (mins - policy.b2b_min_minutes)
+                                            / policy.b2b_confidence_minutes_scale) if fatigue else 0.0)
 
     rest, opp_rest = ctx.days_rest, ctx.opponent_days_rest
     rest_adv = (over and rest is not None and opp_rest is not None
                 and rest >= policy.rest_advantage_player_min
                 and opp_rest <= policy.rest_advantage_opponent_max)
-    out["rest_advantage_2d"] = (rest_adv, _c(0.65 + 0.1 * (rest - opp_rest)) if rest_adv else 0.0)
+    out["rest_advantage_2d"] = (rest_adv, _c(policy.rest_advantage_confidence_base
+                                             + policy.rest_advantage_confidence_per_day * (rest - opp_rest))
+                                if rest_adv else 0.0)
 
     bench = under and ctx.starter_last_game is False
-    out["bench_under"] = (bench, 0.85 if bench else 0.0)
+    out["bench_under"] = (bench, policy.bench_under_confidence if bench else 0.0)
 
     delta = book.prop_line_delta
     drop = over and delta is not None and delta <= -policy.prop_line_drop
-    out["prop_line_drop_over"] = (drop, _c(0.85 + 0.05 * (-delta - policy.prop_line_drop)) if drop else 0.0)
+    out["prop_line_drop_over"] = (drop, _c(policy.prop_line_drop_confidence_base
+                                           + policy.prop_line_drop_confidence_per_point
+                                           * (-delta - policy.prop_line_drop)) if drop else 0.0)
 
     std = book.multi_book_line_std
     disagree = std is not None and std >= policy.book_disagreement_std and \
         book.n_books >= policy.book_disagreement_min_books
-    disagree_conf = min(0.95, 0.85 + 0.10 * (std - policy.book_disagreement_std)) if disagree else 0.0
+    disagree_conf = min(policy.book_disagreement_confidence_max,
+                        policy.book_disagreement_confidence_base
+                        + policy.book_disagreement_confidence_per_std * (std - policy.book_disagreement_std)
+                        ) if disagree else 0.0
     out["book_disagreement"] = (disagree, round(disagree_conf, 4))
 
     z = None
     if (ctx.fg3a_per_game is not None and ctx.fg3_pct_season is not None and ctx.fg3_pct_last_3 is not None
             and ctx.fg3_pct_std):
         z = round((ctx.fg3_pct_season - ctx.fg3_pct_last_3) / ctx.fg3_pct_std, 4)  # no float noise at z = 1
-    bounce = over and z is not None and ctx.fg3a_per_game >= policy.three_pt_min_attempts and z > 1.0
-    out["3pt_bounce"] = (bounce, _c(z / 3) if bounce else 0.0)
+    bounce = (over and z is not None and ctx.fg3a_per_game >= policy.three_pt_min_attempts
+              and z > policy.three_pt_min_z)
+    out["3pt_bounce"] = (bounce, _c(z / policy.three_pt_confidence_z_scale) if bounce else 0.0)
 
     deficit = (ctx.minutes_avg_season - ctx.prev_game_minutes
                if ctx.minutes_avg_season is not None and ctx.prev_game_minutes is not None else None)
     recovery = (over and deficit is not None and deficit >= policy.blowout_minutes_deficit
                 and rest is not None and rest >= policy.blowout_min_rest)
-    out["blowout_recovery"] = (recovery, _c(deficit / 16) if recovery else 0.0)
+    out["blowout_recovery"] = (recovery, _c(deficit / policy.blowout_confidence_minutes_scale) if recovery
+                               else 0.0)
 
     return [SignalResult(tag, bool(out[tag][0]), float(out[tag][1])) for tag in SIGNAL_TAGS]
 
@@ -203,7 +211,9 @@ def filter_audit(c: Candidate, signals: Sequence[SignalResult], policy: Policy) 
     add("neg_pm_streak", not (under and streak is not None and streak >= policy.neg_pm_streak), streak,
         policy.neg_pm_streak)
 
-    n_signals = sum(1 for s in signals if s.qualifies)
+    # Signals named in policy.signal_count_excludes do not count (see Policy.signal_count_excludes).
+    excluded = set(policy.signal_count_excludes)
+    n_signals = sum(1 for s in signals if s.qualifies and s.tag not in excluded)
     add("signal_count", n_signals >= policy.min_signals, n_signals, policy.min_signals)
 
     agreement = cons.agreement
