@@ -122,3 +122,22 @@ def test_the_stream_lifecycle_decides_started_by_the_one_rule():
         changes, _ = lifecycle.lock_started({p.pick_id: p}, now=now, tipoffs={GAME: tipoff},
                                             statuses={GAME: status})
         assert bool(changes) is game_started(status, tipoff, now), (status, tipoff, now)
+
+
+def test_layers_below_the_commands_never_import_them():
+    """The shared schedule types live in pipeline/domain, so io/, transforms/ and domain/ never import
+    pipeline.commands (the old commands.common <-> io cycle), and domain/ imports no io/ or transforms/."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "pipeline"
+    forbidden = {"io": ("pipeline.commands",), "transforms": ("pipeline.commands",),
+                 "domain": ("pipeline.commands", "pipeline.io", "pipeline.transforms")}
+    offenders = []
+    for layer, prefixes in forbidden.items():
+        for path in sorted((root / layer).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                offenders += [f"{layer}/{path.name}: {n}" for n in names if n.startswith(prefixes)]
+    assert offenders == []
