@@ -169,6 +169,21 @@ def test_no_line_player_is_scored_no_line_and_never_picked(day1):
 # --------------------------------------------------------------------------------------------
 
 
+def test_same_rerun_is_idempotent_on_every_table_and_export(inputs, day1, tmp_path):
+    work = _copy(day1["work"], tmp_path / "again")
+    first = {t: _stable(_query(work, f'SELECT * FROM "{t}"')) for t in SLATE_TABLES}
+    assert len(first["best_bets"]) >= 8 and len(first["predictions"]) >= 8
+    doc = _export(work, DAY1)
+
+    code, out, err = _run(inputs, work, DAY1)
+    assert code == 0, out + err
+    assert {t: _stable(_query(work, f'SELECT * FROM "{t}"')) for t in SLATE_TABLES} == first
+    again = _export(work, DAY1)
+    doc.pop("generated_at"), again.pop("generated_at")
+    assert again == doc and len(again["picks"]) >= 8
+    assert [r["status"] for r in _query(work, "SELECT status FROM runs")] == ["succeeded", "succeeded"]
+
+
 def test_rerun_after_a_tipoff_keeps_the_started_games_picks_in_tables_and_exports(inputs, day1, tmp_path):
     work = _copy(day1["work"], tmp_path / "rerun")
     started = crafted.game_id(DAY1, "A")
