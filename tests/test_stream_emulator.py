@@ -172,7 +172,20 @@ def test_replayed_day_matches_the_batch_run_and_bad_messages_are_dead_letters(da
     assert all(d["step"] == "parse" and d["error"] for d in dead)
 
 
-SENTINELS = 30  # malformed probe messages published at the end of the burst (each one a dead letter)
+# The burst: the day's events in chunks (event-time bounds), each chunk followed by PROBES malformed probe
+# messages (each one becomes a dead letter when the job processes it): the probes show how far the job got.
+CHUNKS = (None, "2026-01-07T16:00:00Z", "2026-01-07T19:00:00Z", "2026-01-07T21:30:00Z", UNTIL)
+PROBES = 8
+
+
+def _probes_now(warehouse: Path, token: str) -> int:
+    """Probes dead-lettered so far while the job runs (0 while it holds the DuckDB lock)."""
+    import duckdb
+
+    try:
+        return _probe_counts(warehouse, token)[0]
+    except duckdb.Error:
+        return 0
 
 
 def _probe_counts(warehouse: Path, token: str) -> tuple[int, int]:
@@ -187,56 +200,61 @@ def test_restart_while_messages_are_in_flight_recovers_every_update_and_duplicat
         day, batch_picks, pubsub_emulator, record_property):  # noqa: F811
     """A hard kill while the job is still working through a burst, then the documented restart.
 
-    The whole day (about 3,900 events) is published as one burst, followed by ``SENTINELS`` malformed probe
-    messages; the job is SIGKILLed as soon as its first export appears. At that moment some published
-    messages are not yet reflected (fewer probe dead letters than probes published). The local runner acks
-    a pull before processing it (at most once, beam-notes), so messages acked by the killed job but not yet
-    processed are gone from the subscription; the restart procedure (``--rebuild-as-of`` the restart time)
-    rebuilds every player-game's line book from the inputs, and the unread rest of the subscription is
-    delivered to the new job. The final picks must equal the batch run's (an uninterrupted run), no
-    (pick_id, version) may be written twice, and versions stay contiguous. How many probes the kill lost
-    is measured and recorded (``record_property``), not assumed.
+    The whole day (about 3,900 events) is published as one burst in event-time chunks, each followed by
+    ``PROBES`` malformed probe messages; the job is SIGKILLed once its first export exists and the first
+    chunk's probes are dead letters. At that moment later messages are not yet reflected (fewer probe
+    dead letters than probes published). The local runner acks a pull before processing it (at most
+    once, beam-notes), so messages acked by the killed job but not yet processed are gone from the
+    subscription. The restart procedure (``--rebuild-as-of`` the restart time) rebuilds every
+    player-game's line book from the inputs, and the unread rest of the subscription is delivered to the
+    new job. The final picks must equal the batch run's (an uninterrupted run), no (pick_id, version) may
+    be written twice, and versions stay contiguous. How many probes the kill lost is measured and recorded
+    (``record_property``), not assumed.
     """
     from pipeline.io import pubsub
 
     host, topics = pubsub_emulator, _topics(pubsub_emulator)
     wh, exports = day["root"] / "inflight.duckdb", day["root"] / "inflight-exports"
     probe = fresh_id("probe")
+    total = PROBES * (len(CHUNKS) - 1)
     export = exports / "best-bets" / f"{DATE}.json"
     job = _job(day, host, "inflight-1", wh, exports, topics)
     try:
-        _replay(day, host, topics, "--until", UNTIL)  # the burst: every event of the day, max speed
         pub = pubsub.Publisher(PROJECT, topics["events"])
-        for i in range(SENTINELS):
-            pub.publish(f"{probe}-{i:03d}".encode(), {"kind": "odds"})
-        pub.flush()
+        for chunk, (since, until) in enumerate(zip(CHUNKS, CHUNKS[1:], strict=False)):
+            _replay(day, host, topics, *(("--since", since) if since else ()), "--until", until)  # max speed
+            for i in range(PROBES):
+                pub.publish(f"{probe}-{chunk}-{i:02d}".encode(), {"kind": "odds"})
+            pub.flush()
+        # Kill once the job has produced outputs and got through the first chunk (its probes are dead
+        # letters), i.e. in the middle of the burst.
         deadline = time.monotonic() + 150.0
-        while not export.exists():  # the first output
+        while not (export.exists() and _probes_now(wh, probe) >= PROBES):
             assert job.alive(), job.log()[-3000:]
             assert time.monotonic() < deadline, f"no output in 150 s: {job.log()[-2000:]}"
-            time.sleep(0.05)
+            time.sleep(0.2)
     finally:
         job.stop()  # SIGKILL while the burst is in flight
     at_kill, _ = _probe_counts(wh, probe)
     before = _query(wh, "SELECT pick_id, version FROM best_bets_history") if wh.exists() else []
-    assert at_kill < SENTINELS, "the job had drained the burst before the kill: nothing was in flight"
+    assert PROBES <= at_kill < total, "the job had drained the burst before the kill: nothing was in flight"
 
     job = _job(day, host, "inflight-2", wh, exports, topics, extra=("--rebuild-as-of", UNTIL))
     try:
         _wait_drained(job, wh, exports, topics)
         deadline = time.monotonic() + 20.0  # probes still queued behind the drain sentinel, if any
-        while _probe_counts(wh, probe)[0] < SENTINELS and time.monotonic() < deadline:
+        while _probe_counts(wh, probe)[0] < total and time.monotonic() < deadline:
             assert job.alive(), job.log()[-3000:]
             time.sleep(0.5)
         stream_doc = json.loads(export.read_text())
     finally:
         job.stop()
     seen, rows = _probe_counts(wh, probe)
-    record_property("probes_published", SENTINELS)
+    record_property("probes_published", total)
     record_property("probes_processed_before_kill", at_kill)
-    record_property("probes_lost_by_the_kill", SENTINELS - seen)
-    print(f"in-flight kill: {SENTINELS} probes, {at_kill} processed before the kill, "
-          f"{seen - at_kill} after the restart, {SENTINELS - seen} lost (acked, never processed)")
+    record_property("probes_lost_by_the_kill", total - seen)
+    print(f"in-flight kill: {total} probes in {len(CHUNKS) - 1} chunks, {at_kill} processed before the kill, "
+          f"{seen - at_kill} after the restart, {total - seen} lost (acked, never processed)")
     assert rows == seen, "a probe was dead-lettered twice"
 
     # The recovered state equals an uninterrupted run's.
