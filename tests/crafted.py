@@ -25,6 +25,9 @@ date and role (see :data:`ROLES`):
   domain.md section 4 gates him with ``no_features_available``;
 * ``nolinekid`` (game B): a viable feature row but no odds at all: scored with ``NO_LINE``, never a pick.
 
+:func:`broken_history_warehouse` makes the failing-history case (a warehouse whose graded history cannot
+be read); :func:`policy_file` writes the default policy with a few fields changed.
+
 Every pick player wins on day 1 except the victim, so day 1's graded history blacklists only him.
 Times: the decision time :func:`as_of` is 2 h before game A; :func:`after_tipoff` is 30 min after game
 A's tip-off and before game B's (game A has started, game B not).
@@ -275,6 +278,24 @@ def registry():
     reg = Registry(specs, f"{out}/registry.json")
     reg.write()
     return reg
+
+
+def broken_history_warehouse(path: Path) -> Path:
+    """A DuckDB warehouse file whose ``prediction_accuracy`` cannot be read as graded history: its ``edge``
+    column is text (``abs(edge)`` does not bind), holding one graded row. Opening it as a warehouse adds
+    the missing columns but keeps the incompatible one, as a hand-made or half-migrated table would."""
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("CREATE TABLE prediction_accuracy (game_date DATE, player_lookup VARCHAR, "
+                    "family VARCHAR, prediction_correct BOOLEAN, edge VARCHAR)")
+        con.execute("INSERT INTO prediction_accuracy VALUES "
+                    "('2026-01-05', 'overalpha', 'v12_mae', false, 'n/a')")
+    finally:
+        con.close()
+    return path
 
 
 def policy_file(path: Path, **overrides: Any) -> Path:

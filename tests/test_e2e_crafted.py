@@ -274,12 +274,7 @@ def test_a_failing_history_read_stops_the_run_or_is_recorded_in_runs(inputs, tmp
     not silently run without the blacklist and model health: it fails at launch with the reason, or its
     `runs` row records the failed read."""
     work = tmp_path / "broken"
-    work.mkdir()
-    con = duckdb.connect(str(work / "props.duckdb"))
-    con.execute("CREATE TABLE prediction_accuracy (game_date DATE, player_lookup VARCHAR, family VARCHAR, "
-                "prediction_correct BOOLEAN, edge VARCHAR)")
-    con.execute("INSERT INTO prediction_accuracy VALUES ('2026-01-05', 'overalpha', 'v12_mae', false, 'n/a')")
-    con.close()
+    crafted.broken_history_warehouse(work / "props.duckdb")
 
     code, out, err = _run(inputs, work, DAY1)
     runs = _query(work, "SELECT status, counts FROM runs") if (work / "props.duckdb").exists() else []
