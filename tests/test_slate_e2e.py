@@ -86,7 +86,7 @@ def test_tables_and_exports_agree_and_rerun_is_idempotent(season_dir, tmp_path, 
     first = {t: _rows(db, t) for t in TABLES}
     assert len(first["gate_decisions"]) == counts["players"] > 0
     assert len(first["predictions"]) == counts["predictions"] > 0
-    assert len(first["best_bets"]) == counts["picks"]  # (0 here: picks are compared in test_e2e_crafted)
+    assert len(first["best_bets"]) == counts["picks"]
     assert len(first["dead_letters"]) == counts["dead_letters"]
     assert len(first["filter_summary"]) == 1
 
@@ -99,11 +99,11 @@ def test_tables_and_exports_agree_and_rerun_is_idempotent(season_dir, tmp_path, 
     summary = con.execute("SELECT total_candidates, passed FROM filter_summary").fetchone()
     run_row = con.execute("SELECT status, counts FROM runs").fetchall()
     con.close()
-    assert doc["total_picks"] == len(picks) == len(doc["picks"])
-    assert [(p["pick_id"], p["rank"], p["line"]) for p in doc["picks"]] == [(p[0], p[1], p[2]) for p in picks]
-    assert doc["filter_summary"]["total_candidates"] == summary[0] == counts["candidates"]
+    # This date has no picks with the tiny models: pick-by-pick agreement of tables and exports is tested
+    # on the crafted fixture (test_e2e_crafted.py, >= 8 picks); here the counts and the summary agree.
+    assert doc["total_picks"] == len(picks) == len(doc["picks"]) == len(admin["picks"])
+    assert doc["filter_summary"]["total_candidates"] == summary[0] == counts["candidates"] > 0
     assert doc["filter_summary"]["passed"] == summary[1] == len(picks)
-    assert len(admin["picks"]) == len(picks)
     assert run_row[0][0] == "succeeded" and json.loads(run_row[0][1])["predictions"] == counts["predictions"]
 
     code, out = _run(season_dir, tmp_path, capsys)
