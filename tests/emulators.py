@@ -12,7 +12,9 @@ Usage in tests::
         ...  # gcs.endpoint == "http://127.0.0.1:PORT", bq.endpoint, bq.grpc_endpoint
 
 or the pytest fixtures ``gcs_endpoint`` / ``bq_endpoint`` re-exported by a test module. A missing
-emulator venv skips the test with the command that installs it (CI installs it).
+emulator venv skips the test with the command that installs it, except under CI (``CI=true``, as
+``.ci/run`` runs): there an emulator test that cannot run FAILS with the reason (:func:`unavailable`),
+since a green CI run whose emulator tests were all skipped proves nothing.
 
 This file is also the wrapper that starts bqemulator (run by the bq venv's python, so it imports nothing
 from the project at module level)::
@@ -38,6 +40,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EMU_DIR = REPO_ROOT / ".emu"
@@ -94,12 +97,24 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-def require(python: Path) -> None:
-    """Skips the calling test when an emulator venv is missing (and only then)."""
-    if not python.exists():
-        import pytest
+def under_ci() -> bool:
+    """True when the tests run under CI (``CI`` set to true/1/yes, as CI services and ``.ci/run`` do)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
-        pytest.skip(f"emulator venv {python.parent.parent} missing: {INSTALL_HINT}")
+
+def unavailable(reason: str) -> NoReturn:
+    """An emulator the calling test needs cannot run: skip locally, FAIL under CI (the reason either way)."""
+    import pytest
+
+    if under_ci():
+        pytest.fail(f"{reason} (CI is set: an emulator test must run, not skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require(python: Path) -> None:
+    """Stops the calling test when an emulator venv is missing (and only then): see :func:`unavailable`."""
+    if not python.exists():
+        unavailable(f"emulator venv {python.parent.parent} missing: {INSTALL_HINT}")
 
 
 @contextlib.contextmanager

@@ -1,6 +1,10 @@
 """End to end: `props run` on a small simulated slate (real sim files, real tiny CatBoost models, a real
-DuckDB file, real export files). Tables and exports agree; re-runs are idempotent; bad input becomes
-dead letters with reasons while the run completes and the summary counts them exactly."""
+DuckDB file, real export files). Re-runs are idempotent; bad input becomes dead letters with reasons while
+the run completes and the summary counts them exactly.
+
+The simulated date yields no picks with the tiny models, so everything about picks (tables vs exports, a
+zero-pick re-run that clears real picks, re-runs past a tip-off) is tested on the crafted fixture in
+``tests/test_e2e_crafted.py``, whose dates have at least 8 picks in both directions."""
 
 from __future__ import annotations
 
@@ -95,11 +99,11 @@ def test_tables_and_exports_agree_and_rerun_is_idempotent(season_dir, tmp_path, 
     summary = con.execute("SELECT total_candidates, passed FROM filter_summary").fetchone()
     run_row = con.execute("SELECT status, counts FROM runs").fetchall()
     con.close()
-    assert doc["total_picks"] == len(picks) == len(doc["picks"])
-    assert [(p["pick_id"], p["rank"], p["line"]) for p in doc["picks"]] == [(p[0], p[1], p[2]) for p in picks]
-    assert doc["filter_summary"]["total_candidates"] == summary[0] == counts["candidates"]
+    # This date has no picks with the tiny models: pick-by-pick agreement of tables and exports is tested
+    # on the crafted fixture (test_e2e_crafted.py, >= 8 picks); here the counts and the summary agree.
+    assert doc["total_picks"] == len(picks) == len(doc["picks"]) == len(admin["picks"])
+    assert doc["filter_summary"]["total_candidates"] == summary[0] == counts["candidates"] > 0
     assert doc["filter_summary"]["passed"] == summary[1] == len(picks)
-    assert len(admin["picks"]) == len(picks)
     assert run_row[0][0] == "succeeded" and json.loads(run_row[0][1])["predictions"] == counts["predictions"]
 
     code, out = _run(season_dir, tmp_path, capsys)
@@ -152,7 +156,7 @@ def _corrupt(season: Path, target: Path) -> dict[str, int]:
     pq.write_table(
         pa.Table.from_pylist([ghost, nogame, absurd], schema=table.schema), odds_dir / "part-00010.parquet"
     )
-    return {"parse": 4, "universe": 2}
+    return {"parse": 4, "universe": 1}
 
 
 def test_bad_input_becomes_dead_letters_and_the_run_completes(season_dir, tmp_path, capsys):
@@ -173,32 +177,18 @@ def test_bad_input_becomes_dead_letters_and_the_run_completes(season_dir, tmp_pa
     assert by_step == expected, dead
     assert counts["dead_letters"] == len(dead) == sum(expected.values())
     errors = " | ".join(e for _, _, e in dead)
-    assert "unknown player 'ghostplayer'" in errors and "unknown game '20260113_AAA_BBB'" in errors
+    assert "unknown game '20260113_AAA_BBB'" in errors
+    # A lined player with no feature row is part of the universe, gated (domain.md section 4), not a dead
+    # letter: he may be a new call-up.
+    assert "ghostplayer" not in errors
+    con = duckdb.connect(str(tmp_path / "props.duckdb"), read_only=True)
+    ghost = con.execute(
+        "SELECT reason, viable, has_line FROM gate_decisions WHERE player_lookup = 'ghostplayer'").fetchall()
+    con.close()
+    assert ghost == [("no_features_available", False, True)]
     assert "report_ts" in errors  # the mistyped field is named
     assert any(s == "injuries" for s, _, _ in dead) and any(s == "schedule" for s, _, _ in dead)
     assert rejects and "range" in rejects[0][0]
-
-
-def test_zero_pick_rerun_clears_stale_picks(season_dir, tmp_path, capsys):
-    code, out = _run(season_dir, tmp_path, capsys)
-    assert code == 0
-    db = tmp_path / "props.duckdb"
-    # A policy that lets nothing through: the re-run must leave no picks for the date.
-    from pipeline.policy import load_policy
-
-    strict = json.loads(load_policy(None).to_json())
-    strict["edge_floor"] = 59.0
-    strict["version"] = "test-strict"
-    policy_file = tmp_path / "strict.json"
-    policy_file.write_text(json.dumps(strict))
-    code, out = _run(season_dir, tmp_path, capsys, "--policy", str(policy_file))
-    assert code == 0, out
-    con = duckdb.connect(str(db), read_only=True)
-    assert con.execute("SELECT count(*) FROM best_bets").fetchone()[0] == 0
-    assert con.execute("SELECT DISTINCT policy_version FROM predictions").fetchall() == [("test-strict",)]
-    con.close()
-    doc = json.loads((tmp_path / "exports" / "best-bets" / f"{GAME_DATE}.json").read_text())
-    assert doc["picks"] == [] and doc["total_picks"] == 0
 
 
 def test_unknown_option_and_bad_date_stop_the_launch(capsys):

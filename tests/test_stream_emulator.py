@@ -2,9 +2,9 @@
 
 A small simulated day (4 teams, 2 games) is replayed through ``props replay`` into ``props stream``
 running in a subprocess; the final picks must equal what ``props run`` produces for the same date with
-``--as-of`` at the last replayed event (batch/stream parity). A restart (hard kill mid-replay, start again
-with ``--rebuild-as-of``) must reflect every update and duplicate nothing. Malformed messages go to
-dead letters while the job keeps running.
+``--as-of`` at the last replayed event (batch/stream parity). A restart (hard kill while a burst is still
+in flight, start again with ``--rebuild-as-of``) must reflect every update and duplicate nothing. Malformed
+messages go to dead letters while the job keeps running.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.emulator]
 
 DATE = "2026-01-07"
 UNTIL = "2026-01-07T23:30:00Z"  # before the first tip-off (00:30Z): every game still open
-MIDDAY = "2026-01-07T19:00:00Z"
 PICK_FIELDS = ("pick_id", "direction", "line", "line_book", "rank", "consensus_edge", "game_id")
 
 
@@ -173,33 +172,104 @@ def test_replayed_day_matches_the_batch_run_and_bad_messages_are_dead_letters(da
     assert all(d["step"] == "parse" and d["error"] for d in dead)
 
 
-def test_restart_mid_replay_reflects_every_update_and_duplicates_nothing(day, batch_picks,
-                                                                         pubsub_emulator):  # noqa: F811
+# The burst: the day's events in chunks (event-time bounds), each chunk followed by PROBES malformed probe
+# messages (each one becomes a dead letter when the job processes it): the probes show how far the job got.
+CHUNKS = (None, "2026-01-07T16:00:00Z", "2026-01-07T19:00:00Z", "2026-01-07T21:30:00Z", UNTIL)
+PROBES = 8
+
+
+def _probes_now(warehouse: Path, token: str) -> int:
+    """Probes dead-lettered so far while the job runs (0 while it holds the DuckDB lock)."""
+    import duckdb
+
+    try:
+        return _probe_counts(warehouse, token)[0]
+    except duckdb.Error:
+        return 0
+
+
+def _probe_counts(warehouse: Path, token: str) -> tuple[int, int]:
+    """(distinct probes dead-lettered, dead-letter rows of probes)."""
+    if not warehouse.exists():
+        return 0, 0
+    rows = _query(warehouse, f"SELECT payload FROM dead_letters WHERE payload LIKE '%{token}-%'")
+    return len({r["payload"] for r in rows}), len(rows)
+
+
+def test_restart_while_messages_are_in_flight_recovers_every_update_and_duplicates_nothing(
+        day, batch_picks, pubsub_emulator, record_property):  # noqa: F811
+    """A hard kill while the job is still working through a burst, then the documented restart.
+
+    The whole day (about 3,900 events) is published as one burst in event-time chunks, each followed by
+    ``PROBES`` malformed probe messages; the job is SIGKILLed once its first export exists and the first
+    chunk's probes are dead letters. At that moment later messages are not yet reflected (fewer probe
+    dead letters than probes published). The local runner acks a pull before processing it (at most
+    once, beam-notes), so messages acked by the killed job but not yet processed are gone from the
+    subscription. The restart procedure (``--rebuild-as-of`` the restart time) rebuilds every
+    player-game's line book from the inputs, and the unread rest of the subscription is delivered to the
+    new job. The final picks must equal the batch run's (an uninterrupted run), no (pick_id, version) may
+    be written twice, and versions stay contiguous. How many probes the kill lost is measured and recorded
+    (``record_property``), not assumed.
+    """
+    from pipeline.io import pubsub
+
     host, topics = pubsub_emulator, _topics(pubsub_emulator)
-    wh, exports = day["root"] / "restart.duckdb", day["root"] / "restart-exports"
-    job = _job(day, host, "restart-1", wh, exports, topics)
+    wh, exports = day["root"] / "inflight.duckdb", day["root"] / "inflight-exports"
+    probe = fresh_id("probe")
+    total = PROBES * (len(CHUNKS) - 1)
+    export = exports / "best-bets" / f"{DATE}.json"
+    job = _job(day, host, "inflight-1", wh, exports, topics)
     try:
-        _replay(day, host, topics, "--until", MIDDAY)
-        _wait_drained(job, wh, exports, topics)
+        pub = pubsub.Publisher(PROJECT, topics["events"])
+        for chunk, (since, until) in enumerate(zip(CHUNKS, CHUNKS[1:], strict=False)):
+            _replay(day, host, topics, *(("--since", since) if since else ()), "--until", until)  # max speed
+            for i in range(PROBES):
+                pub.publish(f"{probe}-{chunk}-{i:02d}".encode(), {"kind": "odds"})
+            pub.flush()
+        # Kill once the job has produced outputs and got through the first chunk (its probes are dead
+        # letters), i.e. in the middle of the burst.
+        deadline = time.monotonic() + 150.0
+        while not (export.exists() and _probes_now(wh, probe) >= PROBES):
+            assert job.alive(), job.log()[-3000:]
+            assert time.monotonic() < deadline, f"no output in 150 s: {job.log()[-2000:]}"
+            time.sleep(0.2)
     finally:
-        job.stop()  # hard kill
-    before = _query(wh, "SELECT pick_id, version FROM best_bets_history")
-    job = _job(day, host, "restart-2", wh, exports, topics, extra=("--rebuild-as-of", MIDDAY))
+        job.stop()  # SIGKILL while the burst is in flight
+    at_kill, _ = _probe_counts(wh, probe)
+    before = _query(wh, "SELECT pick_id, version FROM best_bets_history") if wh.exists() else []
+    assert PROBES <= at_kill < total, "the job had drained the burst before the kill: nothing was in flight"
+
+    job = _job(day, host, "inflight-2", wh, exports, topics, extra=("--rebuild-as-of", UNTIL))
     try:
-        _replay(day, host, topics, "--since", MIDDAY, "--until", UNTIL)
         _wait_drained(job, wh, exports, topics)
-        stream_doc = json.loads((exports / "best-bets" / f"{DATE}.json").read_text())
+        deadline = time.monotonic() + 20.0  # probes still queued behind the drain sentinel, if any
+        while _probe_counts(wh, probe)[0] < total and time.monotonic() < deadline:
+            assert job.alive(), job.log()[-3000:]
+            time.sleep(0.5)
+        stream_doc = json.loads(export.read_text())
     finally:
         job.stop()
+    seen, rows = _probe_counts(wh, probe)
+    record_property("probes_published", total)
+    record_property("probes_processed_before_kill", at_kill)
+    record_property("probes_lost_by_the_kill", total - seen)
+    print(f"in-flight kill: {total} probes in {len(CHUNKS) - 1} chunks, {at_kill} processed before the kill, "
+          f"{seen - at_kill} after the restart, {total - seen} lost (acked, never processed)")
+    assert rows == seen, "a probe was dead-lettered twice"
+
+    # The recovered state equals an uninterrupted run's.
+    assert batch_picks["doc"]["total_picks"] > 0
     assert _public(stream_doc) == _public(batch_picks["doc"])
+    rows = _query(wh, "SELECT pick_id, version, status, line, rank FROM best_bets")
+    assert len(rows) == len({r["pick_id"] for r in rows})
+    active = sorted((r["pick_id"], r["line"], r["rank"]) for r in rows if r["status"] == "active")
+    assert active == sorted((r["pick_id"], r["line"], r["rank"]) for r in batch_picks["rows"])
     history = _query(wh, "SELECT pick_id, version, change FROM best_bets_history")
     keys = [(h["pick_id"], h["version"]) for h in history]
     assert len(keys) == len(set(keys)), "a (pick_id, version) was written twice"
-    assert set(map(tuple, ((b["pick_id"], b["version"]) for b in before))) <= set(keys)
+    assert {(b["pick_id"], b["version"]) for b in before} <= set(keys)
     by_pick: dict[str, list[int]] = {}
     for pick_id, version in keys:
         by_pick.setdefault(pick_id, []).append(version)
     assert all(sorted(v) == list(range(1, len(v) + 1)) for v in by_pick.values()), by_pick
-    rows = _query(wh, "SELECT pick_id, version FROM best_bets")
-    assert len(rows) == len({r["pick_id"] for r in rows})
     assert all(r["version"] == max(by_pick[r["pick_id"]]) for r in rows)
