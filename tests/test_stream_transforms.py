@@ -162,7 +162,8 @@ def test_only_changed_player_games_are_rescored(outputs):
     # eps: no line, then its line; none after tip-off.
     assert sorted(s for k, s in keys if k.endswith("|alpha")) == [1, 2, 3, 4, 5]
     assert sorted(s for k, s in keys if k.endswith("|eps")) == [1, 2]
-    first = min((pg for pg in outputs["player_games"] if pg.player_lookup == "alpha"), key=lambda pg: pg.version)
+    alpha = [pg for pg in outputs["player_games"] if pg.player_lookup == "alpha"]
+    first = min(alpha, key=lambda pg: pg.version)
     assert first.book.line is None
 
 

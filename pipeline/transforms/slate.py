@@ -474,7 +474,7 @@ class InferenceFailureFn(beam.DoFn):
 
     def process(self, element):
         batch, exc = element
-        error = exc if isinstance(exc, str) else format_exception(exc)
+        error = inference_error_text(exc)
         items = (
             batch if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], tuple) else [batch]
         )
@@ -488,6 +488,16 @@ class InferenceFailureFn(beam.DoFn):
             # No date is read from the key's game id (it may look like a date and not be one); the
             # incomplete model set that follows is dead-lettered with its date by the scoring join.
             yield dead_letter("models", "inference", error, {"model_id": model_id, "pg_key": key})
+
+
+def inference_error_text(exc: object) -> str:
+    """The error of a failed inference batch: Beam hands over an exception, a string, or (as Beam 2.77's
+    ``with_exception_handling`` does) a tuple ``(exception type, repr, traceback lines)``."""
+    if isinstance(exc, BaseException):
+        return format_exception(exc)
+    if isinstance(exc, tuple) and len(exc) >= 2 and isinstance(exc[1], str):
+        return exc[1]
+    return str(exc)
 
 
 class ScoredVersion(NamedTuple):
