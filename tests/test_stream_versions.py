@@ -245,3 +245,41 @@ def test_batch_game_id_that_is_not_a_date_is_scored():
                     [fx.feature_row("bady", game_id=BAD, team="NYK", opp="MIA")], plan=plan)
         assert_that(out[slate.GATE] | beam.Map(lambda g: (g.game_id, g.viable)), equal_to([(BAD, True)]))
 
+
+
+def test_latest_versions_keeps_the_highest_version_of_each_player_game():
+    from pipeline.io.warehouse import latest_versions
+    from pipeline.schemas import GateDecision
+
+    def g(player, version):
+        return GateDecision(fx.GAME_DATE, G1, player, "RETRY", True, "quality_sufficient", 90.0,
+                            version=version)
+
+    rows = [g("a", 0), g("a", 2), g("a", 1), g("b", 0)]
+    assert sorted((r.player_lookup, r.version) for r in latest_versions(rows)) == [("a", 2), ("b", 0)]
+
+
+def test_upsert_versions_replaces_a_version_per_table_and_refuses_batch_rows(tmp_path):
+    from pipeline.io.warehouse import open_warehouse
+    from pipeline.schemas import GateDecision, LineDiagnostic
+
+    wh = open_warehouse(str(tmp_path / "w.duckdb"))
+    ts = fx.AS_OF
+    gate = GateDecision(fx.GAME_DATE, G1, "a", "RETRY", True, "quality_sufficient", 90.0, version=1,
+                        scored_at=ts)
+    diag = LineDiagnostic(fx.GAME_DATE, G1, "a", "LINE_SOURCE", "draftkings", 20.5, "{}", "priority_book", ts,
+                          version=1, scored_at=ts)
+    assert wh.upsert_versions({"gate_decisions": [gate], "line_diagnostics": [diag]}) == {
+        "gate_decisions": 1, "line_diagnostics": 1}
+    # the same version again (a replay), with a changed gate row: replaced, not duplicated; the
+    # diagnostics of version 1 (not in this call) stay
+    wh.upsert_versions({"gate_decisions": [gate._replace(reason="quality_below_threshold_85", viable=False)]})
+    wh.upsert_versions({"gate_decisions": [gate._replace(version=2)]})
+    rows = wh.query("SELECT version, reason FROM gate_decisions ORDER BY version")
+    assert rows == [{"version": 1, "reason": "quality_below_threshold_85"},
+                    {"version": 2, "reason": "quality_sufficient"}]
+    assert wh.query("SELECT count(*) AS n FROM line_diagnostics") == [{"n": 1}]
+    with pytest.raises(ValueError, match="version >= 1"):
+        wh.upsert_versions({"gate_decisions": [gate._replace(version=0)]})
+    with pytest.raises(ValueError, match="not versioned"):
+        wh.upsert_versions({"best_bets": []})

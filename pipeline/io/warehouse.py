@@ -25,6 +25,7 @@ The interface (:class:`Warehouse`) every implementation provides, with the same 
     predictions, consensus of one player-game version) in one transaction, replacing any stored rows of
     the same ``(game_date, game_id, player_lookup, version)`` in those tables, so a replayed version
     never duplicates. Rows of version 0 (a batch run's) are refused: only ``replace_dates`` writes them.
+    :func:`latest_versions` keeps the current rows (highest version per player-game) for readers.
 ``insert_run(run)`` / ``finish_run(run_id, finished_at, status, counts_json)``
     The ``runs`` table: one row per run, completed at the end.
 ``query(sql, params=None) -> list[dict]``
@@ -152,6 +153,18 @@ def unique_picks(picks: Iterable[tuple], history: Iterable[tuple]) -> tuple[list
     """The rows an ``upsert_picks`` writes: one per pick_id (the last given), one per (pick_id, version)."""
     unique = sorted({p.pick_id: p for p in picks}.values(), key=lambda p: p.pick_id)
     return unique, list({(h.pick_id, h.version): h for h in history}.values())
+
+
+def latest_versions(rows: Iterable[tuple]) -> list[tuple]:
+    """The current rows of a versioned table: per player-game (game_date, game_id, player_lookup), only the
+    rows of its highest ``version`` (a batch run's rows are version 0, the stream's 1, 2, ...). Readers
+    that want one answer per player-game (grading, exports, reports) filter with this."""
+    rows = list(rows)
+    top: dict[tuple, int] = {}
+    for r in rows:
+        k = (r.game_date, r.game_id, r.player_lookup)
+        top[k] = max(top.get(k, 0), r.version or 0)
+    return [r for r in rows if (r.version or 0) == top[(r.game_date, r.game_id, r.player_lookup)]]
 
 
 def version_rows(rows_by_table: Mapping[str, Iterable[tuple]]) -> dict[str, tuple[list, list[tuple]]]:
