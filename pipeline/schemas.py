@@ -279,6 +279,11 @@ def _unwrap(tp: object) -> tuple[object, bool, bool]:
     return tp, nullable, False
 
 
+# The tables the stream writes as versioned rows (one set of rows per player-game version).
+VERSIONED_TABLES: tuple[str, ...] = ("line_diagnostics", "gate_decisions", "predictions", "consensus")
+VERSION_KEY: tuple[str, ...] = ("game_date", "game_id", "player_lookup", "version")
+
+
 def columns(row_type: type) -> list[tuple[str, object, bool, bool]]:
     """(name, python base type, nullable, repeated) for each field of a NamedTuple row type."""
     hints = typing.get_type_hints(row_type)
@@ -323,6 +328,10 @@ class LineDiagnostic(NamedTuple):
     snapshot_ts: dt.datetime | None
     run_id: str | None = None
     policy_version: str | None = None
+    # Versioning (streaming): 0 for a batch run; the stream writes version n of a player-game (its n-th
+    # change) with ``scored_at`` = the event time it was decided at; the latest version is the current row.
+    version: int | None = 0
+    scored_at: dt.datetime | None = None
 
 
 class LineBook(NamedTuple):
@@ -360,6 +369,10 @@ class GateDecision(NamedTuple):
     has_line: bool = False
     run_id: str | None = None
     policy_version: str | None = None
+    # Versioning (streaming): 0 for a batch run; the stream writes version n of a player-game (its n-th
+    # change) with ``scored_at`` = the event time it was decided at; the latest version is the current row.
+    version: int | None = 0
+    scored_at: dt.datetime | None = None
 
 
 class Prediction(NamedTuple):
@@ -381,6 +394,10 @@ class Prediction(NamedTuple):
     opponent_team_abbr: str | None = None
     run_id: str | None = None
     policy_version: str | None = None
+    # Versioning (streaming): 0 for a batch run; the stream writes version n of a player-game (its n-th
+    # change) with ``scored_at`` = the event time it was decided at; the latest version is the current row.
+    version: int | None = 0
+    scored_at: dt.datetime | None = None
 
 
 class Consensus(NamedTuple):
@@ -408,6 +425,10 @@ class Consensus(NamedTuple):
     opponent_team_abbr: str | None = None
     run_id: str | None = None
     policy_version: str | None = None
+    # Versioning (streaming): 0 for a batch run; the stream writes version n of a player-game (its n-th
+    # change) with ``scored_at`` = the event time it was decided at; the latest version is the current row.
+    version: int | None = 0
+    scored_at: dt.datetime | None = None
 
 
 class Pick(NamedTuple):
@@ -554,17 +575,19 @@ TABLES: dict[str, TableSpec] = {
     for spec in (
         TableSpec("runs", RunRecord, ("run_id",), partition=None),
         TableSpec(
-            "line_diagnostics", LineDiagnostic, ("game_date", "game_id", "player_lookup", "code", "book")
+            "line_diagnostics", LineDiagnostic,
+            ("game_date", "game_id", "player_lookup", "version", "code", "book")
         ),
-        TableSpec("gate_decisions", GateDecision, ("game_date", "game_id", "player_lookup")),
+        TableSpec("gate_decisions", GateDecision, ("game_date", "game_id", "player_lookup", "version")),
         TableSpec(
             "predictions",
             Prediction,
-            ("game_date", "game_id", "player_lookup", "model_id", "line_snapshot_ts"),
+            ("game_date", "game_id", "player_lookup", "version", "model_id", "line_snapshot_ts"),
             cluster=("model_id", "player_lookup"),
         ),
         TableSpec(
-            "consensus", Consensus, ("game_date", "game_id", "player_lookup"), cluster=("player_lookup",)
+            "consensus", Consensus, ("game_date", "game_id", "player_lookup", "version"),
+            cluster=("player_lookup",)
         ),
         TableSpec("best_bets", Pick, ("pick_id",), cluster=("pick_id",)),
         TableSpec("best_bets_history", BestBetHistory, ("pick_id", "version"), cluster=("pick_id",)),

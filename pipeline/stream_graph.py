@@ -23,7 +23,8 @@ import apache_beam as beam
 
 from pipeline.domain.schedule import DatePlan
 from pipeline.policy import Policy
-from pipeline.transforms.slate import ModelInfo
+from pipeline.schemas import VERSIONED_TABLES
+from pipeline.transforms.slate import ModelInfo, stamp
 
 
 class StreamPlan(NamedTuple):
@@ -46,6 +47,9 @@ class StreamPlan(NamedTuple):
     clock: Any = None  # processing clock of the debounce timer (None: wall clock; TestStream: 0-based)
     inputs: str | None = None  # where the feature store is re-read from (Dataflow refresh)
     feature_refresh_seconds: float = 0.0  # > 0: periodic re-read of the served dates' feature rows
+    game_dates: Mapping[str, dt.date] = {}  # game_id -> game_date (injury routing), from the feature rows
+    schedule: tuple = ()  # the served dates' schedule events read at launch (ScheduleEvent)
+    scoring_timeout_s: float | None = None  # None: windows.SCORING_TIMEOUT_S
 
     @property
     def dates(self) -> list[dt.date]:
@@ -101,7 +105,9 @@ class RefreshFeatureRows(beam.PTransform):
 def build_stream_pipeline(p: beam.Pipeline, plan: StreamPlan, messages=None,
                           feature_ticks=None) -> dict[str, beam.PCollection]:
     """Builds the streaming graph on ``p``; returns ``events``, ``changes`` (DateChanges),
-    ``player_games``, ``scored``, ``predictions``, ``dead_letters`` and ``change_messages`` (bytes).
+    ``player_games``, ``scored``, the versioned rows ``gate_decisions``, ``line_diagnostics``,
+    ``predictions``, ``consensus`` (stamped with the run id and policy version, as written),
+    ``dead_letters`` and ``change_messages`` (bytes).
 
     ``feature_ticks`` replaces the feature refresh's PeriodicImpulse (tests); the refresh is wired when
     ``plan.feature_refresh_seconds > 0`` and ``plan.inputs`` is set (``props stream`` does so on Dataflow).
@@ -128,9 +134,14 @@ def build_stream_pipeline(p: beam.Pipeline, plan: StreamPlan, messages=None,
         policy=plan.policy, models=plan.models, date_plans=plan.date_plans, model_handler=plan.model_handler,
         players_by_game=plan.players_by_game, history=plan.history, debounce_seconds=plan.debounce_seconds,
         published=plan.published, run_id=plan.run_id, initial=initial,
-        clock=plan.clock)
+        clock=plan.clock, game_dates=plan.game_dates, launch_schedule=plan.schedule,
+        scoring_timeout_s=plan.scoring_timeout_s)
     dead = (parsed[pubsub.DEAD], out["dead_letters"]) | "AllDeadLetters" >> beam.Flatten()
-    messages_out = {"changes": out["changes"], "dead_letters": dead} | "WriteOutputs" >> (
+    versioned = {
+        table: out[table] | f"Stamp_{table}" >> beam.Map(stamp, plan.run_id, plan.policy.version)
+        for table in VERSIONED_TABLES
+    }
+    messages_out = {"changes": out["changes"], "dead_letters": dead, **versioned} | "WriteOutputs" >> (
         stream_sinks.WriteStreamOutputs(
             warehouse_uri=plan.warehouse, exports_uri=plan.exports,
             picks_changes_topic=plan.picks_changes_topic,
@@ -138,6 +149,5 @@ def build_stream_pipeline(p: beam.Pipeline, plan: StreamPlan, messages=None,
             history=plan.history, run_id=plan.run_id))
     return {
         "events": events, "changes": out["changes"], "player_games": out["player_games"],
-        "scored": out["scored"], "predictions": out["predictions"], "dead_letters": dead,
-        "change_messages": messages_out,
+        "scored": out["scored"], **versioned, "dead_letters": dead, "change_messages": messages_out,
     }

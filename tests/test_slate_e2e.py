@@ -147,7 +147,8 @@ def _corrupt(season: Path, target: Path) -> dict[str, int]:
     odds_dir = d / "odds" / f"game_date={GAME_DATE}"
     good = next(odds_dir.glob("*.parquet")).read_bytes()
     (odds_dir / "part-00009.parquet").write_bytes(good[: len(good) // 3])
-    # 4. odds for an unknown player and an unknown game, and an absurd line (a diagnostic, not a dead letter).
+    # 4. odds for a player without a feature row (gated no_features_available, not a dead letter), for an
+    # unknown game, and an absurd line (a diagnostic, not a dead letter).
     table = pq.read_table(next(iter(sorted(odds_dir.glob("part-00000.parquet")))))
     row = table.slice(0, 1).to_pylist()[0]
     ghost = dict(row, player_lookup="ghostplayer", player_name="Ghost Player")
@@ -170,6 +171,9 @@ def test_bad_input_becomes_dead_letters_and_the_run_completes(season_dir, tmp_pa
     rejects = con.execute(
         "SELECT reason FROM line_diagnostics WHERE code = 'LINE_SANITY_REJECT' AND book = 'zzbook'"
     ).fetchall()
+    ghost = con.execute(
+        "SELECT viable, reason FROM gate_decisions WHERE player_lookup = 'ghostplayer'"
+    ).fetchall()
     con.close()
     by_step: dict[str, int] = {}
     for _source, step, _error in dead:
@@ -177,15 +181,10 @@ def test_bad_input_becomes_dead_letters_and_the_run_completes(season_dir, tmp_pa
     assert by_step == expected, dead
     assert counts["dead_letters"] == len(dead) == sum(expected.values())
     errors = " | ".join(e for _, _, e in dead)
-    assert "unknown game '20260113_AAA_BBB'" in errors
     # A lined player with no feature row is part of the universe, gated (domain.md section 4), not a dead
     # letter: he may be a new call-up.
-    assert "ghostplayer" not in errors
-    con = duckdb.connect(str(tmp_path / "props.duckdb"), read_only=True)
-    ghost = con.execute(
-        "SELECT reason, viable, has_line FROM gate_decisions WHERE player_lookup = 'ghostplayer'").fetchall()
-    con.close()
-    assert ghost == [("no_features_available", False, True)]
+    assert "ghostplayer" not in errors and "unknown game '20260113_AAA_BBB'" in errors
+    assert ghost == [(False, "no_features_available")]
     assert "report_ts" in errors  # the mistyped field is named
     assert any(s == "injuries" for s, _, _ in dead) and any(s == "schedule" for s, _, _ in dead)
     assert rejects and "range" in rejects[0][0]

@@ -18,7 +18,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 
-from pipeline.commands.stream import initial_state, player_contexts
+from pipeline.commands.stream import initial_state, routing
+from pipeline.domain.context import player_contexts
 from pipeline.domain.schedule import DatePlan
 from pipeline.io.pubsub import message_for
 from pipeline.policy import load_policy
@@ -30,6 +31,10 @@ from tests import slate_fixtures as fx
 
 G1, G2, G3 = fx.GAME_ID, "20260222_NYK_MIA", "20260222_DEN_PHX"
 TIP3 = fx.AS_OF - dt.timedelta(minutes=150)
+# The scoring join's processing-time timer, on TestStream's processing clock (zero_clock: it starts at 0
+# and moves only with advance_processing_time, not with the work): beyond every advance of the script, so
+# a complete set is never raced by it; the incomplete-set test advances past it on purpose.
+SCORING_TIMEOUT_TEST_S = 1000.0
 COLLECTED: dict[str, list] = {}  # the DirectRunner runs in this process: outputs are collected here
 
 
@@ -74,9 +79,10 @@ def outputs():
         run_id="stream-test", policy=load_policy(None), models=models,
         model_handler=build_keyed_handler(specs),
         date_plans={fx.GAME_DATE: DatePlan(**{**plan_date._asdict(), "run_mode": "RETRY"})},
-        players_by_game={G1: ("alpha", "delta"), G2: ("gamma",), G3: ("eps",)},
+        players_by_game=routing(features)[0], game_dates=routing(features)[1],
         initial=tuple(initial_state(features, contexts)), history={}, published={}, debounce_seconds=0.5,
-        subscription=None, picks_changes_topic=None, warehouse=None, exports=None, clock=zero_clock)
+        subscription=None, picks_changes_topic=None, warehouse=None, exports=None, clock=zero_clock,
+        scoring_timeout_s=SCORING_TIMEOUT_TEST_S)
     stream = (
         TestStream()
         .advance_watermark_to(0)
@@ -154,9 +160,13 @@ def test_tipoff_locks_and_late_update_changes_nothing(outputs):
 
 def test_only_changed_player_games_are_rescored(outputs):
     keys = [split_key(pg.key) for pg in outputs["player_games"]]
-    # alpha: 4 line moves -> 4 emissions; eps: one emission, none after tip-off.
-    assert sorted(s for k, s in keys if k.endswith("|alpha")) == [1, 2, 3, 4]
-    assert [s for k, s in keys if k.endswith("|eps")] == [1]
+    # alpha: scored without a line first (NO_LINE, like batch), then 4 line moves -> 5 emissions;
+    # eps: no line, then its line; none after tip-off.
+    assert sorted(s for k, s in keys if k.endswith("|alpha")) == [1, 2, 3, 4, 5]
+    assert sorted(s for k, s in keys if k.endswith("|eps")) == [1, 2]
+    alpha = [pg for pg in outputs["player_games"] if pg.player_lookup == "alpha"]
+    first = min(alpha, key=lambda pg: pg.version)
+    assert first.book.line is None
 
 
 def test_malformed_messages_become_dead_letters_and_the_job_goes_on(outputs):

@@ -56,7 +56,7 @@ def test_gate_reasons_diagnostics_and_dead_letters():
         fx.odds("alpha", "draftkings", 22.5),
         fx.odds("alpha", "betmgm", 150.5),  # absurd line -> LINE_SANITY_REJECT
         fx.odds("gamma", "draftkings", 18.5),
-        fx.odds("ghost", "draftkings", 10.5),  # unknown player -> dead letter
+        fx.odds("ghost", "draftkings", 10.5),  # lined, no feature row -> gated no_features_available
         fx.odds("alpha", "draftkings", 20.5, game_id="20260222_NYK_CHI"),  # unknown game -> dead letter
     ]
     with TestPipeline(options=OPTIONS) as p:
@@ -71,6 +71,7 @@ def test_gate_reasons_diagnostics_and_dead_letters():
                     ("delta", False, "hard_floor_matchup_45", False),
                     ("eps", False, "zero_tolerance_defaults_2", False),
                     ("zeta", False, "quality_below_threshold_85", False),
+                    ("ghost", False, "no_features_available", True),
                 ]
             ),
             label="Gate",
@@ -84,9 +85,7 @@ def test_gate_reasons_diagnostics_and_dead_letters():
         )
         assert_that(
             out[slate.DEAD] | beam.Map(lambda d: (d.step, d.error.split(":")[0])),
-            equal_to(
-                [("universe", "unknown player 'ghost'"), ("universe", "unknown game '20260222_NYK_CHI'")]
-            ),
+            equal_to([("universe", "unknown game '20260222_NYK_CHI'")]),
             label="Dead",
         )
         assert_that(

@@ -11,7 +11,9 @@ The launch resolves everything first (policy, registry, served dates, eligible m
 the dates' feature rows and player contexts from --inputs, the picks already published from the
 warehouse), then runs ``pipeline.stream_graph.build_stream_pipeline`` on the streaming DirectRunner until
 it is killed. Each pick change goes to ``best_bets`` / ``best_bets_history``, the exports and the
-picks-changes topic. In a second terminal: ``props replay --date D`` publishes the day's events.
+picks-changes topic; every new version of a player-game writes its gate decision, line diagnostics,
+predictions and consensus (versioned rows, ``version`` >= 1) like a batch run does (version 0).
+In a second terminal: ``props replay --date D`` publishes the day's events.
 """
 
 from __future__ import annotations
@@ -43,36 +45,20 @@ def served_dates(options, inputs: str, registry) -> list[dt.date]:
     return [today_eastern()]
 
 
-def player_contexts(features: Sequence, box_scores: Sequence) -> dict[str, object]:
-    """pg -> PlayerContext from the player's played box scores strictly before the date, with
-    ``domain.context.player_context`` (the rule the slate's PlayerContextFn applies), read once at launch."""
-    from pipeline.domain import context as context_lib
-    from pipeline.transforms.slate import pg_key
-
-    team_dates: dict[str, set] = defaultdict(set)
-    for b in box_scores:
-        team_dates[b.team_abbr].add(b.game_date)
-    teams = {t: sorted(ds) for t, ds in team_dates.items()}
-    played: dict[str, list] = defaultdict(list)
-    for b in box_scores:
-        if not b.is_dnp:
-            played[b.player_lookup].append(b)
-    out = {}
-    for row in features:
-        history = sorted(played.get(row.player_lookup, []), key=lambda b: (b.game_date, b.game_id))
-        before = [b for b in history if b.game_date < row.game_date]
-        team_last = {}
-        for team in (row.team_abbr, row.opponent_team_abbr):
-            dates = [d for d in teams.get(team, ()) if d < row.game_date]
-            if dates:
-                team_last[team] = dates[-1]
-        out[pg_key(row.game_id, row.player_lookup)] = context_lib.player_context(
-            before, row.game_date, row.opponent_team_abbr, team_last, team_abbr=row.team_abbr)
-    return out
+def routing(features: Sequence) -> tuple[dict[str, tuple[str, ...]], dict[str, dt.date]]:
+    """(game_id -> players with a feature row, game_id -> game_date) from the served dates' feature rows:
+    the routing of schedule and injury events (dates from the rows, never parsed from a game id)."""
+    players: dict[str, set[str]] = defaultdict(set)
+    dates: dict[str, dt.date] = {}
+    for r in features:
+        players[r.game_id].add(r.player_lookup)
+        dates.setdefault(r.game_id, r.game_date)
+    return {g: tuple(sorted(ps)) for g, ps in players.items()}, dates
 
 
 def initial_state(features: Sequence, contexts: dict, rebuild_events: Sequence = ()) -> list[tuple]:
-    """The launch-time keyed state: (pg, StreamEvent) for each feature row, its context, then the
+    """The launch-time keyed state: (pg, StreamEvent) for each feature row, its context
+    (``contexts``: ``domain.context.player_contexts``, keyed by (game_id, player_lookup)), then the
     rebuild events (typed rows already routed by the graph's own router)."""
     from pipeline.transforms.slate import pg_key
     from pipeline.transforms.streaming import RoutePlayerGamesFn, StreamEvent
@@ -81,13 +67,11 @@ def initial_state(features: Sequence, contexts: dict, rebuild_events: Sequence =
     for r in features:
         key = pg_key(r.game_id, r.player_lookup)
         out.append((key, StreamEvent("features", r)))
-        if key in contexts:
-            out.append((key, StreamEvent("context", contexts[key])))
+        ctx = contexts.get((r.game_id, r.player_lookup))
+        if ctx is not None:
+            out.append((key, StreamEvent("context", ctx)))
     if rebuild_events:
-        players: dict[str, list[str]] = defaultdict(list)
-        for r in features:
-            players[r.game_id].append(r.player_lookup)
-        router = RoutePlayerGamesFn(players)
+        router = RoutePlayerGamesFn(*routing(features))
         router.setup()
         for ev in rebuild_events:
             out.extend(router.process(ev))
@@ -145,19 +129,19 @@ def build_stream_plan(options, *, registry=None, policy=None, warehouse=None, ru
     start = season_start(first)
     box_dates = [start + dt.timedelta(days=i) for i in range((max(plans) - start).days)]
     box_scores, _bdead = read_local(inputs, "box_scores", box_dates)
+    from pipeline.domain.context import player_contexts
+
     contexts = player_contexts(features, box_scores)
     rebuild_as_of = parse_timestamp(stream.rebuild_as_of, "rebuild_as_of")
     rebuild = day_events(inputs, sorted(plans), until=rebuild_as_of)[0] if rebuild_as_of else []
-    players: dict[str, list[str]] = defaultdict(list)
-    for r in features:
-        players[r.game_id].append(r.player_lookup)
+    players_by_game, game_dates = routing(features)
     history = common.graded_history(warehouse, sorted(plans), policy) if warehouse is not None else {}
     published = published_picks(warehouse, sorted(plans)) if warehouse is not None else {}
     project = stream.pubsub_project
     return StreamPlan(
         run_id=run_id or common.new_run_id("stream"), policy=policy, models=infos,
         model_handler=build_keyed_handler(specs), date_plans=plans,
-        players_by_game={g: tuple(sorted(ps)) for g, ps in players.items()},
+        players_by_game=players_by_game, game_dates=game_dates, schedule=tuple(events),
         initial=tuple(initial_state(features, contexts, rebuild)), history=history or {}, published=published,
         debounce_seconds=float(stream.debounce_seconds),
         subscription=pubsub.subscription_path(project, stream.events_subscription),

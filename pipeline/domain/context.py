@@ -3,19 +3,27 @@
 :func:`player_context` summarises one player's box scores of this season strictly before the game
 (minutes, starter role, plus-minus streak, rest, three-point shooting, games vs the opponent, team and
 opponent rest); :func:`team_last_game_dates` gives each team's latest game date, for the rest fields.
-Days of rest are calendar days since the last game (a back-to-back is 1). DNP games do not count as
-games played (minutes, starter, streak, shooting, player rest); they do count for team rest.
+:func:`context_for_row` is the context of one feature row from the player's box scores and the teams'
+game dates, and :func:`player_contexts` the same for many rows at once: the batch DoFn
+(``transforms.slate.PlayerContextFn``) calls the first, the stream's launch (``commands.stream``) the
+second, so both compute the same contexts.
+Days of rest are calendar days since the last game (a back-to-back is 1). DNP games
+(``domain.grading.is_dnp``, the one DNP rule) do not count as games played (minutes, starter, streak,
+shooting, player rest); they do count for team rest.
 Any field is None when its inputs are unknown. Pure functions: no Beam, no I/O.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import statistics
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from pipeline.schemas import BoxScore
+from pipeline.domain.grading import is_dnp
+from pipeline.schemas import BoxScore, FeatureRow
 
 
 class PlayerContext(NamedTuple):
@@ -91,7 +99,7 @@ def player_context(
     if late:
         raise ValueError(f"player_context: history of {late[0].player_lookup} has a game on "
                          f"{late[0].game_date}, not before {game_date}")
-    played = [b for b in rows if not b.is_dnp]
+    played = [b for b in rows if not is_dnp(b)]
     with_min = [b for b in played if b.minutes is not None]
     last = played[-1] if played else None
     if team_abbr is None and rows:
@@ -128,3 +136,42 @@ def player_context(
         team_days_rest=rest(team_abbr),
         opponent_days_rest=rest(opponent_team_abbr),
     )
+
+
+def team_game_dates(box_scores: Iterable[BoxScore]) -> dict[str, tuple[dt.date, ...]]:
+    """{team_abbr: its sorted game dates} from box scores (DNP rows count: the team played)."""
+    dates: dict[str, set[dt.date]] = defaultdict(set)
+    for b in box_scores:
+        if b.team_abbr:
+            dates[b.team_abbr].add(b.game_date)
+    return {t: tuple(sorted(ds)) for t, ds in dates.items()}
+
+
+def context_for_row(
+    row: FeatureRow, box_scores: Iterable[BoxScore], team_dates: Mapping[str, Sequence[dt.date]]
+) -> PlayerContext:
+    """The context of one feature row: the player's box scores strictly before ``row.game_date`` (any
+    order, later ones and other players' are ignored), the team and opponent rest from ``team_dates``
+    (:func:`team_game_dates`)."""
+    history = [b for b in box_scores if b.player_lookup == row.player_lookup and b.game_date < row.game_date]
+    team_last = {}
+    for team in (row.team_abbr, row.opponent_team_abbr):
+        dates = team_dates.get(team, ()) if team else ()
+        i = bisect.bisect_left(dates, row.game_date)
+        if i > 0:
+            team_last[team] = dates[i - 1]
+    return player_context(history, row.game_date, row.opponent_team_abbr, team_last, team_abbr=row.team_abbr)
+
+
+def player_contexts(
+    features: Iterable[FeatureRow], box_scores: Iterable[BoxScore]
+) -> dict[tuple[str, str], PlayerContext]:
+    """{(game_id, player_lookup): context} for every feature row (:func:`context_for_row`), reading the
+    box scores once."""
+    box_scores = list(box_scores)
+    teams = team_game_dates(box_scores)
+    by_player: dict[str, list[BoxScore]] = defaultdict(list)
+    for b in box_scores:
+        by_player[b.player_lookup].append(b)
+    return {(r.game_id, r.player_lookup): context_for_row(r, by_player.get(r.player_lookup, ()), teams)
+            for r in features}

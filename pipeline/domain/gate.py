@@ -3,7 +3,8 @@
 :func:`universe_exclusion` says why a player-game is outside the slate's universe (schedule status,
 tip-off already passed, injury ``out``/``doubtful`` in any case) or None; :func:`gate` applies the
 quality-gate table, first matching rule wins, and returns (viable, reason) with the documented reason
-strings; :func:`latest_injury_status` picks the injury status in force at the decision time.
+strings; :func:`decide_player_game` composes the two (the one decision batch and stream both make);
+:func:`latest_injury_status` picks the injury status in force at the decision time.
 """
 
 from __future__ import annotations
@@ -79,6 +80,30 @@ def gate(feature_row: FeatureRow | None, run_mode: str, policy: Policy) -> tuple
     if score is not None and score >= threshold:
         return True, "quality_sufficient"
     return False, f"quality_below_threshold_{_num(threshold)}"
+
+
+def decide_player_game(
+    feature_row: FeatureRow | None,
+    *,
+    game_status: str | None,
+    tipoff_utc: dt.datetime | None,
+    as_of: dt.datetime,
+    injury_status: str | None,
+    run_mode: str,
+    policy: Policy,
+) -> tuple[bool, str]:
+    """The gate decision of one player-game at ``as_of``: (viable, reason).
+
+    The universe first (:func:`universe_exclusion`: schedule, tip-off, injury), then the quality gate
+    (:func:`gate`, ``no_features_available`` for a lined player without a feature row). Whether the
+    player has a line does not decide viability: a viable player without one is scored ``NO_LINE``
+    (domain.md section 3). Batch (``transforms.slate.JoinPlayerGameFn``) and stream
+    (``transforms.streaming.PlayerGameStateFn``) both call this and nothing else.
+    """
+    exclusion = universe_exclusion(game_status, tipoff_utc, as_of, injury_status, policy)
+    if exclusion is not None:
+        return False, exclusion
+    return gate(feature_row, run_mode, policy)
 
 
 def latest_injury_status(reports: Iterable[InjuryReport], as_of: dt.datetime) -> str | None:

@@ -65,8 +65,37 @@ def sanity_reason(snap: OddsSnapshot, as_of: dt.datetime, policy: Policy) -> tup
         return "invalid_price", f"over={snap.over_price} under={snap.under_price}"
     age_h = (as_of - snap.snapshot_ts).total_seconds() / 3600.0
     if age_h > policy.staleness_hours:
-        return "stale", f"age_hours={age_h:.2f} > {policy.staleness_hours}"
+        # The value names the limit, not the age: a diagnostic changes when the book turns stale, not with
+        # every tick of the clock (the stream writes a new version only when something changed).
+        return "stale", f"older than {_num_text(policy.staleness_hours)} h"
     return None
+
+
+def _num_text(x: float) -> str:
+    return str(int(x)) if float(x) == int(x) else str(x)
+
+
+def split_player_game(
+    snapshots: Iterable[OddsSnapshot], game_date: dt.date, game_id: str, player_lookup: str
+) -> tuple[list[OddsSnapshot], list[tuple[OddsSnapshot, str]]]:
+    """(snapshots of this player-game, [(stray snapshot, reason)]) for the line book of one player-game.
+
+    A snapshot whose ``game_date`` (or game id / player) differs from the player-game's is a stray row:
+    it is rejected on its own (the caller dead-letters it with the reason) and the line book is built from
+    the rest, so one bad row never costs the player-game its pick.
+    """
+    kept: list[OddsSnapshot] = []
+    stray: list[tuple[OddsSnapshot, str]] = []
+    for s in snapshots:
+        if s.game_id != game_id or s.player_lookup != player_lookup:
+            stray.append((s, f"odds row of {s.game_id}|{s.player_lookup} grouped with "
+                             f"{game_id}|{player_lookup}"))
+        elif s.game_date != game_date:
+            stray.append((s, f"odds row game_date {s.game_date} differs from the game's date {game_date} "
+                             f"({game_id})"))
+        else:
+            kept.append(s)
+    return kept, stray
 
 
 def build_line_book(

@@ -57,7 +57,7 @@ import apache_beam as beam
 from pipeline import schemas
 from pipeline.io import cloud
 from pipeline.io.parse import ParseError, parse_record, raw_event_time
-from pipeline.io.warehouse import SLATE_TABLES, Warehouse, _check_replace_args, unique_picks
+from pipeline.io.warehouse import SLATE_TABLES, Warehouse, _check_replace_args, unique_picks, version_rows
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +215,22 @@ def upsert_picks_script(project: str, dataset: str, staging: Mapping[str, str]) 
             continue
         target, src = f"`{project}.{dataset}.{t}`", f"`{project}.{dataset}.{staging[t]}`"
         match = " AND ".join(f"s.`{k}` = t.`{k}`" for k in keys[t])
+        lines.append(f"DELETE FROM {target} t WHERE EXISTS (SELECT 1 FROM {src} s WHERE {match});")
+        cols = ", ".join(f"`{c}`" for c in schemas.TABLES[t].row_type._fields)
+        lines.append(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {src};")
+    lines.append("COMMIT TRANSACTION;")
+    return "\n".join(lines)
+
+
+def upsert_versions_script(project: str, dataset: str, staging: Mapping[str, str]) -> str:
+    """The one-transaction script of :meth:`BigQueryWarehouse.upsert_versions`: per table, the staged
+    rows replace the stored rows of the same (game_date, game_id, player_lookup, version)."""
+    lines = ["BEGIN TRANSACTION;"]
+    match = " AND ".join(f"s.`{k}` = t.`{k}`" for k in schemas.VERSION_KEY)
+    for t in schemas.VERSIONED_TABLES:
+        if t not in staging:
+            continue
+        target, src = f"`{project}.{dataset}.{t}`", f"`{project}.{dataset}.{staging[t]}`"
         lines.append(f"DELETE FROM {target} t WHERE EXISTS (SELECT 1 FROM {src} s WHERE {match});")
         cols = ", ".join(f"`{c}`" for c in schemas.TABLES[t].row_type._fields)
         lines.append(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {src};")
@@ -408,6 +424,23 @@ class BigQueryWarehouse(Warehouse):
         finally:
             self.drop(staging.values())
         return len(history)
+
+    def upsert_versions(self, rows_by_table: Mapping[str, Iterable[tuple]]) -> dict[str, int]:
+        """Streaming: stages the versioned rows, then one transaction replaces the stored rows of the same
+        player-game versions (idempotent on (game_date, game_id, player_lookup, version))."""
+        staged = version_rows(rows_by_table)
+        if not staged:
+            return {}
+        tag = uuid.uuid4().hex[:12]
+        staging: dict[str, str] = {}
+        try:
+            for t, (rows, _keys) in staged.items():
+                staging[t] = self.stage(t, rows, tag=tag)
+            self._run_transaction(upsert_versions_script(self.project, self.dataset, staging),
+                                  "versioned rows upsert")
+        finally:
+            self.drop(staging.values())
+        return {t: len(rows) for t, (rows, _keys) in staged.items()}
 
     def insert_run(self, run: schemas.RunRecord) -> None:
         self.append("runs", [run])

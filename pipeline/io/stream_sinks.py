@@ -8,8 +8,13 @@
 * :func:`write_exports` rewrites ``best-bets/{date}.json`` (and ``best-bets/latest.json`` for the
   latest served date) from the date's latest picks with ``pipeline.io.exports`` (withdrawn picks hidden).
 * :func:`change_message` is the JSON published to the picks-changes topic for every change.
+* :class:`WriteVersionsFn` writes the versioned rows of every re-scored player-game (gate decision, line
+  diagnostics, predictions, consensus; ``version`` >= 1) with ``Warehouse.upsert_versions``: the same
+  tables a batch run writes (version 0), idempotent on (game_date, game_id, player_lookup, version), so
+  a replayed version replaces its rows and every pick change can be explained from the rows of the
+  versions before it.
 * :class:`WriteStreamOutputs` wires them: DateChanges -> warehouse + exports -> change messages
-  (``WriteToPubSub``); dead letters are appended to ``dead_letters``.
+  (``WriteToPubSub``); versioned rows -> the four tables; dead letters are appended to ``dead_letters``.
 """
 
 from __future__ import annotations
@@ -132,6 +137,35 @@ class ApplyChangesFn(beam.DoFn):
             yield change_message(c, published_at=now)
 
 
+class WriteVersionsFn(beam.DoFn):
+    """``(table, row)`` versioned rows -> ``Warehouse.upsert_versions`` once per bundle (one transaction).
+
+    Every row of one version of one table is emitted by one upstream call, so it lands in one bundle;
+    the upsert replaces exactly the versions it carries."""
+
+    def __init__(self, warehouse_uri: str):
+        self._uri = warehouse_uri
+
+    def setup(self):
+        self._warehouse = None  # opened lazily (see ApplyChangesFn.setup)
+        self._written = beam.metrics.Metrics.counter("props", "stream_versioned_rows")
+
+    def start_bundle(self):
+        self._rows: dict[str, list] = {}
+
+    def process(self, element):
+        table, row = element
+        self._rows.setdefault(table, []).append(row)
+
+    def finish_bundle(self):
+        if self._rows:
+            if self._warehouse is None:
+                self._warehouse = open_warehouse(self._uri)
+            counts = self._warehouse.upsert_versions(self._rows)
+            self._written.inc(sum(counts.values()))
+            self._rows = {}
+
+
 class AppendDeadLettersFn(beam.DoFn):
     """Appends dead letters to the warehouse (one insert per bundle)."""
 
@@ -163,7 +197,8 @@ class WriteStreamOutputs(beam.PTransform):
       picks_changes_topic: full topic path for the change messages (None: do not publish).
       latest_date: the latest served date (gets ``best-bets/latest.json``).
       policy_version, history, run_id: stamped / shown in the documents.
-    Input: a dict ``{"changes": PCollection[DateChanges], "dead_letters": PCollection[DeadLetter]}``.
+    Input: a dict ``{"changes": PCollection[DateChanges], "dead_letters": PCollection[DeadLetter]}`` and
+      optionally one PCollection of versioned rows per table of ``schemas.VERSIONED_TABLES``.
     Returns: the PCollection of change messages (bytes).
     """
 
@@ -181,6 +216,11 @@ class WriteStreamOutputs(beam.PTransform):
         if self._warehouse_uri:
             _ = pcolls["dead_letters"] | "AppendDeadLetters" >> beam.ParDo(
                 AppendDeadLettersFn(self._warehouse_uri, self._run_id))
+            tagged = [pcolls[t] | f"Tag_{t}" >> beam.Map(lambda r, t=t: (t, r))
+                      for t in schemas.VERSIONED_TABLES if t in pcolls]
+            if tagged:
+                _ = (tagged | "VersionedRows" >> beam.Flatten()
+                     | "WriteVersions" >> beam.ParDo(WriteVersionsFn(self._warehouse_uri)))
         if self._topic:
             from apache_beam.io.gcp.pubsub import WriteToPubSub
 

@@ -20,6 +20,12 @@ The interface (:class:`Warehouse`) every implementation provides, with the same 
     and their ``game_date`` must be one of ``dates``.
 ``append(table, rows) -> int``
     Inserts rows (append-only tables such as ``best_bets_history``).
+``upsert_versions(rows_by_table) -> dict[str, int]``
+    Streaming: writes versioned rows of ``schemas.VERSIONED_TABLES`` (line diagnostics, gate decisions,
+    predictions, consensus of one player-game version) in one transaction, replacing any stored rows of
+    the same ``(game_date, game_id, player_lookup, version)`` in those tables, so a replayed version
+    never duplicates. Rows of version 0 (a batch run's) are refused: only ``replace_dates`` writes them.
+    :func:`latest_versions` keeps the current rows (highest version per player-game) for readers.
 ``insert_run(run)`` / ``finish_run(run_id, finished_at, status, counts_json)``
     The ``runs`` table: one row per run, completed at the end.
 ``query(sql, params=None) -> list[dict]``
@@ -127,6 +133,10 @@ class Warehouse(abc.ABC):
         (pick_id, version) so a redelivered change never duplicates. Returns the history rows written."""
 
     @abc.abstractmethod
+    def upsert_versions(self, rows_by_table: Mapping[str, Iterable[tuple]]) -> dict[str, int]:
+        """Streaming: versioned rows (see the module docstring); returns the rows written per table."""
+
+    @abc.abstractmethod
     def insert_run(self, run: schemas.RunRecord) -> None: ...
 
     @abc.abstractmethod
@@ -143,6 +153,37 @@ def unique_picks(picks: Iterable[tuple], history: Iterable[tuple]) -> tuple[list
     """The rows an ``upsert_picks`` writes: one per pick_id (the last given), one per (pick_id, version)."""
     unique = sorted({p.pick_id: p for p in picks}.values(), key=lambda p: p.pick_id)
     return unique, list({(h.pick_id, h.version): h for h in history}.values())
+
+
+def latest_versions(rows: Iterable[tuple]) -> list[tuple]:
+    """The current rows of a versioned table: per player-game (game_date, game_id, player_lookup), only the
+    rows of its highest ``version`` (a batch run's rows are version 0, the stream's 1, 2, ...). Readers
+    that want one answer per player-game (grading, exports, reports) filter with this."""
+    rows = list(rows)
+    top: dict[tuple, int] = {}
+    for r in rows:
+        k = (r.game_date, r.game_id, r.player_lookup)
+        top[k] = max(top.get(k, 0), r.version or 0)
+    return [r for r in rows if (r.version or 0) == top[(r.game_date, r.game_id, r.player_lookup)]]
+
+
+def version_rows(rows_by_table: Mapping[str, Iterable[tuple]]) -> dict[str, tuple[list, list[tuple]]]:
+    """Checks the rows of an ``upsert_versions`` call: per table (its rows, the distinct version keys
+    ``(game_date, game_id, player_lookup, version)`` they cover). ValueError for a table that is not
+    versioned or a row of version 0 / None."""
+    out: dict[str, tuple[list, list[tuple]]] = {}
+    for table, rows in rows_by_table.items():
+        if table not in schemas.VERSIONED_TABLES:
+            raise ValueError(f"table {table!r} is not versioned; expected one of {schemas.VERSIONED_TABLES}")
+        rows = list(rows)
+        keys: set[tuple] = set()
+        for r in rows:
+            if not r.version:
+                raise ValueError(f"{table}: a streamed row needs a version >= 1, got {r.version!r}")
+            keys.add(tuple(getattr(r, k) for k in schemas.VERSION_KEY))
+        if rows:
+            out[table] = (rows, sorted(keys, key=str))
+    return out
 
 
 def _check_replace_args(dates: list[dt.date], rows_by_table: Mapping[str, Iterable[tuple]],
@@ -337,6 +378,34 @@ class DuckDBWarehouse(Warehouse):
                 con.execute("ROLLBACK")
                 raise
         return len(history)
+
+
+    def upsert_versions(self, rows_by_table: Mapping[str, Iterable[tuple]]) -> dict[str, int]:
+        staged = version_rows(rows_by_table)
+        if not staged:
+            return {}
+        for t, (rows, _keys) in staged.items():
+            rows_to_arrow(t, rows)  # type errors before the lock
+        key_schema = pa.schema([pa.field("game_date", pa.date32()), pa.field("game_id", pa.string()),
+                                pa.field("player_lookup", pa.string()), pa.field("version", pa.int64())])
+        match = " AND ".join(f't."{k}" = k."{k}"' for k in schemas.VERSION_KEY)
+        counts: dict[str, int] = {}
+        with self._connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for t, (rows, keys) in staged.items():
+                    view = f"_keys_{t}"
+                    con.register(view, pa.table(list(zip(*keys, strict=True)), schema=key_schema))
+                    try:
+                        con.execute(f'DELETE FROM "{t}" t USING "{view}" k WHERE {match}')
+                    finally:
+                        con.unregister(view)
+                    counts[t] = self._insert(con, t, rows)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return counts
 
 
 def open_warehouse(uri: str, **kwargs: Any) -> Warehouse:

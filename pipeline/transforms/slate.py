@@ -31,6 +31,7 @@ from pipeline.domain import gate as gate_lib
 from pipeline.domain import linebook as linebook_lib
 from pipeline.domain import scoring as scoring_lib
 from pipeline.domain import selection as selection_lib
+from pipeline.domain.grading import is_dnp
 from pipeline.domain.schedule import DatePlan
 from pipeline.policy import Policy
 from pipeline.schemas import (
@@ -67,6 +68,8 @@ class PlayerGame(NamedTuple):
     book: LineBook
     context: object  # pipeline.domain.context.PlayerContext | None
     tipoff_utc: dt.datetime | None
+    version: int = 0  # batch: 0; stream: the player-game's version (its n-th change), stamped on its rows
+    scored_at: dt.datetime | None = None  # stream: the event time the version was decided at
 
 
 class Scored(NamedTuple):
@@ -183,27 +186,19 @@ class TeamRestFn(beam.DoFn):
 
 
 class PlayerContextFn(beam.DoFn):
-    """Per player: context of each of his feature rows from his box scores strictly before that date."""
+    """Per player: context of each of his feature rows (``domain.context.context_for_row``: box scores
+    strictly before that date, DNP games by ``domain.grading.is_dnp``)."""
 
     def process(self, element, team_dates):
         player, grouped = element
         rows: list[FeatureRow] = _flatten(grouped["features"])
-        # A player with a feature row or a box score this season is known (odds for anyone else are a
-        # dead letter, not a silent drop).
+        # Kept for callers that still pass it; a lined player without a feature row is gated, not rejected.
         yield beam.pvalue.TaggedOutput(KNOWN_PLAYERS, (player, True))
         if not rows:
             return
-        history = sorted(_flatten(grouped["box_scores"]), key=lambda b: (b.game_date, b.game_id))
+        history = _flatten(grouped["box_scores"])
         for row in rows:
-            before = [b for b in history if b.game_date < row.game_date]
-            team_last = {}
-            for team in (row.team_abbr, row.opponent_team_abbr):
-                dates = [d for d in team_dates.get(team, ()) if d < row.game_date]
-                if dates:
-                    team_last[team] = dates[-1]
-            ctx = context_lib.player_context(
-                before, row.game_date, row.opponent_team_abbr, team_last, team_abbr=row.team_abbr
-            )
+            ctx = context_lib.context_for_row(row, history, team_dates)
             yield pg_key(row.game_id, row.player_lookup), ctx
 
 
@@ -215,7 +210,7 @@ class ComputePlayerContexts(beam.PTransform):
 
     def expand(self, pcolls):
         features, box_scores = pcolls["features"], pcolls["box_scores"]
-        played = box_scores | "PlayedOnly" >> beam.Filter(lambda b: not b.is_dnp)
+        played = box_scores | "PlayedOnly" >> beam.Filter(lambda b: not is_dnp(b))
         team_dates = (
             box_scores
             | "TeamGameDates" >> beam.ParDo(GroupInBundleFn(_team_date))
@@ -241,8 +236,51 @@ class ComputePlayerContexts(beam.PTransform):
 # --------------------------------------------------------------------------------------------
 
 
+def gate_decision_row(
+    game_date: dt.date,
+    game_id: str,
+    player: str,
+    run_mode: str,
+    decision: tuple[bool, str],
+    feature_row: FeatureRow | None,
+    book: LineBook,
+    *,
+    version: int = 0,
+    scored_at: dt.datetime | None = None,
+) -> GateDecision:
+    """The ``gate_decisions`` row of one decision (batch: version 0; stream: the player-game's version)."""
+    viable, reason = decision
+    return GateDecision(
+        game_date=game_date,
+        game_id=game_id,
+        player_lookup=player,
+        run_mode=run_mode,
+        viable=viable,
+        reason=reason,
+        feature_quality_score=feature_row.feature_quality_score if feature_row else None,
+        team_abbr=feature_row.team_abbr if feature_row else None,
+        has_line=book.line is not None,
+        version=version,
+        scored_at=scored_at,
+    )
+
+
+def stray_odds_dead_letters(stray: Iterable[tuple[OddsSnapshot, str]], step: str) -> list[DeadLetter]:
+    """One dead letter per stray odds row (``linebook.split_player_game``), with its reason."""
+    return [
+        dead_letter("odds", step, reason, snap._asdict(), event_ts=snap.snapshot_ts, game_date=snap.game_date)
+        for snap, reason in stray
+    ]
+
+
 class JoinPlayerGameFn(beam.DoFn):
-    """One player-game's odds, feature row and context -> line book, gate decision, PlayerGame."""
+    """One player-game's odds, feature row and context -> line book, gate decision, PlayerGame.
+
+    A lined player without a feature row is in the universe (domain.md section 4): he gets the gate
+    decision ``no_features_available``, his line book and diagnostics. Odds of a game that is not on the
+    schedule are a dead letter; so is a stray odds row whose ``game_date`` is not the game's (only that
+    row: the line book is built from the others).
+    """
 
     def __init__(self, plans: Mapping[dt.date, DatePlan], policy: Policy):
         self._plans = dict(plans)
@@ -255,7 +293,7 @@ class JoinPlayerGameFn(beam.DoFn):
         self._viable = _counter("viable")
         self._dead = _counter("dead_letters")
 
-    def process(self, element, injuries, known_players):
+    def process(self, element, injuries, known_players=None):
         key, grouped = element
         odds: list[OddsSnapshot] = _flatten(grouped["odds"])
         features: list[FeatureRow] = grouped["features"]
@@ -277,11 +315,10 @@ class JoinPlayerGameFn(beam.DoFn):
                 )
         feature_row = features[-1] if features else None
         game = self._games.get(game_id)
-        game_date = game.game_date if game else (feature_row.game_date if feature_row else odds[0].game_date)
-        plan = self._plans.get(game_date)
-        if plan is None:  # a game of another date than this run's (e.g. the new date of a postponement)
-            return
         if game is None:
+            game_date = feature_row.game_date if feature_row else min(o.game_date for o in odds)
+            if game_date not in self._plans:  # a game of another date (e.g. the new date of a postponement)
+                return
             self._dead.inc()
             source = "odds" if odds else "features"
             sample = (odds[0] if odds else feature_row)._asdict()
@@ -296,69 +333,44 @@ class JoinPlayerGameFn(beam.DoFn):
                 ),
             )
             return
-        if feature_row is None and player not in known_players:
-            self._dead.inc()
-            yield beam.pvalue.TaggedOutput(
-                DEAD,
-                dead_letter(
-                    "odds",
-                    "universe",
-                    f"unknown player {player!r}: no feature row and no box score this season",
-                    odds[0]._asdict(),
-                    event_ts=odds[0].snapshot_ts,
-                    game_date=game_date,
-                ),
-            )
+        game_date = game.game_date
+        plan = self._plans.get(game_date)
+        if plan is None:
             return
+        odds, stray = linebook_lib.split_player_game(odds, game_date, game_id, player)
+        for row in stray_odds_dead_letters(stray, "line_book"):
+            self._dead.inc()
+            yield beam.pvalue.TaggedOutput(DEAD, row)
+        if feature_row is None and not odds:
+            return  # nothing but stray rows: not in the universe
 
         prev_close = feature_row.prev_game_closing_line if feature_row else None
-        try:
-            book, diagnostics = linebook_lib.build_line_book(
-                odds,
-                plan.as_of,
-                self._policy,
-                prev_game_closing_line=prev_close,
-                key=(game_date, game_id, player),
-            )
-        except ValueError as exc:
-            self._dead.inc()
-            yield beam.pvalue.TaggedOutput(
-                DEAD,
-                dead_letter(
-                    "odds", "line_book", str(exc), [o._asdict() for o in odds[:5]], game_date=game_date
-                ),
-            )
-            return
+        book, diagnostics = linebook_lib.build_line_book(
+            odds,
+            plan.as_of,
+            self._policy,
+            prev_game_closing_line=prev_close,
+            key=(game_date, game_id, player),
+        )
         for diag in diagnostics:
             yield beam.pvalue.TaggedOutput(DIAGNOSTICS, diag)
 
         self._universe.inc()
-        has_line = book.line is not None
-        if has_line:
+        if book.line is not None:
             self._lined.inc()
-        injury = injuries.get(f"{game_date.isoformat()}|{player}")
-        exclusion = gate_lib.universe_exclusion(
-            game.status, game.tipoff_utc, plan.as_of, injury, self._policy
+        decision = gate_lib.decide_player_game(
+            feature_row,
+            game_status=game.status,
+            tipoff_utc=game.tipoff_utc,
+            as_of=plan.as_of,
+            injury_status=injuries.get(f"{game_date.isoformat()}|{player}"),
+            run_mode=plan.run_mode,
+            policy=self._policy,
         )
-        if exclusion is not None:
-            viable, reason = False, exclusion
-        else:
-            viable, reason = gate_lib.gate(feature_row, plan.run_mode, self._policy)
         yield beam.pvalue.TaggedOutput(
-            GATE,
-            GateDecision(
-                game_date=game_date,
-                game_id=game_id,
-                player_lookup=player,
-                run_mode=plan.run_mode,
-                viable=viable,
-                reason=reason,
-                feature_quality_score=feature_row.feature_quality_score if feature_row else None,
-                team_abbr=feature_row.team_abbr if feature_row else None,
-                has_line=has_line,
-            ),
+            GATE, gate_decision_row(game_date, game_id, player, plan.run_mode, decision, feature_row, book)
         )
-        if not viable:
+        if not decision[0]:
             return
         self._viable.inc()
         yield PlayerGame(
@@ -380,8 +392,8 @@ class JoinPlayerGames(beam.PTransform):
     Args:
       plans: the run's DatePlans by game_date (decision time, run mode, games).
       policy: the selection policy.
-    Input: a dict ``{"odds", "features", "contexts", "injuries", "known_players"}`` of PCollections
-      (injuries as ``("date|player", status)`` pairs, known_players as ``(player, True)`` pairs).
+    Input: a dict ``{"odds", "features", "contexts", "injuries"}`` of PCollections (injuries as
+      ``("date|player", status)`` pairs); a ``known_players`` entry is accepted and ignored.
     Returns: a DoOutputsTuple: main (PlayerGame), ``gate_decisions``, ``line_diagnostics``, ``dead_letters``.
     """
 
@@ -402,7 +414,6 @@ class JoinPlayerGames(beam.PTransform):
             >> beam.ParDo(
                 JoinPlayerGameFn(self._plans, self._policy),
                 injuries=beam.pvalue.AsDict(pcolls["injuries"]),
-                known_players=beam.pvalue.AsDict(pcolls["known_players"]),
             ).with_outputs(GATE, DIAGNOSTICS, DEAD, main="player_games")
         )
 
@@ -442,7 +453,7 @@ class InferenceFailureFn(beam.DoFn):
 
     def process(self, element):
         batch, exc = element
-        error = exc if isinstance(exc, str) else format_exception(exc)
+        error = inference_error_text(exc)
         items = (
             batch if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], tuple) else [batch]
         )
@@ -453,65 +464,154 @@ class InferenceFailureFn(beam.DoFn):
                 model_id = item[0]
                 if isinstance(item[1], tuple) and item[1]:
                     key = item[1][0]
-            game_date = None
-            if isinstance(key, str):
-                try:
-                    game_date = dt.datetime.strptime(key[:8], "%Y%m%d").date()
-                except ValueError:
-                    game_date = None
-            yield dead_letter(
-                "models", "inference", error, {"model_id": model_id, "pg_key": key}, game_date=game_date
-            )
+            # No date is read from the key's game id (it may look like a date and not be one); the
+            # incomplete model set that follows is dead-lettered with its date by the scoring join.
+            yield dead_letter("models", "inference", error, {"model_id": model_id, "pg_key": key})
+
+
+def inference_error_text(exc: object) -> str:
+    """The error of a failed inference batch: Beam hands over an exception, a string, or (as Beam 2.77's
+    ``with_exception_handling`` does) a tuple ``(exception type, repr, traceback lines)``."""
+    if isinstance(exc, BaseException):
+        return format_exception(exc)
+    if isinstance(exc, tuple) and len(exc) >= 2 and isinstance(exc[1], str):
+        return exc[1]
+    return str(exc)
+
+
+class ScoredVersion(NamedTuple):
+    """The outcome of scoring one player-game version with the date's eligible models."""
+
+    predictions: tuple  # Prediction, one per expected model (empty when incomplete)
+    consensus: Consensus | None  # None when incomplete
+    missing: tuple[str, ...]  # expected models without a raw prediction (non-empty: a dead letter)
+
+
+def score_player_game(
+    pg: PlayerGame,
+    raws: Iterable[tuple[str, float]],
+    expected: Sequence[str],
+    models: Mapping[str, ModelInfo],
+    policy: Policy,
+) -> ScoredVersion:
+    """Predictions and consensus of one player-game from every expected model's raw prediction.
+
+    The one scoring rule of batch and stream: all or nothing. When a model of ``expected`` (the date's
+    eligible models) has no raw prediction the version is incomplete: no prediction and no consensus
+    (never a consensus of some of the models); the caller dead-letters it with ``missing``. Rows carry
+    the player-game's ``version`` / ``scored_at``.
+    """
+    by_model = {}
+    for model_id, raw in raws:
+        by_model.setdefault(model_id, raw)
+    missing = tuple(sorted(m for m in expected if m not in by_model))
+    if missing or not expected:
+        return ScoredVersion((), None, missing or ("<no eligible model>",))
+    preds = []
+    for model_id in sorted(expected):
+        m = models[model_id]
+        pred = scoring_lib.make_prediction(
+            float(by_model[model_id]),
+            model_id=m.model_id,
+            family=m.family,
+            feature_set=m.feature_set,
+            min_edge=m.min_edge,
+            feature_row=pg.feature_row,
+            book=pg.book,
+            policy=policy,
+        )
+        preds.append(pred._replace(version=pg.version, scored_at=pg.scored_at))
+    family_of = {m.model_id: m.family for m in models.values()}
+    cons = consensus_lib.compute_consensus(preds, policy, family_of=family_of)
+    return ScoredVersion(tuple(preds), cons._replace(version=pg.version, scored_at=pg.scored_at), ())
+
+
+def incomplete_dead_letter(pg: PlayerGame | None, key: str, missing: Sequence[str], got: Sequence[str],
+                           why: str) -> DeadLetter:
+    """The dead letter of a player-game version that could not be scored with every expected model."""
+    payload = {"pg_key": key, "missing_models": list(missing), "got_models": sorted(got)}
+    return dead_letter(
+        "models",
+        "scoring",
+        f"incomplete model set for {key}: {why}; missing {', '.join(missing) or '-'}",
+        payload,
+        event_ts=pg.scored_at if pg else None,
+        game_date=pg.game_date if pg else None,
+    )
 
 
 class PredictAndCombineFn(beam.DoFn):
-    """A player-game and every model's raw prediction -> Prediction rows and its Consensus."""
+    """A player-game and every model's raw prediction -> Prediction rows and its Consensus (batch join:
+    the CoGroupByKey is complete by construction; a model whose inference failed makes the set
+    incomplete -> a dead letter, never a partial consensus)."""
 
-    def __init__(self, models: Sequence[ModelInfo], policy: Policy):
+    def __init__(self, models: Sequence[ModelInfo], plans: Mapping[dt.date, DatePlan], policy: Policy):
         self._models = {m.model_id: m for m in models}
-        self._family_of = {m.model_id: m.family for m in models}
+        self._eligible = {d: plan.model_ids for d, plan in plans.items()}
         self._policy = policy
 
     def setup(self):
         self._predictions = _counter("predictions")
+        self._dead = _counter("dead_letters")
 
     def process(self, element):
-        _key, grouped = element
+        key, grouped = element
         pgs: list[PlayerGame] = grouped["player_games"]
+        raws = sorted(grouped["raw"])
         if not pgs:
+            self._dead.inc()
+            yield beam.pvalue.TaggedOutput(
+                DEAD, incomplete_dead_letter(None, key, (), [m for m, _ in raws], "no player-game")
+            )
             return
         pg = pgs[0]
-        raws = sorted(grouped["raw"])
-        preds = []
-        for model_id, raw in raws:
-            m = self._models[model_id]
-            pred = scoring_lib.make_prediction(
-                float(raw),
-                model_id=m.model_id,
-                family=m.family,
-                feature_set=m.feature_set,
-                min_edge=m.min_edge,
-                feature_row=pg.feature_row,
-                book=pg.book,
-                policy=self._policy,
+        out = score_player_game(pg, raws, self._eligible.get(pg.game_date, ()), self._models, self._policy)
+        if out.missing:
+            self._dead.inc()
+            yield beam.pvalue.TaggedOutput(
+                DEAD, incomplete_dead_letter(pg, key, out.missing, [m for m, _ in raws], "inference failed")
             )
-            preds.append(pred)
+            return
+        for pred in out.predictions:
             self._predictions.inc()
             yield beam.pvalue.TaggedOutput(PREDICTIONS, pred)
-        if preds:
-            cons = consensus_lib.compute_consensus(preds, self._policy, family_of=self._family_of)
-            yield Scored(consensus=cons, player_game=pg)
+        yield Scored(consensus=out.consensus, player_game=pg)
+
+
+def raw_by_player_game(kv) -> tuple[str, tuple[str, float]]:
+    """RunInference's ``(model_id, PredictionResult)`` -> ``(pg key, (model_id, raw prediction))``."""
+    return kv[1].example[0], (kv[0], float(np.asarray(kv[1].inference).reshape(-1)[0]))
+
+
+class InferRawPredictions(beam.PTransform):
+    """PlayerGames -> ``(pg key, (model_id, raw))`` for every eligible model (RunInference), and the
+    dead letters of failed inference batches. The scorer of batch and stream alike.
+
+    Returns: a dict ``raw`` and ``dead_letters``.
+    """
+
+    def __init__(self, models, plans, model_handler):
+        super().__init__()
+        self._models, self._plans, self._handler = list(models), plans, model_handler
+
+    def expand(self, player_games):
+        vectors = player_games | "FeatureVectors" >> beam.ParDo(FeatureVectorsFn(self._models, self._plans))
+        results, dlq = vectors | "RunInference" >> RunInference(self._handler).with_exception_handling()
+        failures = dlq.failed_inferences | "InferenceFailures" >> beam.ParDo(InferenceFailureFn())
+        raw = results | "RawByPlayerGame" >> beam.Map(raw_by_player_game)
+        return {"raw": raw, DEAD: failures}
 
 
 class ScorePlayers(beam.PTransform):
-    """Viable PlayerGames -> predictions (every eligible model) and Scored consensus rows.
+    """Viable PlayerGames -> predictions (every eligible model) and Scored consensus rows (batch).
 
     Args:
       models: every enabled registry model that any date of the run may use.
       plans: DatePlans by date (which models are eligible on which date: the leakage guard).
       model_handler: a KeyedModelHandler over those models (models.handler.build_keyed_handler).
       policy: the selection policy.
-    Returns: a DoOutputsTuple: main (Scored), ``predictions``, ``dead_letters``.
+    Returns: a dict: ``scored`` (Scored), ``predictions``, ``dead_letters`` (failed inference batches and
+      player-games whose model set is incomplete: they get no prediction and no consensus).
     """
 
     def __init__(self, models, plans, model_handler, policy):
@@ -519,24 +619,20 @@ class ScorePlayers(beam.PTransform):
         self._models, self._plans, self._handler, self._policy = list(models), plans, model_handler, policy
 
     def expand(self, player_games):
-        vectors = player_games | "FeatureVectors" >> beam.ParDo(FeatureVectorsFn(self._models, self._plans))
-        results, dlq = vectors | "RunInference" >> RunInference(self._handler).with_exception_handling()
-        failures = dlq.failed_inferences | "InferenceFailures" >> beam.ParDo(InferenceFailureFn())
-        raw = results | "RawByPlayerGame" >> beam.Map(
-            lambda kv: (kv[1].example[0], (kv[0], float(np.asarray(kv[1].inference).reshape(-1)[0])))
-        )
+        inferred = player_games | "Infer" >> InferRawPredictions(self._models, self._plans, self._handler)
         combined = (
             {
                 "player_games": player_games | "PlayerGameByKey" >> beam.Map(lambda pg: (pg.key, pg)),
-                "raw": raw,
+                "raw": inferred["raw"],
             }
             | "GroupPredictions" >> beam.CoGroupByKey()
             | "PredictAndCombine"
-            >> beam.ParDo(PredictAndCombineFn(self._models, self._policy)).with_outputs(
-                PREDICTIONS, main="scored"
+            >> beam.ParDo(PredictAndCombineFn(self._models, self._plans, self._policy)).with_outputs(
+                PREDICTIONS, DEAD, main="scored"
             )
         )
-        return {"scored": combined.scored, PREDICTIONS: combined[PREDICTIONS], DEAD: failures}
+        dead = (inferred[DEAD], combined[DEAD]) | "ScoringDeadLetters" >> beam.Flatten()
+        return {"scored": combined.scored, PREDICTIONS: combined[PREDICTIONS], DEAD: dead}
 
 
 # --------------------------------------------------------------------------------------------

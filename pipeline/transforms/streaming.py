@@ -1,20 +1,26 @@
-"""The streaming transforms: per player-game state, per game-date best bets with a debounce, lifecycle.
+"""The streaming transforms: per player-game state, scoring on a complete model set, per game-date best
+bets with a debounce, lifecycle.
 
 Shapes (``pg`` = ``"game_id|player"``)::
 
     StreamEvent --RoutePlayerGames--> (pg, StreamEvent)
-        --PlayerGameStateFn (stateful, per pg)--> PlayerGame (key "pg#seq") when the line book / feature
-                                                   row / gate outcome changed
-                                              + removed:  PlayerGameRemoved (left the universe)
+        --PlayerGameStateFn (stateful, per pg)--> on every change of what a batch run would write for
+                                                   the player-game, a new version n (key "pg#n"):
+                                              + gate_decisions, line_diagnostics (version n)
+                                              + main:     PlayerGame (viable, with or without a line)
+                                              + removed:  PlayerGameRemoved (no longer viable)
                                               + ticks:    GameTick (event-time clock, tip-off, status)
-    PlayerGame --scoring_window--> slate.ScorePlayers (the batch transform, unchanged) --> Scored
+    PlayerGame --slate.InferRawPredictions (RunInference)--> raw predictions
+    PlayerGame + raw --CompleteModelSetFn (stateful, per "pg#n", timer)--> predictions + consensus
+                                              (version n) + Scored, or one dead letter if incomplete
     Scored + removed + ticks --BestBetsStateFn (stateful, per game_date, debounced)--> PickChanges
 
-The player-game state rebuilds the line book with ``linebook.build_line_book`` at ``as_of`` = the
-latest event time it has seen (payload time: snapshot / report / schedule-event time), applies
-``gate.universe_exclusion`` and ``gate.gate`` (run mode ``policy.streaming_run_mode``), and emits a
-PlayerGame only when what the models see changed. The date state selects with the slate's
-``SelectBestBetsFn`` and diffs with ``domain.lifecycle.diff_picks``. No rule is re-implemented here.
+The player-game state rebuilds the line book with ``linebook.build_line_book`` at ``as_of`` = the latest
+event time it has seen (payload time: snapshot / report / schedule-event time) and decides with
+``gate.decide_player_game`` (run mode ``policy.streaming_run_mode``): the same functions, in the same
+order, as the batch ``slate.JoinPlayerGameFn``. Scoring uses the slate's ``score_player_game`` (all
+models or nothing); the date state selects with the slate's ``SelectBestBetsFn`` and diffs with
+``domain.lifecycle.diff_picks``. No rule is re-implemented here.
 """
 
 from __future__ import annotations
@@ -40,12 +46,13 @@ from pipeline.domain import linebook as linebook_lib
 from pipeline.domain.schedule import latest_games
 from pipeline.io.parse import event_time
 from pipeline.policy import Policy
-from pipeline.schemas import FeatureRow, Pick
+from pipeline.schemas import FeatureRow, Pick, ScheduleEvent
 from pipeline.transforms import slate
-from pipeline.transforms.slate import DEAD, PlayerGame, Scored, pg_key
+from pipeline.transforms.slate import DEAD, DIAGNOSTICS, GATE, PREDICTIONS, PlayerGame, Scored, pg_key
 
 REMOVED = "removed"
 TICKS = "ticks"
+CONSENSUS = "consensus"
 EVENT_KINDS: tuple[str, ...] = ("odds", "schedule", "injuries", "features")
 
 
@@ -102,14 +109,18 @@ class RoutePlayerGamesFn(beam.DoFn):
 
     Odds and feature rows name their player-game. A schedule event goes to every player-game of its game
     and an injury report to the player's games of that date, both known at launch from the date's feature
-    rows (``players_by_game``); a player without a feature row is never viable, so nothing is lost.
+    rows (``players_by_game``, ``game_dates``: game_id -> game_date from the rows, never parsed from the
+    id). A lined player without a feature row gets his game's schedule from the launch schedule
+    (``PlayerGameStateFn``) and is gated ``no_features_available``.
     """
 
-    def __init__(self, players_by_game: Mapping[str, Sequence[str]]):
+    def __init__(self, players_by_game: Mapping[str, Sequence[str]], game_dates: Mapping[str, dt.date]):
         self._players_by_game = {g: tuple(ps) for g, ps in players_by_game.items()}
         self._games_by_player_date: dict[tuple[str, dt.date], list[str]] = {}
         for game_id, players in self._players_by_game.items():
-            game_date = dt.datetime.strptime(game_id[:8], "%Y%m%d").date()
+            game_date = game_dates.get(game_id)
+            if game_date is None:
+                continue
             for p in players:
                 self._games_by_player_date.setdefault((p, game_date), []).append(game_id)
 
@@ -156,41 +167,54 @@ _DATE_ENTRIES, _DATE_PUBLISHED = beam.DoFn.StateParam(DATE_ENTRIES), beam.DoFn.S
 _DATE_CLOCK, _DATE_DEBOUNCE = beam.DoFn.StateParam(DATE_CLOCK), beam.DoFn.TimerParam(DATE_DEBOUNCE)
 
 
-def book_signature(book) -> tuple:
-    """What the models and the selection read from the line book (a change here means re-score)."""
-    return (book.line, book.line_book, book.opening_line, book.line_move, book.n_books,
-            book.multi_book_line_std, book.prop_line_delta)
+JOIN_STATE = ReadModifyWriteStateSpec("join", PickleCoder())
+JOIN_TIMEOUT = TimerSpec("timeout", TimeDomain.REAL_TIME)
+_JOIN_STATE, _JOIN_TIMEOUT = beam.DoFn.StateParam(JOIN_STATE), beam.DoFn.TimerParam(JOIN_TIMEOUT)
 
 
 class PlayerGameStateFn(beam.DoFn):
-    """Stateful per player-game: latest snapshot per book, feature row, injuries, schedule -> PlayerGame.
+    """Stateful per player-game: its odds, feature row, injuries, schedule -> versioned decisions.
 
     State (global window): every odds snapshot of the player-game today (the line book needs the opening
     snapshot and the latest per book; a day is a few hundred snapshots), every schedule event of the game
-    and injury report of the player, and ``info`` (feature row, context, event-time ``now``, emission
-    sequence, last signature). On each event the line book is rebuilt at ``as_of = now`` and the gate
-    applied; outputs:
+    and injury report of the player, and ``info`` (feature row, context, event-time ``now``, version
+    counter, last signature). On each event the line book is rebuilt at ``as_of = now`` and
+    ``gate.decide_player_game`` decides, exactly as the batch join does. When anything a batch run would
+    write for the player-game changed (the decision, the line book, its diagnostics, the feature row,
+    the context, the tip-off), the version counter n moves and:
 
-    * main: a PlayerGame (key ``pg#seq``) when the line book signature (line, book, opening, move,
-      n_books, std, prop_line_delta), the feature row or the gate outcome changed and the player-game is
-      viable with a line;
-    * ``removed``: a PlayerGameRemoved when a previously emitted player-game stops being viable (injury
-      out, postponement, tip-off) or loses its line;
+    * ``gate_decisions`` / ``line_diagnostics``: the rows of version n (``scored_at`` = now);
+    * main: a PlayerGame (key ``pg#n``, version n) when viable, with or without a line (without one it
+      is scored NO_LINE and never becomes a pick);
+    * ``removed``: a PlayerGameRemoved when a previously viable player-game stops being viable;
     * ``ticks``: ``(date_iso, GameTick)`` on every event (the date's event-time clock for locking);
-    * ``dead_letters``: a line book that cannot be built.
+    * ``dead_letters``: odds of a game not on the schedule, stray odds rows of another game_date (only
+      the row: the line book is built from the rest).
 
-    State is cleared when the game is final (a ``closed`` marker stays, so late events are ignored).
+    The game's schedule is the launch schedule (``launch_schedule``: the served dates' schedule events
+    read at launch) plus the schedule events received, as of ``now``. State is cleared when the game is
+    final (a ``closed`` marker stays, so late events are ignored).
     """
 
-    def __init__(self, policy: Policy, run_mode: str | None = None):
+    def __init__(self, policy: Policy, run_mode: str | None = None,
+                 launch_schedule: Sequence[ScheduleEvent] = ()):
         self._policy = policy
         self._run_mode = run_mode or policy.streaming_run_mode
+        self._launch_schedule: dict[str, tuple[ScheduleEvent, ...]] = {}
+        for ev in launch_schedule:
+            self._launch_schedule[ev.game_id] = (*self._launch_schedule.get(ev.game_id, ()), ev)
 
     def setup(self):
         self._emitted = slate._counter("stream_player_games_emitted")
+        self._versions = slate._counter("stream_player_game_versions")
         self._unchanged = slate._counter("stream_events_unchanged")
         self._removed = slate._counter("stream_player_games_removed")
         self._dead = slate._counter("dead_letters")
+
+    def _dead_letter(self, row, why: str, now):
+        self._dead.inc()
+        return beam.pvalue.TaggedOutput(DEAD, slate.dead_letter(
+            "odds", "stream_universe", why, row._asdict(), event_ts=now, game_date=row.game_date))
 
     def process(self, element, odds_state=_PG_ODDS, schedule_state=_PG_SCHEDULE, injury_state=_PG_INJURIES,
                 info_state=_PG_INFO):
@@ -200,8 +224,9 @@ class PlayerGameStateFn(beam.DoFn):
         if info["closed"]:
             return
         game_id, player = key.split("|", 1)
+        new_odds = None
         if ev.kind == "odds":
-            odds_state.add(ev.row)
+            new_odds = ev.row
         elif ev.kind == "schedule":
             schedule_state.add(ev.row)
         elif ev.kind == "injuries":
@@ -218,60 +243,71 @@ class PlayerGameStateFn(beam.DoFn):
             info_state.write(info)
             return
 
-        schedule = list(schedule_state.read())
+        schedule = [*self._launch_schedule.get(game_id, ()), *schedule_state.read()]
         game = latest_games(schedule, now).get(game_id)
         feature_row: FeatureRow | None = info["feature_row"]
-        game_date = game.game_date if game else (feature_row.game_date if feature_row else
-                                                 dt.datetime.strptime(game_id[:8], "%Y%m%d").date())
+        if game is None and feature_row is None:
+            if new_odds is not None:  # batch: "unknown game" dead letter; nothing to decide
+                yield self._dead_letter(new_odds, f"unknown game {game_id!r}: not on the schedule at "
+                                                  f"{now.isoformat()}", now)
+            info_state.write(info)
+            return
+        game_date = game.game_date if game else feature_row.game_date
+        if new_odds is not None:
+            kept, stray = linebook_lib.split_player_game([new_odds], game_date, game_id, player)
+            for row in slate.stray_odds_dead_letters(stray, "stream_line_book"):
+                self._dead.inc()
+                yield beam.pvalue.TaggedOutput(DEAD, row)
+            for row in kept:
+                odds_state.add(row)
         date_iso = game_date.isoformat()
         yield beam.pvalue.TaggedOutput(TICKS, (date_iso, GameTick(
             game_id=game_id, tipoff_utc=game.tipoff_utc if game else None,
             status=game.status if game else None, now=now)))
 
         odds = list(odds_state.read())
+        kept, stray = linebook_lib.split_player_game(odds, game_date, game_id, player)
+        if stray:  # stored before the game's date was known: rejected now, once
+            for row in slate.stray_odds_dead_letters(stray, "stream_line_book"):
+                self._dead.inc()
+                yield beam.pvalue.TaggedOutput(DEAD, row)
+            odds_state.clear()
+            for row in kept:
+                odds_state.add(row)
         prev_close = feature_row.prev_game_closing_line if feature_row else None
-        try:
-            book, _diagnostics = linebook_lib.build_line_book(
-                odds, now, self._policy, prev_game_closing_line=prev_close, key=(game_date, game_id, player))
-        except ValueError as exc:
-            self._dead.inc()
-            yield beam.pvalue.TaggedOutput(DEAD, slate.dead_letter(
-                "odds", "stream_line_book", str(exc), [o._asdict() for o in odds[-5:]], event_ts=now,
-                game_date=game_date))
-            info_state.write(info)
-            return
-        injury = gate_lib.latest_injury_status(list(injury_state.read()), now)
-        exclusion = gate_lib.universe_exclusion(
-            game.status if game else None, game.tipoff_utc if game else None, now, injury, self._policy)
-        if exclusion is not None:
-            viable, reason = False, exclusion
+        book, diagnostics = linebook_lib.build_line_book(
+            kept, now, self._policy, prev_game_closing_line=prev_close, key=(game_date, game_id, player))
+        decision = gate_lib.decide_player_game(
+            feature_row, game_status=game.status if game else None,
+            tipoff_utc=game.tipoff_utc if game else None, as_of=now,
+            injury_status=gate_lib.latest_injury_status(list(injury_state.read()), now),
+            run_mode=self._run_mode, policy=self._policy)
+        tipoff = game.tipoff_utc if game else None
+        signature = (decision, book, tuple(diagnostics), feature_row, info["context"], tipoff)
+        if signature == info["signature"]:
+            self._unchanged.inc()
         else:
-            viable, reason = gate_lib.gate(feature_row, self._run_mode, self._policy)
-        if viable and book.line is None:
-            viable, reason = False, "no_prop_line"
-        if viable and info["context"] is None:  # launch-time context not in yet (or no feature row)
-            viable, reason = False, "no_player_context"
-
-        if viable:
-            signature = (reason, book_signature(book), feature_row, game.tipoff_utc)
-            if signature != info["signature"] or not info["emitted"]:
-                info["seq"] += 1
-                info["signature"], info["emitted"] = signature, True
+            info["seq"] += 1
+            seq = info["seq"]
+            info["signature"] = signature
+            self._versions.inc()
+            yield beam.pvalue.TaggedOutput(GATE, slate.gate_decision_row(
+                game_date, game_id, player, self._run_mode, decision, feature_row, book, version=seq,
+                scored_at=now))
+            for d in diagnostics:
+                yield beam.pvalue.TaggedOutput(DIAGNOSTICS, d._replace(version=seq, scored_at=now))
+            if decision[0]:
+                info["emitted"] = True
                 self._emitted.inc()
                 yield PlayerGame(
-                    key=f"{key}#{info['seq']}", game_date=game_date, game_id=game_id, player_lookup=player,
+                    key=f"{key}#{seq}", game_date=game_date, game_id=game_id, player_lookup=player,
                     player_name=book.player_name, feature_row=feature_row, book=book,
-                    context=info["context"], tipoff_utc=game.tipoff_utc)
-            else:
-                self._unchanged.inc()
-        elif info["emitted"]:
-            info["seq"] += 1
-            info["signature"], info["emitted"] = None, False
-            self._removed.inc()
-            yield beam.pvalue.TaggedOutput(REMOVED, (date_iso, PlayerGameRemoved(
-                key=key, game_date=game_date, reason=reason, seq=info["seq"], now=now)))
-        else:
-            self._unchanged.inc()
+                    context=info["context"], tipoff_utc=tipoff, version=seq, scored_at=now)
+            elif info["emitted"]:
+                info["emitted"] = False
+                self._removed.inc()
+                yield beam.pvalue.TaggedOutput(REMOVED, (date_iso, PlayerGameRemoved(
+                    key=key, game_date=game_date, reason=decision[1], seq=seq, now=now)))
 
         if game is not None and game.status in ("final", "cancelled"):
             odds_state.clear()
@@ -279,6 +315,123 @@ class PlayerGameStateFn(beam.DoFn):
             injury_state.clear()
             info = {"closed": True}
         info_state.write(info)
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring join: a player-game version and every expected model's raw prediction
+# --------------------------------------------------------------------------------------------
+
+
+class CompleteModelSetFn(beam.DoFn):
+    """Stateful per emission key ``pg#n``: buffers the PlayerGame and the raw predictions of version n and
+    scores it (``slate.score_player_game``) once every model eligible on its date is in.
+
+    Elements ``(pg#n, ("pg", PlayerGame) | ("raw", (model_id, raw)))``. The first element arms a
+    processing-time timer ``timeout_s`` ahead; if the set is still incomplete when it fires (an inference
+    failed: its own dead letter is already written; or the player-game never arrived), ONE dead letter
+    names the missing models and the state is cleared: never a consensus of some of the models, never a
+    silent drop. A raw prediction arriving after its version was scored starts a new, incomplete set and
+    is dead-lettered the same way (a duplicate is never scored twice).
+
+    Worked timeline (2 models a, b; timeout 10 s of processing time):
+
+        t=0.0  PlayerGame(A#3)  -> state {pg}, timer t=10
+        t=0.2  raw(A#3, a)      -> state {pg, a}
+        t=0.3  raw(A#3, b)      -> complete: 2 predictions + consensus (version 3) + Scored; state cleared
+        t=0.4  PlayerGame(B#1)  -> state {pg}, timer t=10.4
+        t=0.5  raw(B#1, a)      -> state {pg, a}      (model b's batch failed: dead letter from inference)
+        t=10.4 timer            -> dead letter "incomplete model set for B#1 ... missing b"; state cleared
+
+    Outputs: main Scored, ``predictions``, ``consensus``, ``dead_letters``.
+    """
+
+    def __init__(self, models: Sequence[slate.ModelInfo], date_plans: Mapping[dt.date, slate.DatePlan],
+                 policy: Policy, *, timeout_s: float, clock=None):
+        self._models = {m.model_id: m for m in models}
+        self._eligible = {d: tuple(p.model_ids) for d, p in date_plans.items()}
+        self._policy = policy
+        self._timeout = float(timeout_s)
+        self._clock = clock or Timestamp.now
+
+    def setup(self):
+        self._scored = slate._counter("stream_versions_scored")
+        self._predictions = slate._counter("predictions")
+        self._dead = slate._counter("dead_letters")
+
+    def process(self, element, join=_JOIN_STATE, timer=_JOIN_TIMEOUT):
+        key, (tag, value) = element
+        state = join.read()
+        if state is None:
+            state = {"pg": None, "raws": {}}
+            timer.set(self._clock() + self._timeout)
+        if tag == "pg":
+            state["pg"] = value
+        else:
+            model_id, raw = value
+            state["raws"].setdefault(model_id, raw)
+        pg: PlayerGame | None = state["pg"]
+        expected = self._eligible.get(pg.game_date, ()) if pg is not None else None
+        if pg is None or not expected or any(m not in state["raws"] for m in expected):
+            join.write(state)
+            return
+        join.clear()
+        out = slate.score_player_game(pg, state["raws"].items(), expected, self._models, self._policy)
+        self._scored.inc()
+        for pred in out.predictions:
+            self._predictions.inc()
+            yield beam.pvalue.TaggedOutput(PREDICTIONS, pred)
+        yield beam.pvalue.TaggedOutput(CONSENSUS, out.consensus)
+        yield Scored(consensus=out.consensus, player_game=pg)
+
+    @on_timer(JOIN_TIMEOUT)
+    def timeout(self, key=_KEY, join=_JOIN_STATE):
+        state = join.read()
+        if state is None:
+            return  # scored in time
+        join.clear()
+        pg = state["pg"]
+        got = sorted(state["raws"])
+        if pg is None:
+            why, missing = "no player-game for these predictions (late or duplicate)", ()
+        else:
+            expected = self._eligible.get(pg.game_date, ())
+            why = f"not complete after {self._timeout:g} s"
+            missing = tuple(m for m in expected if m not in state["raws"]) or ("<no eligible model>",)
+        self._dead.inc()
+        yield beam.pvalue.TaggedOutput(DEAD, slate.incomplete_dead_letter(pg, key, missing, got, why))
+
+
+class ScoreOnCompleteModelSet(beam.PTransform):
+    """PlayerGame versions -> predictions + consensus + Scored, each version scored only with its date's
+    complete model set (RunInference through ``slate.InferRawPredictions``, then
+    :class:`CompleteModelSetFn`).
+
+    Returns: a dict ``scored``, ``predictions``, ``consensus``, ``dead_letters``.
+    """
+
+    def __init__(self, *, models, date_plans, model_handler, policy, timeout_s: float, clock=None):
+        super().__init__()
+        self._models, self._plans, self._handler = list(models), date_plans, model_handler
+        self._policy, self._timeout, self._clock = policy, timeout_s, clock
+
+    def expand(self, player_games):
+        from pipeline.transforms import windows
+
+        inferred = player_games | "Infer" >> slate.InferRawPredictions(
+            self._models, self._plans, self._handler)
+        joined = (
+            (player_games | "PlayerGameByKey" >> beam.Map(lambda pg: (pg.key, ("pg", pg))),
+             inferred["raw"] | "RawTagged" >> beam.MapTuple(lambda k, mr: (k, ("raw", mr))))
+            | "ScoringInputs" >> beam.Flatten()
+            | "ScoringWindow" >> windows.events_window()
+            | "CompleteModelSet" >> beam.ParDo(CompleteModelSetFn(
+                self._models, self._plans, self._policy, timeout_s=self._timeout, clock=self._clock))
+            .with_outputs(PREDICTIONS, CONSENSUS, DEAD, main="scored")
+        )
+        dead = (inferred[DEAD] | "InferenceDeadWindow" >> windows.events_window(), joined[DEAD]) | (
+            "ScoringDeadLetters" >> beam.Flatten())
+        return {"scored": joined.scored, PREDICTIONS: joined[PREDICTIONS], CONSENSUS: joined[CONSENSUS],
+                DEAD: dead}
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,14 +487,14 @@ class BestBetsStateFn(beam.DoFn):
     def process(self, element, entries=_DATE_ENTRIES, clock=_DATE_CLOCK, timer=_DATE_DEBOUNCE):
         _date_iso, item = element
         entries.add(item)
-        state = clock.read() or {"now": None, "armed": False, "tipoffs": {}, "started": set()}
+        state = clock.read() or {"now": None, "armed": False, "tipoffs": {}, "statuses": {}}
         tag, value = item
         t = value.now if tag in ("tick", "removed") else None
         if tag == "tick":
             if value.tipoff_utc is not None:
                 state["tipoffs"][value.game_id] = value.tipoff_utc
-            if value.status in ("in_progress", "final"):
-                state["started"].add(value.game_id)
+            if value.status is not None:
+                state["statuses"][value.game_id] = value.status
         if t is not None and (state["now"] is None or t > state["now"]):
             state["now"] = t
         if not state["armed"]:
@@ -351,7 +504,7 @@ class BestBetsStateFn(beam.DoFn):
 
     @on_timer(DATE_DEBOUNCE)
     def recompute(self, key=_KEY, entries=_DATE_ENTRIES, published_state=_DATE_PUBLISHED, clock=_DATE_CLOCK):
-        state = clock.read() or {"now": None, "armed": False, "tipoffs": {}, "started": set()}
+        state = clock.read() or {"now": None, "armed": False, "tipoffs": {}, "statuses": {}}
         state["armed"] = False
         clock.write(state)
         now = state["now"]
@@ -393,7 +546,7 @@ class BestBetsStateFn(beam.DoFn):
                 summary = slate.stamp(summary, self._run_id, self._policy.version)
             changes, new_latest = lifecycle.diff_picks(
                 published, picks, now=now, tipoffs=state["tipoffs"], removed=removed,
-                statuses=dict.fromkeys(state["started"], "in_progress"))
+                statuses=state["statuses"])
         except Exception as exc:  # noqa: BLE001 - a bad recomputation must not stop the job
             self._dead.inc()
             yield beam.pvalue.TaggedOutput(DEAD, slate.dead_letter(
@@ -420,55 +573,66 @@ def zero_clock() -> Timestamp:
 
 
 class RescorePlayerGames(beam.PTransform):
-    """Stream events -> per-date pick changes, through the slate's scoring and selection.
+    """Stream events -> per-date pick changes and the versioned rows of every re-scored player-game.
 
     Args:
       policy, models, date_plans, model_handler: as for ``slate.ScorePlayers`` (date_plans give the
-        eligible models per date; every served date must have the same number of eligible models).
+        eligible models per date: the complete model set of a version).
       players_by_game: game_id -> players with a feature row (routing of schedule and injury events).
+      game_dates: game_id -> game_date (routing of injury reports; from the rows, never from the id).
+      launch_schedule: the served dates' schedule events read at launch.
       history: graded history (``commands.common.graded_history``) for the selection.
       debounce_seconds: the best-bets debounce.
+      scoring_timeout_s: how long a version may wait for its complete model set before it is
+        dead-lettered (processing time; ``windows.SCORING_TIMEOUT_S`` by default).
       published: date_iso -> {pick_id: Pick} already published (the warehouse's best_bets at launch).
       run_id: stamped on picks.
-      clock: processing clock of the debounce timer (tests: ``zero_clock``).
+      clock: processing clock of the debounce and scoring timers (tests: ``zero_clock``).
     Input: a PCollection of StreamEvent, plus ``initial``: ``(pg, StreamEvent)`` launch-time state.
-    Returns: a dict: ``changes`` (DateChanges), ``player_games``, ``scored``, ``predictions``,
-      ``dead_letters``.
+    Returns: a dict: ``changes`` (DateChanges), ``player_games``, ``scored``, ``gate_decisions``,
+      ``line_diagnostics``, ``predictions``, ``consensus`` (the versioned rows, not yet stamped with the
+      run id), ``dead_letters``.
     """
 
     def __init__(self, *, policy, models, date_plans, model_handler, players_by_game, history,
                  debounce_seconds: float, published=None, run_id: str | None = None, initial=None,
-                 clock=None):
+                 clock=None, game_dates=None, launch_schedule=(), scoring_timeout_s: float | None = None):
+        from pipeline.transforms import windows
+
         super().__init__()
         self._policy, self._models, self._plans = policy, list(models), date_plans
         self._handler, self._players_by_game = model_handler, players_by_game
         self._history, self._debounce, self._published = history, debounce_seconds, published
         self._run_id, self._initial, self._clock = run_id, initial, clock
-        counts = {len(p.model_ids) for p in date_plans.values()}
-        if len(counts) != 1 or 0 in counts:
-            raise ValueError("every streamed date needs the same, non-zero number of eligible models; got "
-                             + ", ".join(f"{d}: {len(p.model_ids)}" for d, p in sorted(date_plans.items())))
-        self._n_models = counts.pop()
+        self._game_dates = dict(game_dates or {})
+        self._launch_schedule = tuple(launch_schedule)
+        self._timeout = windows.SCORING_TIMEOUT_S if scoring_timeout_s is None else scoring_timeout_s
+        empty = [d for d, p in date_plans.items() if not p.model_ids]
+        if not date_plans:
+            raise ValueError("RescorePlayerGames: no streamed date")
+        if empty:
+            raise ValueError("every streamed date needs at least one eligible model; none on "
+                             + ", ".join(map(str, sorted(empty))))
 
     def expand(self, events):
         from pipeline.transforms import windows
 
-        routed = events | "RoutePlayerGames" >> beam.ParDo(RoutePlayerGamesFn(self._players_by_game))
+        routed = events | "RoutePlayerGames" >> beam.ParDo(
+            RoutePlayerGamesFn(self._players_by_game, self._game_dates))
         if self._initial is not None:
             routed = (routed, self._initial) | "WithInitialState" >> beam.Flatten()
         state = (
             routed
             | "EventsWindow" >> windows.events_window()
-            | "PlayerGameState" >> beam.ParDo(PlayerGameStateFn(self._policy))
-            .with_outputs(REMOVED, TICKS, DEAD, main="player_games")
+            | "PlayerGameState" >> beam.ParDo(PlayerGameStateFn(
+                self._policy, launch_schedule=self._launch_schedule))
+            .with_outputs(REMOVED, TICKS, DEAD, GATE, DIAGNOSTICS, main="player_games")
         )
-        scored = (
-            state.player_games
-            | "ScoringWindow" >> windows.scoring_window(self._n_models)
-            | "ScorePlayers" >> slate.ScorePlayers(self._models, self._plans, self._handler, self._policy)
-        )
+        scored = state.player_games | "ScorePlayers" >> ScoreOnCompleteModelSet(
+            models=self._models, date_plans=self._plans, model_handler=self._handler, policy=self._policy,
+            timeout_s=self._timeout, clock=self._clock)
         to_dates = (
-            scored["scored"] | "ScoredEventsWindow" >> windows.events_window() | "ScoredByDate" >> beam.Map(
+            scored["scored"] | "ScoredByDate" >> beam.Map(
                 lambda s: (s.consensus.game_date.isoformat(), ("scored", s))),
             state[REMOVED] | "RemovedByDate" >> beam.MapTuple(lambda d, r: (d, ("removed", r))),
             state[TICKS] | "TicksByDate" >> beam.MapTuple(lambda d, t: (d, ("tick", t))),
@@ -479,7 +643,7 @@ class RescorePlayerGames(beam.PTransform):
                 self._policy, self._history, debounce_seconds=self._debounce, published=self._published,
                 run_id=self._run_id, clock=self._clock)).with_outputs(DEAD, main="changes")
         )
-        dead = (state[DEAD], scored[DEAD] | "DeadEventsWindow" >> windows.events_window(), changes[DEAD]) | (
-            "StreamDeadLetters" >> beam.Flatten())
+        dead = (state[DEAD], scored[DEAD], changes[DEAD]) | "StreamDeadLetters" >> beam.Flatten()
         return {"changes": changes.changes, "player_games": state.player_games, "scored": scored["scored"],
-                "predictions": scored[slate.PREDICTIONS], "dead_letters": dead}
+                GATE: state[GATE], DIAGNOSTICS: state[DIAGNOSTICS], PREDICTIONS: scored[PREDICTIONS],
+                CONSENSUS: scored[CONSENSUS], "dead_letters": dead}

@@ -12,14 +12,14 @@ game's tip-off, which no fixed window boundary matches. So:
     inside the payload (snapshot, report, schedule event time), not the element timestamp, is the clock
     of the domain rules. State is bounded by clearing it when a game is final.
 
-``scoring_window(n_models)`` - the global window, trigger ``Repeatedly(AfterAny(AfterCount(n_models + 1),
-    AfterProcessingTime(SCORING_TIMEOUT_S)))``, DISCARDING, allowed lateness 0.
-    Applied to the PlayerGames just before ``ScorePlayers`` (the slate's transform, unchanged): inside,
-    a CoGroupByKey joins each PlayerGame with one raw prediction per eligible model. Each emission of
-    a player-game has its own key (``game_id|player#seq``), so a pane fires as soon as the PlayerGame and
-    its ``n_models`` predictions have arrived (early, per element group: latency of one inference); the
-    processing-time fallback fires an incomplete pane if an inference failed (its dead letter is
-    written), so nothing waits forever. DISCARDING: a key is never reused, nothing to accumulate.
+Scoring join - not a window: a player-game version (key ``game_id|player#n``) is joined with the raw
+    prediction of every model eligible on its date by a stateful DoFn in the global window
+    (``transforms.streaming.CompleteModelSetFn``, worked timeline in its docstring). It emits once the
+    set is complete (latency of one inference, no trigger to tune) and a processing-time timer
+    ``SCORING_TIMEOUT_S`` after the version's first element dead-letters an incomplete set with the
+    missing models. A trigger-based join (a count or processing-time trigger over a CoGroupByKey) could
+    fire a pane with some of the models, i.e. a partial consensus, or drop a re-score without a trace;
+    completion is a property of the data, so it is decided on the data.
 
 Debounce - not a window: best bets of a date are recomputed by a processing-time timer in the per-date
     stateful DoFn (``transforms.streaming.BestBetsStateFn``, worked timeline in its docstring), because
@@ -32,25 +32,11 @@ README: separate subscriptions and a slowly-changing side input for the feature 
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam.transforms import trigger, window
+from apache_beam.transforms import window
 
-SCORING_TIMEOUT_S = 10
+SCORING_TIMEOUT_S = 10  # seconds a version may wait for its complete model set
 
 
 def events_window() -> beam.WindowInto:
     """The global window with the default trigger (keyed state lives here)."""
     return beam.WindowInto(window.GlobalWindows())
-
-
-def scoring_window(n_models: int, *, timeout_s: int = SCORING_TIMEOUT_S) -> beam.WindowInto:
-    """Per-emission panes for ScorePlayers' CoGroupByKey: fire once a PlayerGame and its ``n_models``
-    predictions are in (or after ``timeout_s`` of processing time), discarding, no lateness."""
-    if n_models < 1:
-        raise ValueError("scoring_window: at least one model")
-    return beam.WindowInto(
-        window.GlobalWindows(),
-        trigger=trigger.Repeatedly(trigger.AfterAny(
-            trigger.AfterCount(n_models + 1), trigger.AfterProcessingTime(int(timeout_s)))),
-        accumulation_mode=trigger.AccumulationMode.DISCARDING,
-        allowed_lateness=0,
-    )
