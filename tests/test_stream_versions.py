@@ -27,7 +27,7 @@ from pipeline.commands.stream import initial_state, routing
 from pipeline.domain.context import player_contexts
 from pipeline.domain.schedule import DatePlan, GameState
 from pipeline.io.pubsub import message_for
-from pipeline.policy import load_policy
+from pipeline.policy import Policy, load_policy
 from pipeline.schemas import ScheduleEvent
 from pipeline.stream_graph import StreamPlan, build_stream_pipeline
 from pipeline.transforms import slate
@@ -65,7 +65,7 @@ def _models(broken: bool = False):
         feature_set = s.feature_set
         if broken and s.family == "v9_mae":
             feature_set = "v12"  # 54 numbers for a 33-feature model: its inference fails, for real
-        infos.append(ModelInfo(s.model_id, s.family, feature_set, s.min_edge))
+        infos.append(ModelInfo(s.model_id, s.family, feature_set, Policy().min_edge(s.loss)))
     return specs, tuple(infos)
 
 
