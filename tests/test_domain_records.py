@@ -90,8 +90,8 @@ def test_ultra_gate_thresholds_are_the_policy_fields():
     assert rec.ultra_public_gate(rows, day, live_run_ids=LIVE, policy=P) is False  # 10 < 50
     easy = Policy(ultra_public_min_picks=10, ultra_public_min_hr=0.9)
     assert rec.ultra_public_gate(rows, day, live_run_ids=LIVE, policy=easy) is True
-    assert rec.ultra_public_gate(rows, day, live_run_ids=LIVE, policy=Policy(ultra_public_min_picks=10,
-                                                                             ultra_public_min_hr=0.95)) is False
+    strict = Policy(ultra_public_min_picks=10, ultra_public_min_hr=0.95)
+    assert rec.ultra_public_gate(rows, day, live_run_ids=LIVE, policy=strict) is False
 
 
 def test_live_runs_come_from_the_runs_table_command_never_from_the_run_id():
