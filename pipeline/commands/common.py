@@ -306,12 +306,22 @@ def _history_query(warehouse, table: str, sql: str, params: list) -> list[dict]:
                           f"failed: {type(exc).__name__}: {exc}") from exc
 
 
+def _table_exists(warehouse, table: str) -> bool:
+    """Whether the table exists; a failing check (permissions, network) is a LaunchError naming it."""
+    try:
+        return bool(warehouse.table_exists(table))
+    except Exception as exc:  # noqa: BLE001 - re-raised as a launch error with the table named
+        where = getattr(warehouse, "uri", warehouse)
+        raise LaunchError(f"graded history: cannot check table {table} in {where}: "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+
 def live_run_ids(warehouse) -> frozenset[str]:
     """The ids of the live runs (``runs.command`` in ``records.LIVE_COMMANDS``): their picks count toward
     the ultra public gate. No ``runs`` table yet: none. A failing read is a LaunchError."""
     from pipeline.domain import records
 
-    if not warehouse.table_exists("runs"):
+    if not _table_exists(warehouse, "runs"):
         return frozenset()
     marks = ", ".join("?" for _ in records.LIVE_COMMANDS)
     rows = _history_query(warehouse, "runs", f"SELECT run_id, command FROM {_table_sql(warehouse, 'runs')} "
@@ -337,7 +347,7 @@ def graded_history(warehouse, dates: Sequence[dt.date], policy) -> dict[str, Any
     history: dict[str, Any] = {"by_date": {}, "record": None, "ultra_public": False, "status": HISTORY_NONE}
     if not dates or warehouse is None:
         return history
-    missing = [t for t in HISTORY_TABLES if not warehouse.table_exists(t)]
+    missing = [t for t in HISTORY_TABLES if not _table_exists(warehouse, t)]
     if missing:
         history["missing_tables"] = missing
         return history
