@@ -1,5 +1,5 @@
-"""Benchmark: ``props grade`` over a range of simulated dates (reads, grading, one-transaction write,
-model performance, exports).
+"""Benchmark: ``props grade`` over a range of simulated dates: the grading Beam job (bulk reads, grading,
+model performance, one-transaction write, exports) on the local FnApiRunner.
 
 Simulates a league window (``sim.simulate``), writes its input files, and fills a fresh DuckDB warehouse
 with synthetic predictions (``--models`` models for every player-game that has odds, predicted points =

@@ -2,12 +2,16 @@
 
 ``evaluate_holdout(pred, actual, line, season_avg)`` compares a model's holdout predictions with the
 actual points and with the market line on the same rows; ``run_gates(metrics)`` applies the promotion
-gates. Thresholds live in one place, :class:`GateThresholds`, and are arguments, not literals.
+gates. Thresholds live in one place, the policy (``Policy.edge_buckets``, ``breakeven_hr``,
+``promotion_*``), gathered in :class:`GateThresholds` (``GateThresholds.from_policy``) and passed as
+arguments, never literals.
 
-Betting rules: edge = pred - line; a bet when |edge| >= the edge threshold; OVER wins if actual > line,
-UNDER wins if actual < line; actual == line is a push and is excluded from hit rates. Rows without a line
-count for MAE but not for hit rates or vegas bias. Scoring tiers are by season average (the feature
-``points_avg_season``): ``25+``, ``15-24``, ``5-14``, ``<5``; a tier's mean error is mean(pred - actual).
+Betting rules: the project's one "edge N+" rule (``pipeline.domain.grading.edge_outcomes`` /
+``in_edge_buckets``, vectorised over the holdout arrays): edge = pred - line; a bet when |edge| >= the
+bucket; OVER (edge > 0) wins if actual > line, UNDER wins if actual < line; actual == line is a push and
+is excluded from hit rates. Rows without a line count for MAE but not for hit rates or vegas bias. Scoring
+tiers are by season average (the feature ``points_avg_season``): ``25+``, ``15-24``, ``5-14``, ``<5``; a
+tier's mean error is mean(pred - actual).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.domain.grading import LOSS, PUSH, WIN, edge_outcomes, in_edge_buckets
+from pipeline.policy import Policy
+
 TIERS: tuple[tuple[str, float, float], ...] = (
     ("25+", 25.0, math.inf),
     ("15-24", 15.0, 25.0),
@@ -26,20 +33,31 @@ TIERS: tuple[tuple[str, float, float], ...] = (
 )
 
 
+_POLICY = Policy()  # the defaults below are the default policy's
+
+
 @dataclasses.dataclass(frozen=True)
 class GateThresholds:
-    """Promotion gate thresholds (domain.md section 9); hit rates are fractions."""
+    """Promotion gate thresholds (domain.md section 9); hit rates are fractions. The defaults are the
+    default policy's; :meth:`from_policy` takes them from a policy file's."""
 
-    edge: float = 3.0
-    big_edge: float = 5.0
-    min_hr: float = 0.53
-    min_bets: int = 50
-    max_abs_vegas_bias: float = 1.5
-    max_abs_tier_error: float = 5.0
-    min_direction_hr: float = 0.524
+    edge: float = _POLICY.edge_buckets[0]  # "edge 3+"
+    big_edge: float = _POLICY.edge_buckets[1]  # "edge 5+"
+    min_hr: float = _POLICY.promotion_min_hr
+    min_bets: int = _POLICY.promotion_min_bets
+    max_abs_vegas_bias: float = _POLICY.promotion_max_vegas_bias
+    max_abs_tier_error: float = _POLICY.promotion_max_tier_error
+    min_direction_hr: float = _POLICY.breakeven_hr  # OVER and UNDER each at least breakeven
+
+    @classmethod
+    def from_policy(cls, policy: Policy) -> GateThresholds:
+        return cls(edge=policy.edge_buckets[0], big_edge=policy.edge_buckets[1],
+                   min_hr=policy.promotion_min_hr, min_bets=policy.promotion_min_bets,
+                   max_abs_vegas_bias=policy.promotion_max_vegas_bias,
+                   max_abs_tier_error=policy.promotion_max_tier_error, min_direction_hr=policy.breakeven_hr)
 
 
-DEFAULT_THRESHOLDS = GateThresholds()
+DEFAULT_THRESHOLDS = GateThresholds.from_policy(_POLICY)
 
 
 def _r(x: float | None, nd: int = 6) -> float | None:
@@ -51,22 +69,20 @@ def _r(x: float | None, nd: int = 6) -> float | None:
 
 def bet_record(pred: np.ndarray, actual: np.ndarray, line: np.ndarray, min_edge: float,
                direction: str | None = None) -> dict[str, Any]:
-    """Wins, losses, pushes and hit rate of the bets with |edge| >= min_edge (rows with a line only).
+    """Wins, losses, pushes and hit rate of the bets at "edge ``min_edge``+" (rows with a line only),
+    by the project's edge rule (``grading.edge_outcomes``).
 
     ``direction`` restricts to OVER (edge > 0) or UNDER (edge < 0) bets.
     """
-    has_line = ~np.isnan(line)
-    edge = np.where(has_line, pred - line, 0.0)
-    bet = has_line & (np.abs(edge) >= min_edge)
+    pred, actual, line = (np.asarray(a, float) for a in (pred, actual, line))
+    edge = pred - line  # NaN without a line: no result, never in a bucket
+    bet = in_edge_buckets(edge, min_edge)
     if direction == "OVER":
         bet &= edge > 0
     elif direction == "UNDER":
         bet &= edge < 0
-    over = edge > 0
-    push = bet & (actual == line)
-    win = bet & ~push & np.where(over, actual > line, actual < line)
-    loss = bet & ~push & ~win
-    wins, losses, pushes = int(win.sum()), int(loss.sum()), int(push.sum())
+    outcome = edge_outcomes(edge, line, actual)
+    wins, losses, pushes = (int((bet & (outcome == o)).sum()) for o in (WIN, LOSS, PUSH))
     graded = wins + losses
     return {"wins": wins, "losses": losses, "pushes": pushes, "graded": graded,
             "hr": _r(wins / graded) if graded else None}

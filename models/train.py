@@ -107,11 +107,14 @@ def _partition_files(data_dir: str, kind: str, date: dt.date, ext: str) -> list[
 
 
 def is_dnp(points: pd.Series, minutes: pd.Series, dnp_flag: pd.Series) -> pd.Series:
-    """domain.md section 9: DNP flag, or 0 points with 0/missing minutes, or missing points."""
+    """domain.md section 9, the one DNP rule (``pipeline.domain.grading.dnp``) applied per row."""
+    from pipeline.domain.grading import dnp
+
     pts = pd.to_numeric(points, errors="coerce")
     mins = pd.to_numeric(minutes, errors="coerce")
     flag = dnp_flag.fillna(False).astype(bool)
-    return flag | pts.isna() | ((pts == 0) & (mins.isna() | (mins == 0)))
+    return pd.Series([dnp(f, p, m) for f, p, m in zip(flag, pts, mins, strict=True)], index=points.index,
+                     dtype=bool)
 
 
 def load_labeled_frame(data_dir: str, start: dt.date, end: dt.date) -> pd.DataFrame:

@@ -179,6 +179,19 @@ class Policy:
     max_angles: int = 5
     angle_min_line_move: float = 1.0
 
+    # Grading and governance (domain.md section 9).
+    # "Edge N+" buckets: the first is "edge 3+" (model HR windows, OVER/UNDER split, blacklist history,
+    # promotion gates, backtest), the second "edge 5+" (hr_edge5_30d, the promotion report).
+    edge_buckets: tuple[float, float] = (3.0, 5.0)
+    breakeven_hr: float = 0.524  # a -110 bet; BLOCKED below it, the OVER/UNDER promotion gates at it
+    state_min_graded: int = 5  # fewer graded 7-day edge-3+ bets -> INSUFFICIENT_DATA
+    state_degrading_hr: float = 0.55  # 7-day HR below it (and >= breakeven) -> DEGRADING
+    state_watch_hr: float = 0.58  # below it -> WATCH; at or above -> HEALTHY
+    promotion_min_hr: float = 0.53
+    promotion_min_bets: int = 50
+    promotion_max_vegas_bias: float = 1.5
+    promotion_max_tier_error: float = 5.0
+
     def __post_init__(self) -> None:
         _validate(self)
 
@@ -360,6 +373,16 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "team_cap": (lambda v: v is None or v >= 1, "expected null or an integer >= 1"),
     "max_angles": (lambda v: v >= 0, "expected an integer >= 0"),
     "book_disagreement_min_books": (lambda v: v >= 2, "expected an integer >= 2"),
+    # Grading and governance (domain.md section 9).
+    "edge_buckets": (lambda v: 0 < v[0] < v[1], "expected [edge 3+, edge 5+] with 0 < first < second"),
+    "breakeven_hr": (_unit, "expected a hit rate in [0, 1]"),
+    "state_min_graded": (lambda v: v >= 0, "expected an integer >= 0"),
+    "state_degrading_hr": (_unit, "expected a hit rate in [0, 1]"),
+    "state_watch_hr": (_unit, "expected a hit rate in [0, 1]"),
+    "promotion_min_hr": (_unit, "expected a hit rate in [0, 1]"),
+    "promotion_min_bets": (lambda v: v >= 1, "expected an integer >= 1"),
+    "promotion_max_vegas_bias": (_nonneg, "expected a number >= 0"),
+    "promotion_max_tier_error": (_nonneg, "expected a number >= 0"),
 }
 
 
@@ -374,6 +397,9 @@ def _validate(p: Policy) -> None:
         raise _fail("line_max", f"expected a number > line_min ({p.line_min})", p.line_max)
     if any(s != s.lower() for s in p.excluded_injury_statuses):
         raise _fail("excluded_injury_statuses", "expected lower-case statuses", p.excluded_injury_statuses)
+    if not p.breakeven_hr <= p.state_degrading_hr <= p.state_watch_hr:  # grading: states in order
+        raise _fail("state_watch_hr", f"expected breakeven_hr ({p.breakeven_hr}) <= state_degrading_hr "
+                    f"({p.state_degrading_hr}) <= state_watch_hr", p.state_watch_hr)
 
 
 def _coerce(name: str, value: Any) -> Any:

@@ -511,6 +511,10 @@ class PredictionAccuracy(NamedTuple):
     # recommendation beat the close; OVER: closing - line, UNDER: line - closing); None without a bet.
     closing_line: float | None = None
     clv: float | None = None
+    # The "edge N+" rule (domain.grading.edge_outcome): the result of the edge's direction (OVER when
+    # edge > 0) against the line, whatever the recommendation; NULL for push / void / no line / edge 0.
+    # Every "edge 3+" / "edge 5+" hit rate reads it with ``abs(edge) >= bucket``.
+    edge_correct: bool | None = None
 
 
 class BestBetResult(NamedTuple):

@@ -5,7 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from pipeline.domain import records as rec
+from pipeline.policy import Policy
 from pipeline.schemas import BestBetResult
+
+P = Policy()
+LIVE = frozenset({"live"})
 
 
 def res(day: dt.date, result: str, *, rank=1, ultra=False, direction="OVER", run="live",
@@ -32,7 +36,7 @@ def test_record_windows_at_month_and_year_boundaries():
         res(dt.date(2026, 1, 2), "WIN"),     # after as_of: ignored
         res(dt.date(2025, 7, 30), "WIN"),    # previous season
     ]
-    r = rec.best_bets_record(rows, dt.date(2026, 1, 1))
+    r = rec.best_bets_record(rows, dt.date(2026, 1, 1), live_run_ids=LIVE, policy=P)
     assert r["season"]["label"] == "2025-26" and r["season"]["record"] == "2-1"
     assert r["season"]["pushes"] == 1 and r["season"]["voids"] == 1
     assert r["month"]["label"] == "2026-01" and r["month"]["record"] == "1-0"
@@ -45,7 +49,7 @@ def test_last_10_and_streaks():
     day = dt.date(2026, 3, 1)
     seq = ["WIN"] * 4 + ["LOSS"] + ["WIN"] * 2 + ["PUSH"] + ["WIN"] * 3 + ["LOSS"] * 2
     rows = [res(day + dt.timedelta(days=i), r) for i, r in enumerate(seq)]
-    r = rec.best_bets_record(rows, dt.date(2026, 3, 31))
+    r = rec.best_bets_record(rows, dt.date(2026, 3, 31), live_run_ids=LIVE, policy=P)
     assert r["last_10"]["wins"] + r["last_10"]["losses"] == 10
     assert r["last_10"]["results"] == ["W", "W", "L", "W", "W", "W", "W", "W", "L", "L"]
     assert r["current_streak"] == {"type": "L", "length": 2}
@@ -54,7 +58,7 @@ def test_last_10_and_streaks():
 
 
 def test_empty_record_is_complete():
-    r = rec.best_bets_record([], dt.date(2026, 3, 1))
+    r = rec.best_bets_record([], dt.date(2026, 3, 1), live_run_ids=LIVE, policy=P)
     assert r["season"]["pct"] is None and r["current_streak"] == {"type": None, "length": 0}
     assert r["ultra"]["public"] is False and r["last_10"]["results"] == []
 
@@ -63,29 +67,48 @@ def test_ultra_public_gate_counts_live_over_picks_only():
     day = dt.date(2026, 3, 1)
     rows = [res(day, "WIN", rank=i, ultra=True) for i in range(40)]
     rows += [res(day, "LOSS", rank=100 + i, ultra=True) for i in range(10)]
-    u = rec.ultra_record(rows, day)
+    u = rec.ultra_record(rows, day, live_run_ids=LIVE, policy=P)
     assert u["gate"]["graded_over"] == 50 and u["gate"]["hr_over"] == 0.8 and u["public"] is True
     # one fewer graded pick: below 50
-    assert rec.ultra_record(rows[1:], day)["public"] is False
+    assert rec.ultra_record(rows[1:], day, live_run_ids=LIVE, policy=P)["public"] is False
     # 79.x %: one more loss
-    assert rec.ultra_record(rows + [res(day, "LOSS", rank=999, ultra=True)], day)["public"] is False
+    more = rows + [res(day, "LOSS", rank=999, ultra=True)]
+    assert rec.ultra_record(more, day, live_run_ids=LIVE, policy=P)["public"] is False
     # UNDER ultra picks, pushes and non-ultra picks do not count toward the gate
     extra = [res(day, "WIN", rank=500, ultra=True, direction="UNDER"), res(day, "PUSH", rank=501, ultra=True),
              res(day, "WIN", rank=502)]
-    assert rec.ultra_record(rows[1:] + extra, day)["public"] is False
-    # backfill picks are not live
+    assert rec.ultra_record(rows[1:] + extra, day, live_run_ids=LIVE, policy=P)["public"] is False
+    # picks of runs that are not live (a backfill, a replay, an unknown run) never count
     bf = [res(day, "WIN", rank=700 + i, ultra=True, run="bf") for i in range(60)]
-    u = rec.ultra_record(rows[1:] + bf, day, non_live_run_ids={"bf"})
+    u = rec.ultra_record(rows[1:] + bf, day, live_run_ids=LIVE, policy=P)
     assert u["public"] is False and u["excluded_non_live"] == 60
 
 
-def test_records_accept_warehouse_mappings_and_backfill_picks_are_not_live():
+def test_ultra_gate_thresholds_are_the_policy_fields():
     day = dt.date(2026, 3, 1)
-    rows = [res(day, "WIN", rank=i, ultra=True, run="run-20260301")._asdict() for i in range(50)]
+    rows = [res(day, "WIN", rank=i, ultra=True) for i in range(9)] + [res(day, "LOSS", rank=99, ultra=True)]
+    assert rec.ultra_public_gate(rows, day, live_run_ids=LIVE, policy=P) is False  # 10 < 50
+    easy = Policy(ultra_public_min_picks=10, ultra_public_min_hr=0.9)
+    assert rec.ultra_public_gate(rows, day, live_run_ids=LIVE, policy=easy) is True
+    strict = Policy(ultra_public_min_picks=10, ultra_public_min_hr=0.95)
+    assert rec.ultra_public_gate(rows, day, live_run_ids=LIVE, policy=strict) is False
+
+
+def test_live_runs_come_from_the_runs_table_command_never_from_the_run_id():
+    runs = [{"run_id": "backfill-20260301T000000-aaaa", "command": "run"},  # looks like a backfill: live
+            {"run_id": "run-20260301T000000-bbbb", "command": "backfill"},  # looks live: a backfill
+            {"run_id": "s1", "command": "stream"}, {"run_id": "g1", "command": "grade"},
+            {"run_id": "r1", "command": "replay"}]
+    assert rec.live_run_ids(runs) == {"backfill-20260301T000000-aaaa", "s1"}
+    day = dt.date(2026, 3, 1)
+    rows = [res(day, "WIN", rank=i, ultra=True, run="backfill-20260301T000000-aaaa")._asdict()
+            for i in range(50)]
     for r in rows:
         del r["closing_book"]  # an older table without the column
-    assert rec.best_bets_record(rows, day)["season"]["record"] == "50-0"
-    assert rec.ultra_public_gate(rows) is True
-    backfill = [dict(r, pick_run_id="backfill-20261128T101010-abcd") for r in rows]
-    assert rec.ultra_public_gate(backfill) is False
-    assert rec.ultra_public_gate(rows, non_live_run_ids={"run-20260301"}) is False
+    live = rec.live_run_ids(runs)
+    assert rec.best_bets_record(rows, day, live_run_ids=live, policy=P)["season"]["record"] == "50-0"
+    assert rec.ultra_public_gate(rows, day, live_run_ids=live, policy=P) is True
+    relabelled = [dict(r, pick_run_id="run-20260301T000000-bbbb") for r in rows]
+    assert rec.ultra_public_gate(relabelled, day, live_run_ids=live, policy=P) is False
+    assert rec.ultra_public_gate([dict(r, pick_run_id=None) for r in rows], day, live_run_ids=live,
+                                 policy=P) is False

@@ -12,7 +12,7 @@ from pipeline.commands import grade
 from pipeline.io.exports import best_bets_document, write_json
 from pipeline.io.warehouse import open_warehouse
 from pipeline.policy import Policy
-from pipeline.schemas import Pick, Prediction
+from pipeline.schemas import Pick, Prediction, RunRecord
 
 D = dt.date(2026, 2, 22)
 GAME = "20260222_LAL_BOS"
@@ -83,6 +83,8 @@ def _setup(tmp_path: Path) -> tuple[str, str, str]:
     uri = f"duckdb://{tmp_path / 'w.duckdb'}"
     wh = open_warehouse(uri)
     wh.replace_dates([D], {"predictions": PREDS, "best_bets": PICKS}, tables=["predictions", "best_bets"])
+    wh.insert_run(RunRecord("run-x", "run", "{}", "p1", None, TIP - dt.timedelta(hours=2), TIP, "succeeded",
+                            "{}", D))  # the picks' run: a live `props run`
     exports = str(tmp_path / "exports")
     doc = best_bets_document(D, PICKS, None, generated_at=TIP - dt.timedelta(hours=1), policy_version="p1",
                              record=None, ultra_public=False, consensus=None)
@@ -96,7 +98,7 @@ def test_grade_writes_tables_and_exports_that_agree_and_is_idempotent(tmp_path, 
     argv = ["--date", D.isoformat(), "--inputs", inputs, "--warehouse", uri, "--exports", exports]
     assert grade.main(argv) == 0
     out = capsys.readouterr().out
-    assert "picks graded 1-1-1-1 W-L-P-V" in out and "predictions graded 5" in out
+    assert "picks graded 1-1-1-1 W-L-P-V" in out and "predictions graded 6 (no line 1; pending 0)" in out
 
     wh = open_warehouse(uri)
     results = {r["pick_id"]: r for r in wh.query("SELECT * FROM best_bets_results")}
@@ -105,7 +107,12 @@ def test_grade_writes_tables_and_exports_that_agree_and_is_idempotent(tmp_path, 
     assert results["pk-bb"]["void_reason"] == "dnp_injury_confirmed"
     assert results["pk-aa"]["closing_line"] == 21.5 and results["pk-aa"]["clv"] == 1.0
     acc = wh.query("SELECT * FROM prediction_accuracy ORDER BY player_lookup, model_id")
-    assert len(acc) == 5  # NO_LINE not graded
+    assert len(acc) == 6  # NO_LINE graded too: no box score row in a played game -> void
+    ee = next(a for a in acc if a["player_lookup"] == "ee")
+    assert (ee["recommendation"], ee["is_voided"], ee["void_reason"]) == ("NO_LINE", True, "dnp_unknown")
+    assert ee["prediction_correct"] is None and ee["edge_correct"] is None
+    assert {a["player_lookup"]: a["edge_correct"] for a in acc if a["model_id"] == "m1"} == {
+        "aa": True, "bb": None, "cc": None, "dd": False, "ee": None}
     perf = wh.query("SELECT * FROM model_performance_daily ORDER BY model_id")
     assert [(p["model_id"], p["n_7d"], p["state"]) for p in perf] == [
         ("m1", 2, "INSUFFICIENT_DATA"), ("m2", 0, "INSUFFICIENT_DATA")]
@@ -139,7 +146,7 @@ def test_grade_dates_pending_when_the_game_has_no_box_scores(tmp_path):
     for f in Path(inputs, "box_scores").rglob("*.jsonl"):
         f.unlink()
     outcome = grade.grade_dates(open_warehouse(uri), inputs, None, [D], policy=Policy(), run_id="r")
-    assert outcome.accuracy == [] and outcome.counts["pending_predictions"] == 5
+    assert outcome.accuracy == [] and outcome.counts["pending_predictions"] == 6
     assert {r.result for r in outcome.results} == {"PENDING"}
 
 

@@ -9,8 +9,10 @@ import json
 import pytest
 
 from pipeline.commands import backfill, grade, report
+from pipeline.commands import common as common_cmd
 from pipeline.domain import records
 from pipeline.io.warehouse import open_warehouse
+from pipeline.policy import Policy
 
 START, END = dt.date(2026, 2, 2), dt.date(2026, 2, 15)
 
@@ -43,9 +45,13 @@ def test_fortnight_backfill_then_grade(tmp_path, capsys):
     assert "picks graded" in out and "best_bets" in out and "ROI" in out  # summary + backtest table
 
     wh = open_warehouse(uri)
-    n_pred = wh.query("SELECT count(*) AS n FROM predictions WHERE line IS NOT NULL")[0]["n"]
+    n_pred = wh.query("SELECT count(*) AS n FROM predictions")[0]["n"]
     n_acc = wh.query("SELECT count(*) AS n FROM prediction_accuracy")[0]["n"]
-    assert n_pred > 0 and n_acc == n_pred  # one accuracy row per prediction with a line (one per model)
+    assert n_pred > 0 and n_acc == n_pred  # one accuracy row per prediction (one per model), NO_LINE included
+    assert "consensus (best bets)" in out or "not enough graded bets" in out  # the consensus verdict line
+    runs = wh.query("SELECT command, status, counts FROM runs WHERE command = 'grade'")
+    assert runs and all(r["status"] == "succeeded" for r in runs)
+    assert json.loads(runs[0]["counts"])["predictions"] == n_pred
     picks = wh.query("SELECT pick_id, game_date FROM best_bets WHERE status <> 'withdrawn'")
     results = wh.query("SELECT * FROM best_bets_results")
     assert {r["pick_id"] for r in results} == {p["pick_id"] for p in picks}
@@ -53,7 +59,10 @@ def test_fortnight_backfill_then_grade(tmp_path, capsys):
     assert wh.query("SELECT count(*) AS n FROM model_performance_daily")[0]["n"] > 0
 
     record = json.loads((exports / "best-bets" / "record.json").read_text())
-    assert record == json.loads(json.dumps(records.best_bets_record(results, END)))
+    live = common_cmd.live_run_ids(wh)
+    assert live == frozenset()  # only a backfill ran: no live picks
+    assert record == json.loads(json.dumps(records.best_bets_record(results, END, live_run_ids=live,
+                                                                    policy=Policy())))
     assert record["ultra"]["public"] is False  # backfill picks never open the ultra gate
     for d in sorted({p["game_date"] for p in picks}):
         doc = json.loads((exports / "best-bets" / f"{d.isoformat()}.json").read_text())

@@ -1,4 +1,4 @@
-"""GradePredictions / GradePicks (pipeline.transforms.grading) on a handful of inline rows."""
+"""The grading transforms (pipeline.transforms.grading) on a handful of inline rows."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.domain import grading as g
 from pipeline.policy import Policy
-from pipeline.schemas import BoxScore, InjuryReport, OddsSnapshot, Pick, Prediction
-from pipeline.transforms.grading import GradePicks, GradePredictions
+from pipeline.schemas import BoxScore, DeadLetter, InjuryReport, OddsSnapshot, Pick, Prediction, ScheduleEvent
+from pipeline.transforms.grading import (
+    ComputeModelPerformance,
+    GradePlayerDates,
+    NewDeadLetters,
+    ResolveTipoffs,
+)
 
 D = dt.date(2026, 2, 22)
 GAME = "20260222_LAL_BOS"
@@ -60,23 +65,41 @@ def test_grade_transforms_match_the_domain_function():
     tipoffs = {GAME: TIP}
     expected = g.grade_player_date(PREDS[:1], PICKS[:1], BOXES[:1], [], ODDS, tipoffs=tipoffs,
                                    played_game_ids={GAME}, policy=policy, run_id="r1")
+    schedule = [ScheduleEvent(GAME, D, TIP - dt.timedelta(hours=1), "BOS", "LAL", "scheduled", None,
+                              TIP - dt.timedelta(days=1)),
+                ScheduleEvent(GAME, D, TIP, "BOS", "LAL", "final", None, TIP + dt.timedelta(hours=3))]
     with TestPipeline(runner="FnApiRunner") as p:
-        boxes = p | "Boxes" >> beam.Create(BOXES)
-        injuries = p | "Injuries" >> beam.Create(INJURIES)
-        odds = p | "Odds" >> beam.Create(ODDS)
-        preds = p | "Preds" >> beam.Create(PREDS)
-        picks = p | "Picks" >> beam.Create(PICKS)
-        acc = preds | "GradePredictions" >> GradePredictions(boxes, injuries, odds, tipoffs=tipoffs,
-                                                             policy=policy, run_id="r1")
-        res = picks | "GradePicks" >> GradePicks(boxes, injuries, odds, tipoffs=tipoffs, policy=policy,
-                                                 run_id="r1")
-        assert_that(acc.accuracy | "AccSummary" >> beam.Map(
-            lambda a: (a.player_lookup, a.prediction_correct, a.void_reason, a.clv)),
-            equal_to([("aa", True, None, 1.0), ("bb", None, "dnp_injury_confirmed", None)]), label="Acc")
+        tips = p | "Schedule" >> beam.Create(schedule) | "ResolveTipoffs" >> ResolveTipoffs()
+        graded = {
+            "predictions": p | "Preds" >> beam.Create(PREDS), "picks": p | "Picks" >> beam.Create(PICKS),
+            "box_scores": p | "Boxes" >> beam.Create(BOXES),
+            "injuries": p | "Injuries" >> beam.Create(INJURIES),
+            "odds": p | "Odds" >> beam.Create(ODDS),
+        } | "GradePlayerDates" >> GradePlayerDates(tips, policy=policy, run_id="r1")
+        assert_that(tips, equal_to([(GAME, TIP)]), label="LatestTipoff")
+        assert_that(graded.accuracy | "AccSummary" >> beam.Map(
+            lambda a: (a.player_lookup, a.model_id, a.prediction_correct, a.void_reason, a.clv)),
+            equal_to([("aa", "m1", True, None, 1.0), ("bb", "m1", None, "dnp_injury_confirmed", None),
+                      ("aa", "m2", None, None, None)]), label="Acc")  # NO_LINE graded, no result
         assert_that(
-            res.results | "ResSummary" >> beam.Map(lambda r: (r.player_lookup, r.result, r.void_reason)),
+            graded.results | "ResSummary" >> beam.Map(lambda r: (r.player_lookup, r.result, r.void_reason)),
             equal_to([("aa", "WIN", None), ("bb", "VOID", "dnp_injury_confirmed"), ("cc", "PENDING", None)]),
             label="Res")
-        assert_that(res.results | "ResAA" >> beam.Filter(lambda r: r.player_lookup == "aa"),
+        assert_that(graded.results | "ResAA" >> beam.Filter(lambda r: r.player_lookup == "aa"),
                     equal_to(expected.results), label="SameAsDomain")
-        assert_that(acc.dead_letters, equal_to([]), label="NoDeadAcc")
+        assert_that(graded.dead_letters, equal_to([]), label="NoDead")
+        perf = (graded.accuracy,) | "ComputeModelPerformance" >> ComputeModelPerformance([D], policy=policy,
+                                                                                          run_id="r1")
+        assert_that(perf | "PerfSummary" >> beam.Map(lambda m: (m.model_id, m.n_7d, m.hr_7d, m.state)),
+                    equal_to([("m1", 1, 1.0, "INSUFFICIENT_DATA"), ("m2", 0, None, "INSUFFICIENT_DATA")]),
+                    label="Perf")
+
+
+def test_new_dead_letters_drop_the_stored_ones_and_duplicates():
+    old = DeadLetter("files", "parse", "bad json", "{x", None, D)
+    new = DeadLetter("files", "parse", "bad json", "{y", None, D)
+    with TestPipeline(runner="FnApiRunner") as p:
+        stored = p | "Stored" >> beam.Create([old._replace(run_id="before")])
+        out = (p | "Dead" >> beam.Create([old, new, new])) | "NewDeadLetters" >> NewDeadLetters(stored,
+                                                                                                run_id="r2")
+        assert_that(out, equal_to([new._replace(run_id="r2")]))

@@ -9,6 +9,7 @@ import pytest
 
 from models.governance import (
     DEFAULT_THRESHOLDS,
+    GateThresholds,
     bet_record,
     evaluate_holdout,
     failed_gates,
@@ -90,3 +91,20 @@ def test_thresholds_are_arguments():
     assert failed_gates(run_gates(_metrics(), strict)) == ["edge3_hit_rate"]
     text = format_report("m1", _metrics(), run_gates(_metrics()))
     assert "edge-3+ HR 66.7% (80-40" in text and "vs market line" in text
+
+
+def test_thresholds_come_from_the_policy_and_bets_follow_the_edge_rule():
+    from pipeline.domain import grading
+    from pipeline.policy import Policy
+
+    t = GateThresholds.from_policy(Policy(edge_buckets=(4.0, 6.0), breakeven_hr=0.5, promotion_min_bets=7))
+    assert (t.edge, t.big_edge, t.min_direction_hr, t.min_bets) == (4.0, 6.0, 0.5, 7)
+    assert DEFAULT_THRESHOLDS == GateThresholds.from_policy(Policy())
+    pred = np.array([24.0, 17.0, 23.5, 24.0, 30.0])
+    line = np.array([20.5, 20.5, 20.5, 20.0, NAN])
+    actual = np.array([21.0, 21.0, 20.0, 20.0, 10.0])
+    rec = bet_record(pred, actual, line, 3.0)
+    edge = pred - line
+    outcomes = grading.edge_outcomes(edge, line, actual)[grading.in_edge_buckets(edge, 3.0)]
+    assert (rec["wins"], rec["losses"], rec["pushes"]) == tuple(
+        int((outcomes == o).sum()) for o in ("WIN", "LOSS", "PUSH")) == (1, 2, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 from html.parser import HTMLParser
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from pipeline.commands import report
 from pipeline.domain import grading as g
 from pipeline.io.warehouse import open_warehouse
+from pipeline.policy import Policy
 from pipeline.report import analysis
 from pipeline.schemas import BoxScore, Pick, Prediction
 
@@ -33,8 +35,8 @@ def _graded(day: dt.date, player: str, rec: str, line: float, predicted: float, 
 
 
 def test_wilson_interval_and_buckets():
-    assert analysis.wilson_interval(0, 0) is None
-    lo, hi = analysis.wilson_interval(8, 10)
+    assert g.wilson_interval(0, 0) is None
+    lo, hi = g.wilson_interval(8, 10)
     assert 0.49 < lo < 0.5 and 0.94 < hi < 0.95
     assert analysis.bucket_of(2.0) == "2-3" and analysis.bucket_of(7.0) == "7+"
     assert analysis.bucket_of(1.99) == "0-2"
@@ -76,7 +78,7 @@ def test_props_report_writes_one_self_contained_html_file(tmp_path, capsys):
                     (), i == 0, "{}", "active", 1)
         picks.append(pick)
         results.append(g.grade_pick(pick, box, None, line + 0.5))
-    perf = g.model_performance_series(acc, [D])
+    perf = g.model_performance_series(acc, [D], policy=Policy())
     wh.replace_dates([D], {"best_bets": picks}, tables=["best_bets"])
     wh.replace_dates([D], {"prediction_accuracy": acc, "best_bets_results": results,
                            "model_performance_daily": perf},
@@ -91,6 +93,13 @@ def test_props_report_writes_one_self_contained_html_file(tmp_path, capsys):
     assert parser.svgs >= 4 and parser.external == []
     assert "Player 0" in text and "WIN" in text and "PUSH" in text
     assert '<td class="l">Season 2025-26</td><td class="">2-1</td>' in text
+    # the backtest numbers of `props grade --start --end`: W-L-P, HR with its interval, OVER/UNDER, verdict
+    lines = g.backtest_table(acc, results, policy=Policy())
+    bb = lines[-1]
+    assert (bb.wins, bb.losses, bb.pushes) == (2, 1, 1)
+    lo, hi = g.wilson_interval(2, 3)
+    assert f"{100 * lo:.1f}% - {100 * hi:.1f}%" in text and "95% interval" in text and "UNDER HR" in text
+    assert html.escape(g.format_consensus_line(g.consensus_vs_best_family(lines))) in text
     assert str(out) in capsys.readouterr().out
 
 

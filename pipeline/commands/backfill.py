@@ -114,6 +114,7 @@ def main(argv: list[str]) -> int:
             return 1
         for k in totals:
             totals[k] += counts.get(k, 0)
+        totals.update({k: counts[k] for k in ("history", common.METRICS_ERROR) if k in counts})
         done += len(chunk)
         rate = totals["predictions"] / max(watch.seconds, 1e-9)
         eprint(
@@ -130,7 +131,7 @@ def main(argv: list[str]) -> int:
         dates=len(game_dates),
         player_games_per_second=round(player_games / max(seconds, 1e-9), 1),
     )
-    status = "submitted" if common.is_remote_runner(options) else "succeeded"
+    status = "submitted" if common.is_remote_runner(options) else common.run_status(totals)
     warehouse.finish_run(run_id, dt.datetime.now(dt.UTC), status, json.dumps(counts_doc))
     print(common.format_summary(f"backfill {start}..{end} ({len(game_dates)} dates)", totals, seconds))
     print(f"player-games per second: {counts_doc['player_games_per_second']}")

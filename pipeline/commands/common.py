@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -240,39 +240,95 @@ def busiest_date(inputs: str, after: dt.date | None) -> dt.date:
 
 
 # --------------------------------------------------------------------------------------------
-# Graded history (blacklist, model health, record) read once at launch
+# Graded history (blacklist, model health, record, ultra gate) read once at launch
 # --------------------------------------------------------------------------------------------
+
+# The tables graded history comes from; a warehouse that has none of them yet has no graded history.
+HISTORY_TABLES: tuple[str, ...] = (
+    "prediction_accuracy", "model_performance_daily", "best_bets_results", "runs")
+HISTORY_NONE, HISTORY_EMPTY, HISTORY_OK = "none", "empty", "ok"
+
+
+def _table_sql(warehouse, table: str) -> str:
+    """The table as written in the warehouse's SQL (dataset-qualified on BigQuery)."""
+    return warehouse.table_sql(table) if hasattr(warehouse, "table_sql") else table
+
+
+def _history_query(warehouse, table: str, sql: str, params: list) -> list[dict]:
+    """One graded-history read; any failure stops the launch naming the table and the error."""
+    try:
+        return warehouse.query(sql, params)
+    except Exception as exc:  # noqa: BLE001 - re-raised as a launch error with the table named
+        raise LaunchError(f"graded history: reading {table} from {getattr(warehouse, 'uri', warehouse)} "
+                          f"failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _table_exists(warehouse, table: str) -> bool:
+    """Whether the table exists; a failing check (permissions, network) is a LaunchError naming it."""
+    try:
+        return bool(warehouse.table_exists(table))
+    except Exception as exc:  # noqa: BLE001 - re-raised as a launch error with the table named
+        where = getattr(warehouse, "uri", warehouse)
+        raise LaunchError(f"graded history: cannot check table {table} in {where}: "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+
+def live_run_ids(warehouse) -> frozenset[str]:
+    """The ids of the live runs (``runs.command`` in ``records.LIVE_COMMANDS``): their picks count toward
+    the ultra public gate. No ``runs`` table yet: none. A failing read is a LaunchError."""
+    from pipeline.domain import records
+
+    if not _table_exists(warehouse, "runs"):
+        return frozenset()
+    marks = ", ".join("?" for _ in records.LIVE_COMMANDS)
+    rows = _history_query(warehouse, "runs", f"SELECT run_id, command FROM {_table_sql(warehouse, 'runs')} "
+                                             f"WHERE command IN ({marks})", sorted(records.LIVE_COMMANDS))
+    return records.live_run_ids(rows)
 
 
 def graded_history(warehouse, dates: Sequence[dt.date], policy) -> dict[str, Any]:
-    """Per date: players' graded reference-family edge-3+ W/L this season before the date, and the
-    latest model state per family; plus the best-bets record and the ultra public gate."""
-    history: dict[str, Any] = {"by_date": {}, "record": None, "ultra_public": False}
+    """Per date: players' graded reference-family W/L at "edge 3+" (the stored ``edge_correct`` of the
+    edge rule, ``|edge| >= policy.edge_buckets[0]``) this season before the date, and the latest model
+    state per family; plus the best-bets record and the ultra public gate (``records.ultra_public_gate``,
+    live runs from the ``runs`` table).
+
+    ``status`` says what was found, and the run summary and the ``runs`` row show it: ``none`` (the
+    grading tables do not exist yet: a brand-new warehouse; ``missing_tables`` lists them), ``empty``
+    (they exist with no graded rows before the dates) or ``ok``. A read that fails for any other reason
+    raises LaunchError naming the table and the error: the blacklist, model health, record and ultra
+    gate never switch off silently.
+    """
+    from pipeline.domain import records
+
+    history: dict[str, Any] = {"by_date": {}, "record": None, "ultra_public": False, "status": HISTORY_NONE}
     if not dates or warehouse is None:
+        return history
+    missing = [t for t in HISTORY_TABLES if not _table_exists(warehouse, t)]
+    if missing:
+        history["missing_tables"] = missing
         return history
     first, last = min(dates), max(dates)
     start = season_start(first)
-    try:
-        acc = warehouse.query(
-            "SELECT game_date, player_lookup, prediction_correct FROM prediction_accuracy "
-            "WHERE family = ? AND game_date >= ? AND game_date < ? AND prediction_correct IS NOT NULL "
-            "AND abs(edge) >= ?",
-            [policy.reference_family, start, last, 3.0],
-        )
-        perf = warehouse.query(
-            "SELECT game_date, family, state FROM model_performance_daily WHERE game_date < ? "
-            "AND game_date >= ? ORDER BY game_date",
-            [last, start],
-        )
-    except Exception as exc:  # noqa: BLE001 - no graded history yet is normal on a new warehouse
-        log.info("no graded history available: %s", exc)
-        return history
+    acc = _history_query(
+        warehouse, "prediction_accuracy",
+        f"SELECT game_date, player_lookup, edge_correct FROM {_table_sql(warehouse, 'prediction_accuracy')} "
+        "WHERE family = ? AND game_date >= ? AND game_date < ? AND edge_correct IS NOT NULL "
+        "AND abs(edge) >= ?",
+        [policy.reference_family, start, last, float(policy.edge_buckets[0])])
+    perf = _history_query(
+        warehouse, "model_performance_daily",
+        f"SELECT game_date, family, state FROM {_table_sql(warehouse, 'model_performance_daily')} "
+        "WHERE game_date < ? AND game_date >= ? ORDER BY game_date", [last, start])
+    results = _history_query(
+        warehouse, "best_bets_results",
+        f"SELECT * FROM {_table_sql(warehouse, 'best_bets_results')} WHERE game_date < ?", [last])
+    live = live_run_ids(warehouse)
     for d in dates:
         graded: dict[str, list[int]] = {}
         for r in acc:
             if r["game_date"] < d:
                 wl = graded.setdefault(r["player_lookup"], [0, 0])
-                wl[0 if r["prediction_correct"] else 1] += 1
+                wl[0 if r["edge_correct"] else 1] += 1
         states: dict[str, str] = {}
         for r in perf:
             if r["game_date"] < d and r["family"]:
@@ -281,14 +337,12 @@ def graded_history(warehouse, dates: Sequence[dt.date], policy) -> dict[str, Any
             "player_graded": {k: tuple(v) for k, v in graded.items()},
             "family_state": states,
         }
-    try:
-        from pipeline.domain import records
-
-        results = warehouse.query("SELECT * FROM best_bets_results WHERE game_date < ?", [last])
-        history["record"] = records.best_bets_record(results, as_of=last) if results else None
-        history["ultra_public"] = bool(records.ultra_public_gate(results)) if results else False
-    except Exception as exc:  # noqa: BLE001 - grading not available yet: no record in the export
-        log.info("no best-bets record available: %s", exc)
+    as_of = last - dt.timedelta(days=1)
+    if results:
+        history["record"] = records.best_bets_record(results, as_of, live_run_ids=live, policy=policy)
+        history["ultra_public"] = records.ultra_public_gate(results, as_of, live_run_ids=live, policy=policy)
+    history["status"] = HISTORY_OK if (acc or perf or results) else HISTORY_EMPTY
+    history["graded_rows"] = len(acc) + len(results)
     return history
 
 
@@ -313,14 +367,22 @@ def model_infos(registry, dates: Iterable[dt.date], policy) -> tuple[list, tuple
     return ordered, infos
 
 
-def metric_counts(result) -> dict[str, int]:
+METRICS_ERROR = "metrics_error"  # key of counts when the job's metrics could not be read
+RUN_STATUS_NO_METRICS = "succeeded_unverified"  # runs.status of a finished job whose counts are unknown
+
+
+def metric_counts(result) -> dict[str, Any]:
+    """The job's counters summed by name. If the runner's metrics cannot be read, the only key is
+    ``metrics_error`` (the error text): the run is then recorded ``succeeded_unverified`` with that error
+    in its counts and the summary line says ``metrics UNAVAILABLE`` (see :func:`run_status`)."""
     from apache_beam.metrics.metric import MetricsFilter
 
     out: dict[str, int] = defaultdict(int)
     try:
         counters = result.metrics().query(MetricsFilter())["counters"]
-    except Exception:  # noqa: BLE001 - a runner without metrics: counts stay empty
-        return {}
+    except Exception as exc:  # noqa: BLE001 - recorded visibly, never a silent "succeeded"
+        log.warning("job metrics unavailable: %s", exc)
+        return {METRICS_ERROR: f"{type(exc).__name__}: {exc}"}
     for c in counters:
         value = c.committed if c.committed is not None else c.attempted
         out[c.key.metric.name] += int(value or 0)
@@ -330,8 +392,10 @@ def metric_counts(result) -> dict[str, int]:
 SUMMARY_FIELDS = ("players", "lined", "viable", "predictions", "candidates", "picks", "dead_letters")
 
 
-def summary_counts(metrics: dict[str, int]) -> dict[str, int]:
-    return {
+def summary_counts(metrics: dict[str, Any], history: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The summary counts of a slate job from its metrics, plus ``history`` (the graded-history status
+    of :func:`graded_history`) and ``metrics_error`` when the metrics could not be read."""
+    out: dict[str, Any] = {
         "players": metrics.get("rows_gate_decisions", 0),
         "lined": metrics.get("lined", 0),
         "viable": metrics.get("viable", 0),
@@ -340,10 +404,29 @@ def summary_counts(metrics: dict[str, int]) -> dict[str, int]:
         "picks": metrics.get("rows_best_bets", 0),
         "dead_letters": metrics.get("rows_dead_letters", 0),
     }
+    if history is not None:
+        out["history"] = history.get("status", HISTORY_NONE)
+    if METRICS_ERROR in metrics:
+        out[METRICS_ERROR] = metrics[METRICS_ERROR]
+    return out
+
+
+def run_status(counts: Mapping[str, Any]) -> str:
+    """The ``runs.status`` of a finished launch: ``submitted`` (remote runner), ``succeeded_unverified``
+    (the job ran but its metrics could not be read: the counts hold ``metrics_error``) or ``succeeded``."""
+    if counts.get("submitted"):
+        return "submitted"
+    if counts.get(METRICS_ERROR):
+        return RUN_STATUS_NO_METRICS
+    return "succeeded"
 
 
 def format_summary(label: str, counts: dict[str, Any], seconds: float) -> str:
     parts = [f"{k.replace('_', ' ')} {counts.get(k, 0)}" for k in SUMMARY_FIELDS]
+    if "history" in counts:
+        parts.append(f"history: {counts['history']}")
+    if counts.get(METRICS_ERROR):
+        parts = [f"metrics UNAVAILABLE ({counts[METRICS_ERROR]})"] + parts[len(SUMMARY_FIELDS):]
     return f"{label}: " + ", ".join(parts) + f", {seconds:.1f} s"
 
 

@@ -7,8 +7,10 @@
 Reads the graded rows from the warehouse (``props grade`` first): the dates' picks, pick results and
 prediction accuracy, and model performance over the dates (for one date: the 30 days ending at it, so
 "model health over time" has a history). Sections: the record, the picks with results, per family and
-best bets (picks, HR, ROI at -110, mean CLV), hit rate by edge bucket with counts and intervals,
-calibration, model health, CLV. No external JS or CSS: open the file in any browser.
+best bets (the backtest table of ``props grade --start --end``: W-L-P, HR with its 95 % interval, ROI at
+-110, mean CLV, OVER / UNDER, whether the consensus beats the best family), hit rate by edge bucket
+with counts and intervals, calibration, model health, CLV. No external JS or CSS: open the file in any
+browser.
 """
 
 from __future__ import annotations
@@ -20,14 +22,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.commands import common
 from pipeline.commands.common import LaunchError, eprint
-from pipeline.commands.grade import (
-    LOOKBACK_DAYS,
-    non_live_run_ids,
-    read_table_rows,
-    resolve_dates,
-    season_results,
-)
+from pipeline.commands.grade import resolve_dates
 from pipeline.domain import records as records_lib
+from pipeline.grade_graph import LOOKBACK_DAYS, read_table_rows, season_results
 from pipeline.options import DataOptions, OptionsError, RangeOptions, date_range
 from pipeline.report.html import ReportData, render_report
 
@@ -49,17 +46,14 @@ def default_out(dates: list[dt.date]) -> Path:
     return DEFAULT_REPORT_DIR / f"report-{name}.html"
 
 
-def load_report_data(warehouse, dates: list[dt.date], *, policy=None,
+def load_report_data(warehouse, dates: list[dt.date], *, policy,
                      generated_at: dt.datetime | None = None) -> ReportData:
     """Everything the report shows, read from the warehouse (one query per table)."""
     health_dates = dates if len(dates) > 1 else date_range(dates[0] - dt.timedelta(days=LOOKBACK_DAYS - 1),
                                                            dates[0])
     season = season_results(warehouse, dates[-1])
-    gate = {}
-    if policy is not None:
-        gate = dict(min_picks=policy.ultra_public_min_picks, min_hr=policy.ultra_public_min_hr)
-    record = records_lib.best_bets_record(season, dates[-1],
-                                          non_live_run_ids=non_live_run_ids(warehouse), **gate)
+    record = records_lib.best_bets_record(season, dates[-1], live_run_ids=common.live_run_ids(warehouse),
+                                          policy=policy)
     span = set(dates)
     return ReportData(
         title="Props report: " + (dates[0].isoformat() if len(dates) == 1
@@ -71,6 +65,7 @@ def load_report_data(warehouse, dates: list[dt.date], *, policy=None,
         performance=read_table_rows(warehouse, "model_performance_daily", health_dates),
         record=record,
         generated_at=generated_at or dt.datetime.now(dt.UTC),
+        policy=policy,
     )
 
 

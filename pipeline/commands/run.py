@@ -119,7 +119,7 @@ def run_plan(plan: RunPlan, options) -> dict[str, int]:
         eprint(f"submitted Dataflow job {job_id} for {plan.dates[0]}..{plan.dates[-1]}")
         return {"submitted": 1, "job_id": job_id}
     result.wait_until_finish()
-    return common.summary_counts(common.metric_counts(result))
+    return common.summary_counts(common.metric_counts(result), plan.history)
 
 
 def open_warehouse(options):
@@ -185,7 +185,7 @@ def main(argv: list[str]) -> int:
         eprint(f"props run: FAILED after {watch.seconds:.1f} s: {type(exc).__name__}: {exc}")
         return 1
     counts_doc = dict(counts, seconds=round(watch.seconds, 2))
-    status = "submitted" if counts.get("submitted") else "succeeded"
+    status = common.run_status(counts)  # succeeded / submitted / succeeded_unverified (no metrics)
     warehouse.finish_run(plan.run_id, dt.datetime.now(dt.UTC), status, json.dumps(counts_doc))
     print(common.format_summary(f"run {plan.dates[0]}", counts, watch.seconds))
     print(f"warehouse {plan.warehouse}  exports {plan.exports}")

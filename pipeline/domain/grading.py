@@ -1,29 +1,43 @@
 """Grading rules (domain.md section 9): pure functions, no Beam, no I/O.
 
 What: the outcome of one bet against the actual points, DNP voids with their reasons, the graded
-``PredictionAccuracy`` / ``BestBetResult`` rows, closing-line value, the rolling per-model performance
-row with its health state, and the season backtest table (picks, hit rate, ROI at -110, mean CLV).
+``PredictionAccuracy`` / ``BestBetResult`` rows, closing-line value, the "edge N+" rule, the rolling
+per-model performance row with its health state, and the season backtest table (per family and for best
+bets: W-L-P, hit rate with a 95 % Wilson interval, ROI at -110, CLV, OVER/UNDER split, and whether the
+consensus beats the best single family).
 How: every rule is a small function of plain values; the Beam transforms (``pipeline/transforms/
-grading.py``) and the ``props grade`` command only route rows into them.
+grading.py``, the ``props grade`` job) and governance (``models/governance.py``) only route rows into
+them. Numbers that are settings come from the policy (``Policy.edge_buckets``, ``breakeven_hr``,
+``state_*``), never from literals here.
 
 Conventions (one place for each):
   * hit rate (HR) = wins / (wins + losses), a fraction 0-1; pushes and voids never count;
-  * a "bet" is an OVER/UNDER recommendation with a line; HOLD and NO_LINE have no result;
-  * model HR windows count bets with |edge| >= 3.0 (edge 5+ for ``hr_edge5_30d``);
+  * a "bet" is an OVER/UNDER recommendation with a line (``prediction_correct``, ``best_bets_results``);
+  * the "edge N+" rule (:func:`edge_outcome`): the direction of the edge (OVER when edge > 0, UNDER when
+    edge < 0) against the line, whatever the recommendation (a quantile model's HOLD at edge 3.5 counts
+    at edge 3+), for predictions with |edge| >= N; pushes, voids, no line and edge 0 have no result.
+    Stored per graded prediction as ``prediction_accuracy.edge_correct``; every "edge 3+" / "edge 5+"
+    hit rate (model performance, promotion gates, blacklist history, backtest, report) uses it;
+  * every prediction that was scored is graded, NO_LINE included: errors, within 3 / 5 and void
+    reasons; it has no result (``prediction_correct`` and ``edge_correct`` NULL);
   * a window of N days is the N calendar days ending at the as-of date, inclusive;
   * signed_error = predicted - actual (positive = the model over-predicted);
   * margin = actual - line; CLV = closing - line for OVER, line - closing for UNDER (positive = beat
-    the close);
-  * state from the 7-day HR: INSUFFICIENT_DATA (n < 5), BLOCKED (< 52.4 %), DEGRADING (< 55 %),
-    WATCH (< 58 %), HEALTHY; each threshold's exact value belongs to the better state.
+    the close), in the edge's direction for predictions and the pick's direction for picks;
+  * state from the 7-day edge-3+ HR: INSUFFICIENT_DATA (n < ``state_min_graded``), BLOCKED
+    (< ``breakeven_hr``), DEGRADING (< ``state_degrading_hr``), WATCH (< ``state_watch_hr``), HEALTHY;
+    each threshold's exact value belongs to the better state.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from pipeline.domain.gate import latest_injury_status
 from pipeline.domain.linebook import closing_line as selected_closing_line
@@ -51,12 +65,8 @@ LATE_SCRATCH_STATUSES: frozenset[str] = frozenset({"questionable", "probable"})
 # Pick results (contract.md best_bets_results.result).
 WIN, LOSS, PUSH, VOID, PENDING = "WIN", "LOSS", "PUSH", "VOID", "PENDING"
 
-# Model performance: edge floors of the HR windows and the state thresholds (fractions of 1).
-HR_EDGE_MIN = 3.0
-HR_EDGE5_MIN = 5.0
+# Model performance: the rolling windows (calendar days) and the states, best last.
 WINDOWS_DAYS: tuple[int, int, int] = (7, 14, 30)
-STATE_MIN_N = 5
-STATE_THRESHOLDS: tuple[tuple[float, str], ...] = ((0.524, "BLOCKED"), (0.55, "DEGRADING"), (0.58, "WATCH"))
 STATE_HEALTHY = "HEALTHY"
 STATE_INSUFFICIENT = "INSUFFICIENT_DATA"
 STATES: tuple[str, ...] = (STATE_INSUFFICIENT, "BLOCKED", "DEGRADING", "WATCH", STATE_HEALTHY)
@@ -79,14 +89,22 @@ def bet_outcome(direction: str, line: float, actual: float) -> bool | None:
     return actual > line if d == "OVER" else actual < line
 
 
-def is_dnp(box: BoxScore | None) -> bool:
-    """Did-not-play: no box score row, the DNP flag, missing points, or 0 points with 0/missing minutes.
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
-    0 points with minutes > 0 is a played game (a normal result).
-    """
-    if box is None or box.is_dnp or box.points is None:
+
+def dnp(is_dnp_flag: Any, points: Any, minutes: Any) -> bool:
+    """The DNP rule on plain values (NaN = missing): the DNP flag, missing points, or 0 points with 0 or
+    missing minutes. 0 points with minutes > 0 is a played game (a normal result). Training
+    (``models/train.py``) applies it to its box-score frame; :func:`is_dnp` to a ``BoxScore``."""
+    if (not _missing(is_dnp_flag) and bool(is_dnp_flag)) or _missing(points):
         return True
-    return box.points == 0 and (box.minutes is None or box.minutes <= 0)
+    return points == 0 and (_missing(minutes) or minutes <= 0)
+
+
+def is_dnp(box: BoxScore | None) -> bool:
+    """Did-not-play: no box score row, or :func:`dnp` of its DNP flag, points and minutes."""
+    return box is None or dnp(box.is_dnp, box.points, box.minutes)
 
 
 def void_reason(box: BoxScore | None, injury_status_before_game: str | None) -> str | None:
@@ -115,6 +133,60 @@ def clv_points(direction: str, line: float | None, closing_line: float | None) -
     return round(value, 2)
 
 
+# --------------------------------------------------------------------------------------------
+# The "edge N+" rule
+# --------------------------------------------------------------------------------------------
+
+
+def edge_direction(edge: float | None) -> str | None:
+    """OVER for a positive edge, UNDER for a negative one, None for no edge (no line) or 0."""
+    if _missing(edge) or edge == 0:
+        return None
+    return "OVER" if edge > 0 else "UNDER"
+
+
+def edge_outcome(edge: float | None, line: float | None, actual: float | None) -> str | None:
+    """THE "edge N+" rule: the result of the edge's direction against the line (WIN / LOSS / PUSH), or
+    None without a result (no line, no or zero edge, no actual points: pass None for a void).
+
+    OVER (edge > 0) wins if actual > line, UNDER (edge < 0) wins if actual < line (:func:`bet_outcome`),
+    whatever the model's recommendation. Which predictions count at "edge N+" is
+    :func:`in_edge_bucket`. NaN counts as missing, so the vectorised form (:func:`edge_outcomes`) can
+    take numpy arrays with NaN lines.
+    """
+    direction = edge_direction(edge)
+    if direction is None or _missing(line) or _missing(actual):
+        return None
+    won = bet_outcome(direction, float(line), float(actual))
+    return PUSH if won is None else (WIN if won else LOSS)
+
+
+def edge_correct(edge: float | None, line: float | None, actual: float | None) -> bool | None:
+    """:func:`edge_outcome` as the stored ``edge_correct`` column: True (WIN), False (LOSS), else None."""
+    return {WIN: True, LOSS: False}.get(edge_outcome(edge, line, actual))
+
+
+def in_edge_bucket(edge: float | None, bucket: float) -> bool:
+    """Does a prediction count at "edge ``bucket``+": |edge| >= bucket (the exact bucket value counts)."""
+    return not _missing(edge) and abs(edge) >= bucket
+
+
+_edge_outcome_ufunc = np.frompyfunc(edge_outcome, 3, 1)
+_in_edge_bucket_ufunc = np.frompyfunc(in_edge_bucket, 2, 1)
+
+
+def edge_outcomes(edge: np.ndarray, line: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """:func:`edge_outcome` element-wise over arrays (governance's holdout): an object array of
+    WIN / LOSS / PUSH / None. The same function, applied per element: one definition."""
+    return np.asarray(_edge_outcome_ufunc(np.asarray(edge, float), np.asarray(line, float),
+                                          np.asarray(actual, float)), dtype=object)
+
+
+def in_edge_buckets(edge: np.ndarray, bucket: float) -> np.ndarray:
+    """:func:`in_edge_bucket` element-wise: a boolean array."""
+    return np.asarray(_in_edge_bucket_ufunc(np.asarray(edge, float), float(bucket)), dtype=bool)
+
+
 def _r(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(float(value), digits)
 
@@ -123,14 +195,18 @@ def grade_prediction(pred: Prediction, box: BoxScore | None, injury_status: str 
                      closing_line: float | None = None, run_id: str | None = None) -> PredictionAccuracy:
     """Grades one prediction against the box score of a game that was played.
 
-    Void (DNP): no result, no errors. Otherwise errors always; a result (True/False, or push) only for
-    an OVER/UNDER recommendation with a line; HOLD and NO_LINE get ``prediction_correct`` None and
-    ``is_push`` False. ``closing_line`` (optional) gives the CLV of a bet.
+    Every prediction is graded, NO_LINE included (domain.md sections 3 and 9: scored and tracked for
+    accuracy). Void (DNP): no result, no errors, the void reason. Otherwise errors and within 3 / 5
+    always; ``prediction_correct`` (True/False, or None for a push) only for an OVER/UNDER recommendation
+    with a line, None for HOLD and NO_LINE; ``edge_correct`` by the "edge N+" rule (:func:`edge_outcome`)
+    whenever there is a line; margin with a line. ``closing_line`` (optional) gives the CLV in the
+    edge's direction.
     """
     reason = void_reason(box, injury_status)
     rec = pred.recommendation.upper()
     is_bet = rec in BET_DIRECTIONS and pred.line is not None
-    clv = clv_points(rec, pred.line, closing_line) if is_bet else None
+    direction = edge_direction(pred.edge) if pred.line is not None else None
+    clv = clv_points(direction, pred.line, closing_line) if direction is not None else None
     minutes = box.minutes if box is not None else None
     if reason is not None:
         return PredictionAccuracy(
@@ -140,7 +216,7 @@ def grade_prediction(pred: Prediction, box: BoxScore | None, injury_status: str 
             actual_points=box.points if box is not None else None, minutes=minutes,
             prediction_correct=None, is_push=False, is_voided=True, void_reason=reason,
             absolute_error=None, signed_error=None, within_3=None, within_5=None, margin=None,
-            run_id=run_id, closing_line=closing_line, clv=clv)
+            run_id=run_id, closing_line=closing_line, clv=clv, edge_correct=None)
     actual = float(box.points)  # type: ignore[union-attr]  # not None: is_dnp checked it
     outcome = bet_outcome(rec, pred.line, actual) if is_bet else None
     signed = pred.predicted_points - actual
@@ -152,7 +228,8 @@ def grade_prediction(pred: Prediction, box: BoxScore | None, injury_status: str 
         prediction_correct=outcome, is_push=is_bet and outcome is None, is_voided=False, void_reason=None,
         absolute_error=_r(abs_err), signed_error=_r(signed), within_3=abs_err <= 3.0, within_5=abs_err <= 5.0,
         margin=_r(actual - pred.line) if pred.line is not None else None,
-        run_id=run_id, closing_line=closing_line, clv=clv)
+        run_id=run_id, closing_line=closing_line, clv=clv,
+        edge_correct=edge_correct(pred.edge, pred.line, actual))
 
 
 def grade_pick(pick: Pick, box: BoxScore | None, injury_status: str | None, closing_line: float | None, *,
@@ -202,14 +279,14 @@ class GradedGroup(NamedTuple):
     accuracy: list[PredictionAccuracy]
     results: list[BestBetResult]
     pending_predictions: int  # predictions of games with no box scores yet (not written)
-    no_line_predictions: int  # predictions without a line (not graded)
+    no_line_predictions: int  # NO_LINE predictions graded (errors, no result), part of ``accuracy``
 
 
 def grade_player_date(predictions: Iterable[Prediction], picks: Iterable[Pick], boxes: Iterable[BoxScore],
                       reports: Iterable[InjuryReport], odds: Iterable[OddsSnapshot], *,
-                      tipoffs: dict[str, dt.datetime], played_game_ids: frozenset[str] | set[str],
+                      tipoffs: Mapping[str, dt.datetime], played_game_ids: Collection[str],
                       policy: Policy, run_id: str | None = None) -> GradedGroup:
-    """Grades every prediction (latest per model, with a line) and every non-withdrawn pick of ONE
+    """Grades every prediction (latest per model, NO_LINE included) and every non-withdrawn pick of ONE
     (game_date, player_lookup) from that player's box scores, injury reports and odds snapshots of the
     date. The injury status is the latest report at or before the game's tip-off (``tipoffs`` by game_id;
     without a tip-off: the latest report of the date). The closing line is the line book's selected line
@@ -241,13 +318,12 @@ def grade_player_date(predictions: Iterable[Prediction], picks: Iterable[Pick], 
 
     accuracy, pending, no_line = [], 0, 0
     for p in latest_predictions(predictions):
-        if p.line is None:
-            no_line += 1
-            continue
         if p.game_id not in played_game_ids:
             pending += 1
             continue
-        close = closing(p.game_id) if p.recommendation.upper() in BET_DIRECTIONS else None
+        if p.line is None:
+            no_line += 1
+        close = closing(p.game_id) if p.line is not None else None
         accuracy.append(grade_prediction(p, box_by_game.get(p.game_id), status(p.game_id),
                                          closing_line=close[0] if close else None, run_id=run_id))
     results = []
@@ -260,7 +336,7 @@ def grade_player_date(predictions: Iterable[Prediction], picks: Iterable[Pick], 
 
 
 # --------------------------------------------------------------------------------------------
-# Model performance
+# Hit rates at "edge N+"
 # --------------------------------------------------------------------------------------------
 
 
@@ -270,13 +346,54 @@ def hit_rate(wins: int, losses: int) -> float | None:
     return wins / n if n else None
 
 
-def model_state(hr_7d: float | None, n_7d: int, *, min_n: int = STATE_MIN_N,
-                thresholds: Sequence[tuple[float, str]] = STATE_THRESHOLDS) -> str:
-    """Health state from the 7-day edge-3+ HR (a fraction): INSUFFICIENT_DATA when n < 5; then the first
-    threshold the HR is below (52.4 % BLOCKED, 55 % DEGRADING, 58 % WATCH); else HEALTHY."""
-    if n_7d < min_n or hr_7d is None:
+Z_95 = 1.959964  # two-sided 95 % normal quantile
+
+
+def wilson_interval(wins: int, n: int, z: float = Z_95) -> tuple[float, float] | None:
+    """95 % Wilson score interval of a hit rate ``wins / n`` (None when n = 0)."""
+    if n <= 0:
+        return None
+    p = wins / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def accuracy_edge_outcome(row: PredictionAccuracy) -> str | None:
+    """:func:`edge_outcome` of a graded prediction (None when it is void). Python readers of
+    ``prediction_accuracy`` call this; SQL readers use the stored ``edge_correct`` (the same rule)."""
+    if row.is_voided:
+        return None
+    return edge_outcome(row.edge, row.line, row.actual_points)
+
+
+def edge_bucket_result(row: PredictionAccuracy, bucket: float) -> bool | None:
+    """A graded prediction's result at "edge ``bucket``+": True / False when its |edge| reaches the bucket
+    and it has a result, else None (not counted: push, void, no line, below the bucket)."""
+    if not in_edge_bucket(row.edge, bucket):
+        return None
+    return {WIN: True, LOSS: False}.get(accuracy_edge_outcome(row))
+
+
+# --------------------------------------------------------------------------------------------
+# Model performance
+# --------------------------------------------------------------------------------------------
+
+
+def state_bounds(policy: Policy) -> tuple[tuple[float, str], ...]:
+    """(upper bound, state) pairs, lowest first: below ``breakeven_hr`` BLOCKED, below
+    ``state_degrading_hr`` DEGRADING, below ``state_watch_hr`` WATCH (fractions of 1)."""
+    return ((policy.breakeven_hr, "BLOCKED"), (policy.state_degrading_hr, "DEGRADING"),
+            (policy.state_watch_hr, "WATCH"))
+
+
+def model_state(hr_7d: float | None, n_7d: int, policy: Policy) -> str:
+    """Health state from the 7-day edge-3+ HR (a fraction): INSUFFICIENT_DATA when n < the policy's
+    ``state_min_graded``; then the first bound of :func:`state_bounds` the HR is below; else HEALTHY."""
+    if n_7d < policy.state_min_graded or hr_7d is None:
         return STATE_INSUFFICIENT
-    for bound, state in thresholds:
+    for bound, state in state_bounds(policy):
         if hr_7d < bound:
             return state
     return STATE_HEALTHY
@@ -302,22 +419,23 @@ class _DayStats(NamedTuple):
         return _DayStats(*(a + b for a, b in zip(self, other, strict=True)))
 
 
-def _row_stats(row: PredictionAccuracy) -> _DayStats:
+def _row_stats(row: PredictionAccuracy, policy: Policy) -> _DayStats:
     if row.is_voided:
         return _DayStats()
     abs_n = 1 if row.absolute_error is not None else 0
     bias_n = 1 if (row.line is not None and row.predicted_points is not None) else 0
     base = dict(abs_err_sum=float(row.absolute_error or 0.0), abs_err_n=abs_n,
                 bias_sum=float(row.predicted_points - row.line) if bias_n else 0.0, bias_n=bias_n)
-    rec = (row.recommendation or "").upper()
-    edge = abs(row.edge) if row.edge is not None else 0.0
-    if rec not in BET_DIRECTIONS or row.prediction_correct is None or edge < HR_EDGE_MIN:
+    edge3, edge5 = policy.edge_buckets
+    won = edge_bucket_result(row, edge3)
+    if won is None:
         return _DayStats(**base)
-    w, lo = (1, 0) if row.prediction_correct else (0, 1)
-    e5 = edge >= HR_EDGE5_MIN
+    w, lo = (1, 0) if won else (0, 1)
+    e5 = edge_bucket_result(row, edge5) is not None
+    over = edge_direction(row.edge) == "OVER"
     return _DayStats(w3=w, l3=lo, w5=w if e5 else 0, l5=lo if e5 else 0,
-                     over_w=w if rec == "OVER" else 0, over_l=lo if rec == "OVER" else 0,
-                     under_w=w if rec == "UNDER" else 0, under_l=lo if rec == "UNDER" else 0, **base)
+                     over_w=w if over else 0, over_l=lo if over else 0,
+                     under_w=0 if over else w, under_l=0 if over else lo, **base)
 
 
 def _window(daily: dict[dt.date, _DayStats], as_of: dt.date, days: int) -> _DayStats:
@@ -330,7 +448,7 @@ def _window(daily: dict[dt.date, _DayStats], as_of: dt.date, days: int) -> _DayS
 
 
 def _performance_row(daily: dict[dt.date, _DayStats], as_of: dt.date, model_id: str, family: str | None,
-                     run_id: str | None) -> ModelPerformanceDaily:
+                     policy: Policy, run_id: str | None) -> ModelPerformanceDaily:
     w7, w14, w30 = (_window(daily, as_of, d) for d in WINDOWS_DAYS)
     hr7 = hit_rate(w7.w3, w7.l3)
     n7 = w7.w3 + w7.l3
@@ -342,20 +460,23 @@ def _performance_row(daily: dict[dt.date, _DayStats], as_of: dt.date, model_id: 
         over_hr_30d=hit_rate(w30.over_w, w30.over_l), under_hr_30d=hit_rate(w30.under_w, w30.under_l),
         mae_30d=w30.abs_err_sum / w30.abs_err_n if w30.abs_err_n else None,
         vegas_bias_30d=w30.bias_sum / w30.bias_n if w30.bias_n else None,
-        state=model_state(hr7, n7), run_id=run_id)
+        state=model_state(hr7, n7, policy), run_id=run_id)
 
 
 def model_performance_series(accuracy_rows: Iterable[PredictionAccuracy], as_of_dates: Iterable[dt.date], *,
-                             run_id: str | None = None) -> list[ModelPerformanceDaily]:
+                             policy: Policy, run_id: str | None = None) -> list[ModelPerformanceDaily]:
     """One ``ModelPerformanceDaily`` per (as-of date, model) for every model with at least one graded row
-    in the 30 days ending at that date. ``accuracy_rows`` must cover the 30-day lookback of the earliest
-    date. Rows come out sorted by (game_date, model_id). Each row is aggregated once per day, so a season
-    of dates costs one pass over the rows plus 30 additions per (date, model)."""
+    in the 30 days ending at that date. HR windows count the "edge N+" rule at ``policy.edge_buckets``
+    (7/14/30-day at edge 3+, edge 5+ over 30 days, OVER/UNDER split by the edge's direction); MAE over
+    every non-void prediction (NO_LINE included); vegas bias = mean(predicted - line) over lined ones.
+    ``accuracy_rows`` must cover the 30-day lookback of the earliest date. Rows come out sorted by
+    (game_date, model_id). Each row is aggregated once per day, so a season of dates costs one pass over
+    the rows plus 30 additions per (date, model)."""
     daily: dict[str, dict[dt.date, _DayStats]] = defaultdict(dict)
     family: dict[str, str | None] = {}
     for row in accuracy_rows:
         per_model = daily[row.model_id]
-        per_model[row.game_date] = per_model.get(row.game_date, _DayStats()).add(_row_stats(row))
+        per_model[row.game_date] = per_model.get(row.game_date, _DayStats()).add(_row_stats(row, policy))
         if row.family is not None or row.model_id not in family:
             family[row.model_id] = row.family
     out = []
@@ -364,29 +485,32 @@ def model_performance_series(accuracy_rows: Iterable[PredictionAccuracy], as_of_
         first = as_of - dt.timedelta(days=longest - 1)
         for model_id in sorted(daily):
             if any(first <= d <= as_of for d in daily[model_id]):
-                out.append(_performance_row(daily[model_id], as_of, model_id, family[model_id], run_id))
+                out.append(_performance_row(daily[model_id], as_of, model_id, family[model_id], policy,
+                                            run_id))
     return out
 
 
 def model_performance(accuracy_rows: Iterable[PredictionAccuracy], as_of_date: dt.date, model_id: str, *,
-                      run_id: str | None = None) -> ModelPerformanceDaily:
+                      policy: Policy, run_id: str | None = None) -> ModelPerformanceDaily:
     """The performance row of one model at one date (windows of 7/14/30 calendar days ending at
     ``as_of_date`` inclusive); a model with no graded rows gets counts 0 and INSUFFICIENT_DATA."""
     rows = [r for r in accuracy_rows if r.model_id == model_id]
-    series = model_performance_series(rows, [as_of_date], run_id=run_id)
+    series = model_performance_series(rows, [as_of_date], policy=policy, run_id=run_id)
     if series:
         return series[0]
     fam = next((r.family for r in rows if r.family is not None), None)
-    return _performance_row({}, as_of_date, model_id, fam, run_id)
+    return _performance_row({}, as_of_date, model_id, fam, policy, run_id)
 
 
 # --------------------------------------------------------------------------------------------
 # Season backtest table
 # --------------------------------------------------------------------------------------------
 
+BEST_BETS = "best_bets"
+
 
 class BacktestLine(NamedTuple):
-    """One line of the backtest table (a model family or best bets)."""
+    """One line of the backtest table (a model family at edge 3+, or best bets)."""
 
     name: str
     picks: int  # graded W + L (pushes and voids excluded, like the HR)
@@ -395,9 +519,17 @@ class BacktestLine(NamedTuple):
     pushes: int
     voids: int
     hit_rate: float | None
+    hr_low: float | None  # 95 % Wilson interval of the HR
+    hr_high: float | None
     roi: float | None  # profit per unit staked at -110 over W + L
     mean_clv: float | None
     n_clv: int
+    over_wins: int
+    over_losses: int
+    over_hr: float | None
+    under_wins: int
+    under_losses: int
+    under_hr: float | None
 
 
 def roi_at_minus_110(wins: int, losses: int) -> float | None:
@@ -406,57 +538,120 @@ def roi_at_minus_110(wins: int, losses: int) -> float | None:
     return (wins * WIN_PAYOUT_AT_MINUS_110 - losses) / n if n else None
 
 
-def _line(name: str, outcomes: list[bool | None], voids: int, clvs: list[float]) -> BacktestLine:
-    wins = sum(1 for o in outcomes if o is True)
-    losses = sum(1 for o in outcomes if o is False)
-    pushes = sum(1 for o in outcomes if o is None)
-    return BacktestLine(name, wins + losses, wins, losses, pushes, voids, hit_rate(wins, losses),
-                        roi_at_minus_110(wins, losses), sum(clvs) / len(clvs) if clvs else None, len(clvs))
+class _Tally:
+    """W/L/P per direction, voids and CLVs of one backtest line."""
+
+    def __init__(self) -> None:
+        self.counts = {(d, o): 0 for d in BET_DIRECTIONS for o in (WIN, LOSS, PUSH)}
+        self.voids = 0
+        self.clvs: list[float] = []
+
+    def line(self, name: str) -> BacktestLine:
+        c = self.counts
+        ow, ol, uw, ul = c["OVER", WIN], c["OVER", LOSS], c["UNDER", WIN], c["UNDER", LOSS]
+        wins, losses = ow + uw, ol + ul
+        ci = wilson_interval(wins, wins + losses)
+        return BacktestLine(
+            name, wins + losses, wins, losses, c["OVER", PUSH] + c["UNDER", PUSH], self.voids,
+            hit_rate(wins, losses), ci[0] if ci else None, ci[1] if ci else None,
+            roi_at_minus_110(wins, losses), sum(self.clvs) / len(self.clvs) if self.clvs else None,
+            len(self.clvs), ow, ol, hit_rate(ow, ol), uw, ul, hit_rate(uw, ul))
 
 
-def backtest_table(accuracy_rows: Iterable[PredictionAccuracy],
-                   pick_results: Iterable[BestBetResult]) -> list[BacktestLine]:
-    """Per model family (edge-3+ OVER/UNDER bets of all its models) and for best bets: graded picks,
-    HR, ROI at -110 and mean CLV (over the bets with a closing line). Families sorted by name, best bets
-    last."""
-    by_family: dict[str, tuple[list, list, list]] = defaultdict(lambda: ([], [0], []))
+def backtest_table(accuracy_rows: Iterable[PredictionAccuracy], pick_results: Iterable[BestBetResult], *,
+                   policy: Policy) -> list[BacktestLine]:
+    """Per model family (every prediction of its models at "edge 3+" = ``policy.edge_buckets[0]``, by the
+    edge rule) and for best bets (graded picks): W-L-P, voids, HR with its 95 % Wilson interval, ROI at
+    -110, mean CLV (over the bets with a closing line) and the OVER / UNDER split. Families sorted by
+    name, best bets last."""
+    bucket = policy.edge_buckets[0]
+    families: dict[str, _Tally] = defaultdict(_Tally)
     for r in accuracy_rows:
-        rec = (r.recommendation or "").upper()
-        if rec not in BET_DIRECTIONS or r.edge is None or abs(r.edge) < HR_EDGE_MIN or r.line is None:
+        if r.line is None or not in_edge_bucket(r.edge, bucket):
             continue
-        outcomes, voids, clvs = by_family[r.family or "(unknown)"]
+        t = families[r.family or "(unknown)"]
         if r.is_voided:
-            voids[0] += 1
+            t.voids += 1
             continue
-        outcomes.append(r.prediction_correct)
+        outcome = accuracy_edge_outcome(r)
+        if outcome is None:
+            continue
+        t.counts[edge_direction(r.edge), outcome] += 1
         if r.clv is not None:
-            clvs.append(r.clv)
-    lines = [_line(fam, o, v[0], c) for fam, (o, v, c) in sorted(by_family.items())]
-    outcomes, clvs, voids = [], [], 0
+            t.clvs.append(r.clv)
+    lines = [families[f].line(f) for f in sorted(families)]
+    picks = _Tally()
     for p in pick_results:
         if p.result == VOID:
-            voids += 1
-        elif p.result in (WIN, LOSS, PUSH):
-            outcomes.append({WIN: True, LOSS: False, PUSH: None}[p.result])
+            picks.voids += 1
+        elif p.result in (WIN, LOSS, PUSH) and p.direction.upper() in BET_DIRECTIONS:
+            picks.counts[p.direction.upper(), p.result] += 1
         if p.clv is not None and p.result != PENDING:
-            clvs.append(p.clv)
-    lines.append(_line("best_bets", outcomes, voids, clvs))
+            picks.clvs.append(p.clv)
+    lines.append(picks.line(BEST_BETS))
     return lines
 
 
-def format_backtest_table(lines: Sequence[BacktestLine]) -> str:
-    """A fixed-width text table (README and the ``props grade --start --end`` summary)."""
-    def pct(v: float | None) -> str:
-        return "-" if v is None else f"{100 * v:.1f}%"
+class ConsensusComparison(NamedTuple):
+    """Best bets (the consensus) against the best single family, on HR with 95 % intervals."""
 
+    best_family: str | None
+    family: BacktestLine | None
+    consensus: BacktestLine
+    beats: bool | None  # consensus HR > best family HR; None when either has no graded bet
+    significant: bool  # the consensus interval lies wholly above the family's
+
+
+def consensus_vs_best_family(lines: Sequence[BacktestLine]) -> ConsensusComparison:
+    """Compares the best-bets line with the family of the highest HR (ties: more bets, then name)."""
+    consensus = next(ln for ln in lines if ln.name == BEST_BETS)
+    families = [ln for ln in lines if ln.name != BEST_BETS and ln.hit_rate is not None]
+    best = min(families, key=lambda ln: (-ln.hit_rate, -ln.picks, ln.name), default=None)
+    if best is None or consensus.hit_rate is None:
+        return ConsensusComparison(best.name if best else None, best, consensus, None, False)
+    beats = consensus.hit_rate > best.hit_rate
+    significant = beats and consensus.hr_low is not None and best.hr_high is not None \
+        and consensus.hr_low > best.hr_high
+    return ConsensusComparison(best.name, best, consensus, beats, significant)
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return "-" if low is None or high is None else f"[{100 * low:.1f}-{100 * high:.1f}]"
+
+
+def format_consensus_line(cmp: ConsensusComparison) -> str:
+    """One sentence: does the consensus (best bets) beat the best single family on HR?"""
+    c = cmp.consensus
+    if cmp.family is None or c.hit_rate is None:
+        return ("consensus vs best family: not enough graded bets to compare "
+                f"(best bets {c.picks}, best family {cmp.best_family or '-'})")
+    f = cmp.family
+    head = (f"consensus (best bets) HR {_pct(c.hit_rate)} {_interval(c.hr_low, c.hr_high)} on {c.picks} vs "
+            f"best family {f.name} HR {_pct(f.hit_rate)} {_interval(f.hr_low, f.hr_high)} on {f.picks}: ")
+    if cmp.significant:
+        return head + "the consensus beats it (intervals do not overlap)"
+    if cmp.beats:
+        return head + "the consensus is higher but the 95 % intervals overlap (not a significant win)"
+    return head + "the consensus does NOT beat the best family"
+
+
+def format_backtest_table(lines: Sequence[BacktestLine]) -> str:
+    """A fixed-width text table plus the consensus line (``props grade --start --end``, README)."""
     def num(v: float | None) -> str:
         return "-" if v is None else f"{v:+.2f}"
 
-    header = (f"{'name':<16} {'picks':>6} {'W-L-P':>13} {'voids':>6} {'HR':>7} {'ROI':>7} {'CLV':>6} "
-              f"{'n_clv':>6}")
+    header = (f"{'name':<16} {'bets':>6} {'W-L-P':>13} {'voids':>6} {'HR':>7} {'95% CI':>13} {'ROI':>7} "
+              f"{'CLV':>6} {'n_clv':>6} {'OVER W-L':>10} {'OVER HR':>8} {'UNDER W-L':>10} {'UNDER HR':>8}")
     out = [header, "-" * len(header)]
     for ln in lines:
         wlp = f"{ln.wins}-{ln.losses}-{ln.pushes}"
-        out.append(f"{ln.name:<16} {ln.picks:>6} {wlp:>13} {ln.voids:>6} {pct(ln.hit_rate):>7} "
-                   f"{pct(ln.roi):>7} {num(ln.mean_clv):>6} {ln.n_clv:>6}")
+        out.append(f"{ln.name:<16} {ln.picks:>6} {wlp:>13} {ln.voids:>6} {_pct(ln.hit_rate):>7} "
+                   f"{_interval(ln.hr_low, ln.hr_high):>13} {_pct(ln.roi):>7} {num(ln.mean_clv):>6} "
+                   f"{ln.n_clv:>6} {f'{ln.over_wins}-{ln.over_losses}':>10} {_pct(ln.over_hr):>8} "
+                   f"{f'{ln.under_wins}-{ln.under_losses}':>10} {_pct(ln.under_hr):>8}")
+    out.append(format_consensus_line(consensus_vs_best_family(lines)))
     return "\n".join(out)

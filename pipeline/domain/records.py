@@ -12,10 +12,13 @@ Definitions:
   * order of picks: (game_date, rank, pick_id), so "last 10" and streaks are deterministic;
   * current streak: the run of equal results ending at the latest graded pick of the season;
     best streak: the longest run of wins in the season;
-  * ultra public gate: >= 50 graded ultra OVER picks at >= 80 % HR, counting live picks only. A pick
-    is not live when the run that produced it (``pick_run_id``) is a backfill: its id is in
-    ``non_live_run_ids`` (the caller reads the ``runs`` table) or starts with ``backfill-`` (the run-id
-    format of ``pipeline.commands.common.new_run_id``).
+  * ultra public gate (:func:`ultra_public_gate`, the one definition ``props run``, ``props stream``
+    and ``props grade`` use): >= ``Policy.ultra_public_min_picks`` graded ultra OVER picks at >=
+    ``Policy.ultra_public_min_hr`` (``selection.ultra_public_gate``), counting live picks only. A pick is
+    live when the run that produced it (``pick_run_id``) is in ``live_run_ids``: the runs whose
+    ``command`` in the ``runs`` table is a live command (:data:`LIVE_COMMANDS`: ``run``, ``stream``;
+    :func:`live_run_ids`). A backfill, a replay or a run unknown to the ``runs`` table is never live;
+    the run id's spelling is never looked at (the old system's defect, domain.md section 10).
 
 Every function accepts ``BestBetResult`` rows or mappings with the same keys (rows of
 ``Warehouse.query("SELECT * FROM best_bets_results ...")``).
@@ -28,13 +31,13 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from pipeline.domain.calendar import season_bounds
+from pipeline.domain.selection import ultra_public_gate as ultra_gate_holds
+from pipeline.policy import Policy
 from pipeline.schemas import BestBetResult
 
-ULTRA_PUBLIC_MIN_PICKS = 50
-ULTRA_PUBLIC_MIN_HR = 0.80
 LAST_N = 10
 _GRADED = ("WIN", "LOSS")
-NON_LIVE_RUN_PREFIXES: tuple[str, ...] = ("backfill-",)
+LIVE_COMMANDS: frozenset[str] = frozenset({"run", "stream"})
 
 
 def as_result(row: BestBetResult | Mapping[str, Any]) -> BestBetResult:
@@ -45,12 +48,14 @@ def as_result(row: BestBetResult | Mapping[str, Any]) -> BestBetResult:
     return BestBetResult(**{f: row[f] if f in row else defaults[f] for f in BestBetResult._fields})
 
 
-def is_live(result: BestBetResult, non_live_run_ids: Collection[str] = ()) -> bool:
-    """False for a pick produced by a backfill (see the module docstring)."""
-    run = result.pick_run_id
-    if run is None:
-        return True
-    return run not in non_live_run_ids and not run.startswith(NON_LIVE_RUN_PREFIXES)
+def live_run_ids(runs: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """The run ids of ``runs`` rows (mappings with ``run_id`` and ``command``) whose command is live."""
+    return frozenset(r["run_id"] for r in runs if r.get("command") in LIVE_COMMANDS)
+
+
+def is_live(result: BestBetResult, live_run_ids: Collection[str]) -> bool:
+    """True for a pick produced by a live run (see the module docstring); no run id is never live."""
+    return result.pick_run_id is not None and result.pick_run_id in live_run_ids
 
 
 def week_bounds(day: dt.date) -> tuple[dt.date, dt.date, str]:
@@ -99,32 +104,29 @@ def streaks(results_in_order: Iterable[BestBetResult]) -> tuple[dict, dict]:
     return current, best
 
 
-def ultra_record(results: Iterable[BestBetResult], as_of: dt.date, *,
-                 non_live_run_ids: Collection[str] = (), min_picks: int = ULTRA_PUBLIC_MIN_PICKS,
-                 min_hr: float = ULTRA_PUBLIC_MIN_HR) -> dict:
+def ultra_record(results: Iterable[BestBetResult], as_of: dt.date, *, live_run_ids: Collection[str],
+                 policy: Policy) -> dict:
     """The ultra-tier record up to ``as_of`` from live picks and whether its public gate holds."""
     live, excluded = [], 0
     for r in map(as_result, results):
         if not r.ultra_tier or r.game_date > as_of:
             continue
-        if not is_live(r, non_live_run_ids):
+        if not is_live(r, live_run_ids):
             excluded += 1
             continue
         live.append(r)
     over = win_loss(r for r in live if r.direction == "OVER")
     n_over = over["wins"] + over["losses"]
     hr_over = over["wins"] / n_over if n_over else None
-    public = n_over >= min_picks and hr_over is not None and hr_over >= min_hr
     return {"all": win_loss(live), "over": over, "under": win_loss(r for r in live if r.direction == "UNDER"),
             "excluded_non_live": excluded,
-            "gate": {"min_graded_over": min_picks, "min_hr": min_hr, "graded_over": n_over,
-                     "hr_over": round(hr_over, 4) if hr_over is not None else None},
-            "public": public}
+            "gate": {"min_graded_over": policy.ultra_public_min_picks, "min_hr": policy.ultra_public_min_hr,
+                     "graded_over": n_over, "hr_over": round(hr_over, 4) if hr_over is not None else None},
+            "public": ultra_gate_holds(over["wins"], over["losses"], policy)}
 
 
-def best_bets_record(results: Iterable[BestBetResult], as_of: dt.date, *,
-                     non_live_run_ids: Collection[str] = (), min_picks: int = ULTRA_PUBLIC_MIN_PICKS,
-                     min_hr: float = ULTRA_PUBLIC_MIN_HR) -> dict:
+def best_bets_record(results: Iterable[BestBetResult], as_of: dt.date, *, live_run_ids: Collection[str],
+                     policy: Policy) -> dict:
     """The record document as of ``as_of`` (inclusive): season, month, week, last 10, streaks, ultra."""
     all_rows = sorted((r for r in map(as_result, results) if r.game_date <= as_of), key=_order)
     s_start, s_end, s_label = season_bounds(as_of)
@@ -143,17 +145,16 @@ def best_bets_record(results: Iterable[BestBetResult], as_of: dt.date, *,
         "last_10": {**win_loss(last), "results": ["W" if r.result == "WIN" else "L" for r in last]},
         "current_streak": current,
         "best_streak": best,
-        "ultra": ultra_record(season, as_of, non_live_run_ids=non_live_run_ids, min_picks=min_picks,
-                              min_hr=min_hr),
+        "ultra": ultra_record(season, as_of, live_run_ids=live_run_ids, policy=policy),
     }
 
 
-def ultra_public_gate(results: Iterable[BestBetResult | Mapping[str, Any]], as_of: dt.date | None = None, *,
-                      non_live_run_ids: Collection[str] = (), min_picks: int = ULTRA_PUBLIC_MIN_PICKS,
-                      min_hr: float = ULTRA_PUBLIC_MIN_HR) -> bool:
-    """True once the ultra tier may be shown publicly (live graded ultra OVER picks up to ``as_of``)."""
+def ultra_public_gate(results: Iterable[BestBetResult | Mapping[str, Any]], as_of: dt.date, *,
+                      live_run_ids: Collection[str], policy: Policy) -> bool:
+    """THE ultra public gate: may the public JSON show the ultra tier on ``as_of``? From the season's
+    live graded ultra OVER picks up to ``as_of`` (``props run`` and ``props stream`` pass the day before
+    the slate: only games already graded count)."""
     rows = [as_result(r) for r in results]
-    if as_of is None:
-        as_of = max((r.game_date for r in rows), default=dt.date.min)
-    return ultra_record(rows, as_of, non_live_run_ids=non_live_run_ids, min_picks=min_picks,
-                        min_hr=min_hr)["public"]
+    s_start, _, _ = season_bounds(as_of)
+    season = [r for r in rows if s_start <= r.game_date <= as_of]
+    return ultra_record(season, as_of, live_run_ids=live_run_ids, policy=policy)["public"]

@@ -481,6 +481,20 @@ class BigQueryWarehouse(Warehouse):
     def row_count(self, table: str) -> int:
         return int(self.query(f"SELECT COUNT(*) AS n FROM `{self._ref(table)}`")[0]["n"])
 
+    def table_exists(self, table: str) -> bool:
+        """Whether ``table`` exists in the dataset (graded-history reads tell "none yet" from a failure)."""
+        from google.api_core import exceptions as gexc
+
+        try:
+            self.client.get_table(self._ref(table))
+        except gexc.NotFound:
+            return False
+        return True
+
+    def table_sql(self, table: str) -> str:
+        """``table`` as written in GoogleSQL: dataset-qualified, so a query never depends on a default."""
+        return f"`{self._ref(table)}`"
+
 
 def latest_picks_sql(project: str, dataset: str) -> str:
     """The ``best_bets_latest`` view: the latest version of each pick in the streaming history."""

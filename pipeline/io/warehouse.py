@@ -379,6 +379,15 @@ class DuckDBWarehouse(Warehouse):
                 raise
         return len(history)
 
+    def table_exists(self, table: str) -> bool:
+        """Whether ``table`` exists (graded-history reads tell "none yet" from a failure)."""
+        rows = self.query("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = ?", [table])
+        return rows[0]["n"] > 0
+
+    def table_sql(self, table: str) -> str:
+        """``table`` as written in this warehouse's SQL."""
+        return f'"{table}"'
+
 
     def upsert_versions(self, rows_by_table: Mapping[str, Iterable[tuple]]) -> dict[str, int]:
         staged = version_rows(rows_by_table)

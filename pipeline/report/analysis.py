@@ -1,7 +1,10 @@
 """Report figures computed from graded rows (pure): hit rate by edge bucket with Wilson intervals,
 calibration of predicted points against actual, CLV summaries per model family and for best bets.
 
-Hit rates follow the one rule of the project: wins / (wins + losses), pushes and voids excluded.
+Hit rates follow the one rule of the project: wins / (wins + losses), pushes and voids excluded; a
+model's bets are counted by the "edge N+" rule (``grading.edge_outcome``: the edge's direction against
+the line, whatever the recommendation), picks by their result. The interval is
+``grading.wilson_interval``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from pipeline.domain.grading import BET_DIRECTIONS
+from pipeline.domain.grading import LOSS, WIN, accuracy_edge_outcome, in_edge_bucket, wilson_interval
+from pipeline.policy import Policy
 from pipeline.schemas import BestBetResult, PredictionAccuracy
 
 EDGE_BUCKETS: tuple[tuple[str, float, float], ...] = (
@@ -44,17 +48,6 @@ class ClvSummary(NamedTuple):
     share_positive: float | None
 
 
-def wilson_interval(wins: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
-    """95 % Wilson score interval of a hit rate (None when n = 0)."""
-    if n <= 0:
-        return None
-    p = wins / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def bucket_of(abs_edge: float) -> str:
     for name, lo, hi in EDGE_BUCKETS:
         if lo <= abs_edge < hi:
@@ -73,12 +66,12 @@ def _rates(counts: dict[str, list[int]]) -> list[BucketRate]:
 
 
 def hit_rate_by_edge(accuracy: Iterable[PredictionAccuracy]) -> list[BucketRate]:
-    """Per |edge| bucket: W, L, HR and its interval over graded OVER/UNDER predictions."""
+    """Per |edge| bucket: W, L, HR and its interval over graded predictions (the edge rule)."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for a in accuracy:
-        if (a.recommendation or "").upper() in BET_DIRECTIONS and a.prediction_correct is not None \
-                and a.edge is not None:
-            counts[bucket_of(abs(a.edge))][0 if a.prediction_correct else 1] += 1
+        outcome = accuracy_edge_outcome(a)
+        if outcome in (WIN, LOSS):
+            counts[bucket_of(abs(a.edge))][0 if outcome == WIN else 1] += 1
     return _rates(counts)
 
 
@@ -107,12 +100,12 @@ def calibration(accuracy: Iterable[PredictionAccuracy],
             for b, (n, sp, sa) in sorted(sums.items())]
 
 
-def clv_summaries(accuracy: Iterable[PredictionAccuracy],
-                  results: Sequence[BestBetResult]) -> list[ClvSummary]:
+def clv_summaries(accuracy: Iterable[PredictionAccuracy], results: Sequence[BestBetResult], *,
+                  policy: Policy) -> list[ClvSummary]:
     """Mean CLV and share of bets beating the close, per family (edge-3+ bets) and for best bets."""
     by_family: dict[str, list[float]] = defaultdict(list)
     for a in accuracy:
-        if a.clv is not None and a.edge is not None and abs(a.edge) >= 3.0 and not a.is_voided:
+        if a.clv is not None and in_edge_bucket(a.edge, policy.edge_buckets[0]) and not a.is_voided:
             by_family[a.family or "(unknown)"].append(a.clv)
 
     def summary(name: str, values: list[float]) -> ClvSummary:

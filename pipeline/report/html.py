@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from pipeline.domain import grading as grading_lib
+from pipeline.policy import Policy
 from pipeline.report import analysis
 from pipeline.schemas import BestBetResult, ModelPerformanceDaily, Pick, PredictionAccuracy
 
@@ -31,6 +32,7 @@ class ReportData(NamedTuple):
     performance: list[ModelPerformanceDaily]
     record: dict
     generated_at: dt.datetime
+    policy: Policy  # edge buckets, breakeven and state bounds of the figures
 
 
 CSS = """
@@ -125,7 +127,8 @@ def _picks_section(picks: list[Pick], results: list[BestBetResult]) -> str:
                    "ultra"], rows, left=3)
 
 
-def _bucket_chart(model_rates: list[analysis.BucketRate], pick_rates: list[analysis.BucketRate]) -> str:
+def _bucket_chart(model_rates: list[analysis.BucketRate], pick_rates: list[analysis.BucketRate],
+                  breakeven: float) -> str:
     fig, ax = _figure()
     xs = range(len(model_rates))
     for offset, rates, label, color in ((-0.2, model_rates, "model bets", "#4c78a8"),
@@ -140,7 +143,8 @@ def _bucket_chart(model_rates: list[analysis.BucketRate], pick_rates: list[analy
                     fmt="none", ecolor="#333", capsize=3, linewidth=1)
         for x, r in pts:
             ax.annotate(f"n={r.wins + r.losses}", (x, 2), ha="center", fontsize=7, color="white")
-    ax.axhline(52.4, color="#b3261e", linestyle="--", linewidth=1, label="breakeven 52.4%")
+    ax.axhline(100 * breakeven, color="#b3261e", linestyle="--", linewidth=1,
+               label=f"breakeven {100 * breakeven:.1f}%")
     ax.set_xticks(list(xs), [r.bucket for r in model_rates])
     ax.set_xlabel("|edge| (points)")
     ax.set_ylabel("hit rate %")
@@ -171,7 +175,7 @@ def _calibration_chart(bins: list[analysis.CalibrationBin]) -> str:
     return _svg(fig)
 
 
-def _health_chart(performance: list[ModelPerformanceDaily]) -> str:
+def _health_chart(performance: list[ModelPerformanceDaily], policy: Policy) -> str:
     fig, ax = _figure(7.0, 3.6)
     series: dict[str, list[tuple[dt.date, float]]] = defaultdict(list)
     for r in sorted(performance, key=lambda r: r.game_date):
@@ -182,11 +186,11 @@ def _health_chart(performance: list[ModelPerformanceDaily]) -> str:
                 label=model_id)
     lower = 0.0
     colours = ("#f4c7c3", "#fce8b2", "#fff3c4")
-    for (bound, state), colour in zip(grading_lib.STATE_THRESHOLDS, colours, strict=True):
+    for (bound, state), colour in zip(grading_lib.state_bounds(policy), colours, strict=True):
         ax.axhspan(100 * lower, 100 * bound, color=colour, alpha=0.5, linewidth=0,
                    label=f"{state} < {100 * bound:.1f}%")
         lower = bound
-    ax.set_ylabel("7-day hit rate % (edge 3+)")
+    ax.set_ylabel(f"7-day hit rate % (edge {policy.edge_buckets[0]:g}+)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.autofmt_xdate()
@@ -206,15 +210,15 @@ def _health_table(performance: list[ModelPerformanceDaily]) -> str:
                    "UNDER 30d", "MAE 30d", "bias 30d", "state"], rows, left=2)
 
 
-def _clv_chart(results: list[BestBetResult], accuracy: list[PredictionAccuracy]) -> str:
+def _clv_chart(results: list[BestBetResult], accuracy: list[PredictionAccuracy], edge: float) -> str:
     fig, ax = _figure()
     picks = [r.clv for r in results if r.clv is not None and r.result != "PENDING"]
-    bets = [a.clv for a in accuracy if a.clv is not None and a.edge is not None and abs(a.edge) >= 3.0]
+    bets = [a.clv for a in accuracy if a.clv is not None and grading_lib.in_edge_bucket(a.edge, edge)]
     bins = [x / 2 - 0.25 for x in range(-12, 14)]  # centred on half points (lines move in half points)
     clip = lambda vs: [min(max(v, -6.0), 6.0) for v in vs]  # noqa: E731 - tails in the end bins
     if bets:
         ax.hist(clip(bets), bins=bins, alpha=0.5, weights=[1 / len(bets)] * len(bets), color="#4c78a8",
-                label=f"model bets, edge 3+ (n={len(bets)})")
+                label=f"model bets, edge {edge:g}+ (n={len(bets)})")
     if picks:
         ax.hist(clip(picks), bins=bins, alpha=0.6, weights=[1 / len(picks)] * len(picks), color="#f58518",
                 label=f"best bets (n={len(picks)})")
@@ -226,32 +230,46 @@ def _clv_chart(results: list[BestBetResult], accuracy: list[PredictionAccuracy])
     return _svg(fig)
 
 
+def _backtest_table(lines: Sequence[grading_lib.BacktestLine]) -> str:
+    """The backtest table of ``props grade --start --end`` (the same numbers)."""
+    rows = []
+    for b in lines:
+        interval = "-" if b.hr_low is None else f"{_pct(b.hr_low)} - {_pct(b.hr_high)}"
+        rows.append([b.name, b.picks, f"{b.wins}-{b.losses}-{b.pushes}", b.voids, _pct(b.hit_rate), interval,
+                     _pct(b.roi), _num(b.mean_clv, "{:+.2f}"), b.n_clv, f"{b.over_wins}-{b.over_losses}",
+                     _pct(b.over_hr), f"{b.under_wins}-{b.under_losses}", _pct(b.under_hr)])
+    return _table(["name", "bets", "W-L-P", "voids", "HR", "95% interval", "ROI", "mean CLV", "n CLV",
+                   "OVER W-L", "OVER HR", "UNDER W-L", "UNDER HR"], rows)
+
+
 def render_report(data: ReportData) -> str:
     """The whole report as HTML text (self-contained)."""
     span = (data.dates[0].isoformat() if len(data.dates) == 1
             else f"{data.dates[0].isoformat()} to {data.dates[-1].isoformat()}")
+    policy = data.policy
     model_rates = analysis.hit_rate_by_edge(data.accuracy)
     pick_rates = analysis.pick_hit_rate_by_edge(data.results)
-    clv = analysis.clv_summaries(data.accuracy, data.results)
-    backtest = grading_lib.backtest_table(data.accuracy, data.results)
+    clv = analysis.clv_summaries(data.accuracy, data.results, policy=policy)
+    backtest = grading_lib.backtest_table(data.accuracy, data.results, policy=policy)
+    verdict = grading_lib.format_consensus_line(grading_lib.consensus_vs_best_family(backtest))
+    edge3 = policy.edge_buckets[0]
     sections = [
         ("record", "Best-bets record", _record_section(data.record)),
         ("picks", "Picks and results", _picks_section(data.picks, data.results)),
-        ("summary", "Per family and best bets: picks, hit rate, ROI at -110, mean CLV",
-         _table(["name", "picks", "W-L-P", "voids", "HR", "ROI", "mean CLV", "n CLV"],
-                [[b.name, b.picks, f"{b.wins}-{b.losses}-{b.pushes}", b.voids, _pct(b.hit_rate), _pct(b.roi),
-                  _num(b.mean_clv, "{:+.2f}"), b.n_clv] for b in backtest])),
+        ("summary", f"Backtest: per family (edge {edge3:g}+) and best bets: hit rate with 95% interval, "
+                    "ROI at -110, CLV, OVER / UNDER",
+         _backtest_table(backtest) + f"<p>{html.escape(verdict)}</p>"),
         ("edge-buckets", "Hit rate by edge bucket (95% Wilson intervals)",
-         f"<figure>{_bucket_chart(model_rates, pick_rates)}</figure>"
-         "<p class='muted'>Model bets (OVER/UNDER recommendations of every model)</p>"
+         f"<figure>{_bucket_chart(model_rates, pick_rates, policy.breakeven_hr)}</figure>"
+         "<p class='muted'>Model bets (every graded prediction, by the direction of its edge)</p>"
          f"{_bucket_table(model_rates)}"
          f"<p class='muted'>Best bets (by |consensus edge|)</p>{_bucket_table(pick_rates)}"),
         ("calibration", "Calibration: predicted vs actual points",
          f"<figure>{_calibration_chart(analysis.calibration(data.accuracy))}</figure>"),
         ("model-health", "Model health over time",
-         f"<figure>{_health_chart(data.performance)}</figure>{_health_table(data.performance)}"),
+         f"<figure>{_health_chart(data.performance, policy)}</figure>{_health_table(data.performance)}"),
         ("clv", "Closing-line value",
-         f"<figure>{_clv_chart(data.results, data.accuracy)}</figure>"
+         f"<figure>{_clv_chart(data.results, data.accuracy, edge3)}</figure>"
          + _table(["name", "n", "mean CLV", "beat the close"],
                   [[c.name, c.n, _num(c.mean, "{:+.2f}"), _pct(c.share_positive)] for c in clv])),
     ]
