@@ -104,10 +104,12 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
     run_id, version = plan.run_id, policy.version
     as_of_by_date = {d: dp.as_of for d, dp in plan.date_plans.items()}
 
-    odds = p | "ReadOdds" >> sources.ReadSource(plan.inputs, "odds", dates)
-    features = p | "ReadFeatures" >> sources.ReadSource(plan.inputs, "features", dates)
-    injuries = p | "ReadInjuries" >> sources.ReadSource(plan.inputs, "injuries", dates)
-    box_scores = p | "ReadBoxScores" >> sources.ReadSource(plan.inputs, "box_scores", plan.box_score_dates)
+    window = policy.event_time_window_hours
+    odds = p | "ReadOdds" >> sources.ReadSource(plan.inputs, "odds", dates, window)
+    features = p | "ReadFeatures" >> sources.ReadSource(plan.inputs, "features", dates, window)
+    injuries = p | "ReadInjuries" >> sources.ReadSource(plan.inputs, "injuries", dates, window)
+    box_scores = p | "ReadBoxScores" >> sources.ReadSource(
+        plan.inputs, "box_scores", plan.box_score_dates, window)
     schedule_dead = p | "ScheduleDeadLetters" >> beam.Create(list(plan.schedule_dead_letters))
 
     contexts = {"features": features.rows, "box_scores": box_scores.rows} | "PlayerContexts" >> (

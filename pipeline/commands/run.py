@@ -66,7 +66,9 @@ def build_plan(
                 game_date = common.today_eastern()
         dates = [game_date]
         as_of = as_of or parse_timestamp(slate.as_of, "as_of")
-    events, schedule_dead = common.read_schedule(inputs, dates)
+    from pipeline.io.sources import read_local
+
+    events, schedule_dead = read_local(inputs, "schedule", dates, policy.event_time_window_hours)
     plans = common.date_plans(
         events, dates, run_mode=run_mode, as_of=as_of, offset_minutes=offset_minutes, registry=registry
     )
