@@ -170,7 +170,7 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
         from pipeline.io.slate_sink import WriteSlateOutputs
 
         rows = pairs | "AllTableRows" >> beam.Flatten()
-        warehouse_uri, committed = plan.warehouse, None
+        committed = None
         if sources.is_bigquery(plan.warehouse):
             # Production: Beam's own BigQuery sink stages the rows, then one transaction per date replaces
             # them; the exports below wait for it (side input), so they never describe uncommitted rows.
@@ -179,9 +179,11 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
             committed = rows | "WriteBigQuery" >> WriteToBigQueryWarehouse(
                 plan.warehouse, dates, protected_pick_game_ids=plan.protected_pick_game_ids(),
                 tables=SLATE_TABLES)
-            warehouse_uri = None
+        # The one write path: replace each date (unless BigQuery committed it), then export what the
+        # warehouse holds for the date (kept picks of started games included).
         outputs["written"] = rows | "WriteOutputs" >> WriteSlateOutputs(
-            warehouse_uri=warehouse_uri,
+            warehouse_uri=plan.warehouse,
+            replace=committed is None,
             exports_uri=plan.exports,
             dates=dates,
             tables=SLATE_TABLES,

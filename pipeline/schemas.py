@@ -242,6 +242,10 @@ class DeadLetter(NamedTuple):
     run_id: str | None = None
 
 
+# Statuses of a ``runs`` row: ``running`` until the launcher finishes it; ``killed`` when SIGTERM/SIGINT
+# stopped it; ``abandoned`` when a later launch found it ``running`` with its process gone.
+RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed", "submitted", "killed", "abandoned")
+
 # --------------------------------------------------------------------------------------------
 # Input limits (the parse boundary, pipeline.io.parse) and the one dead-letter payload bound
 # --------------------------------------------------------------------------------------------
@@ -572,9 +576,11 @@ class RunRecord(NamedTuple):
     registry_digest: str | None
     started_at: dt.datetime
     finished_at: dt.datetime | None
-    status: str  # running | succeeded | failed
+    status: str  # running | succeeded | failed | submitted | killed | abandoned
     counts: Json
     game_date: dt.date | None = None
+    host: str | None = None  # where the launching process runs (a `running` row of a gone pid is abandoned)
+    pid: int | None = None
 
 
 TABLES: dict[str, TableSpec] = {

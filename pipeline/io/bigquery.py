@@ -20,8 +20,8 @@ runs on real BigQuery and on the emulator alike.
 Streaming history: ``best_bets_history`` is append-only (``append``); the view ``best_bets_latest`` exposes
 the latest version of each pick without duplicates (``QUALIFY ROW_NUMBER() ... = 1``).
 
-The Beam sink: :class:`WriteToBigQueryWarehouse` takes the same ``(table, row)`` pairs as
-``warehouse.WriteToWarehouse`` and writes them with Beam's own ``WriteToBigQuery`` (explicit schemas,
+The Beam sink: :class:`WriteToBigQueryWarehouse` takes the slate's ``(table, row)`` pairs (the input of
+``slate_sink.WriteSlateOutputs``) and writes them with Beam's own ``WriteToBigQuery`` (explicit schemas,
 STREAMING_INSERTS into per-run staging tables), then promotes each run date from staging to the contract
 tables in one transaction per date (the same SQL as ``replace_dates``). Why staging + promote rather than
 ``WRITE_TRUNCATE`` on a partition: Beam's file loads to ``t$YYYYMMDD`` replace a partition but are not
@@ -642,7 +642,7 @@ class DropStagingFn(beam.DoFn):
 class WriteToBigQueryWarehouse(beam.PTransform):
     """Writes ``(table_name, row)`` pairs to the BigQuery warehouse with Beam's ``WriteToBigQuery``.
 
-    Same contract as ``warehouse.WriteToWarehouse`` (each run date replaced atomically, a date with no
+    Same contract as ``Warehouse.replace_dates`` (each run date replaced atomically, a date with no
     rows still cleared, protected picks kept), implemented as: rows -> ``WriteToBigQuery``
     (STREAMING_INSERTS, explicit schema from the row type, CREATE_IF_NEEDED) into per-run staging tables
     ``_staging_<table>_<run tag>`` -> one DELETE+INSERT transaction per date -> staging dropped.
