@@ -245,14 +245,14 @@ def main(argv: list[str]) -> int:
 
     started = dt.datetime.now(dt.UTC)
     abandoned = clean_up_dead_runs(warehouse, plan.exports)
-    record_run(warehouse, plan, registry, started)
-    eprint(
-        f"props run {plan.dates[0]} as of {plan.date_plans[plan.dates[0]].as_of:%Y-%m-%dT%H:%MZ}: "
-        f"{len(plan.date_plans[plan.dates[0]].games)} games, {len(plan.models)} models, "
-        f"policy {policy.version}, run {plan.run_id}"
-    )
     try:
-        with killable():
+        with killable():  # from the row's insert on: a SIGTERM always finishes the row
+            record_run(warehouse, plan, registry, started)
+            eprint(
+                f"props run {plan.dates[0]} as of {plan.date_plans[plan.dates[0]].as_of:%Y-%m-%dT%H:%MZ}: "
+                f"{len(plan.date_plans[plan.dates[0]].games)} games, {len(plan.models)} models, "
+                f"policy {policy.version}, run {plan.run_id}"
+            )
             counts = run_plan(plan, options)
     except RunKilled as killed:
         return finish_killed(warehouse, plan.run_id, plan.exports, killed, "props run")
