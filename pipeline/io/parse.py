@@ -646,7 +646,7 @@ def parse_json_record(kind: str, data: bytes | str, *,
     try:
         record = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise ParseError(MALFORMED, f"not JSON: {str(exc)[:200]}") from None
+        raise ParseError(MALFORMED, f"not JSON: {schemas.clip_text(str(exc), 200)}") from None
     try:
         return record, parse_record(kind, record, event_window_hours=event_window_hours)
     except ParseError as exc:

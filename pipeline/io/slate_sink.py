@@ -27,6 +27,8 @@ from collections.abc import Collection, Iterable, Mapping
 
 import apache_beam as beam
 
+from pipeline import schemas
+
 METRICS_NAMESPACE = "props"
 
 
@@ -183,7 +185,8 @@ class WriteSlateOutputs(beam.PTransform):
             d = getattr(pair[1], "game_date", None)
             iso = d.isoformat() if d is not None else first
             if iso not in dates:
-                raise ValueError(f"{pair[0]} row of {iso}, not a date of this run: {pair[1]!r}"[:500])
+                text = f"{pair[0]} row of {iso}, not a date of this run: {pair[1]!r}"
+                raise ValueError(schemas.clip_text(text, 500))
             return iso, pair
 
         markers = pairs.pipeline | "RunDates" >> beam.Create([(d.isoformat(), None) for d in self._dates])
