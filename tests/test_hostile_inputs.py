@@ -328,6 +328,17 @@ def test_hostile_pubsub_messages_are_dead_letters_and_good_events_pass(season_di
         assert_that(codes, equal_to([[(reason, True) for reason in expected]]), label="DeadByReason")
 
 
+def test_the_local_pubsub_reader_never_dies_on_an_event_ts_attribute():
+    """The local runner's reader takes the element timestamp from ``event_ts``; a value it cannot take
+    (it raised OverflowError and stopped the job) is flagged for ParseMessageFn to dead-letter."""
+    from pipeline.io.pubsub import attribute_timestamp
+
+    assert attribute_timestamp("2026-01-13T18:00:00Z").micros == 1768327200 * 10**6
+    assert attribute_timestamp("1768327200000").micros == 1768327200 * 10**6
+    for raw in (OUT_OF_RANGE, "9999-12-31T23:59:59-01:00", "99999999999999999999", "soon", ""):
+        assert attribute_timestamp(raw) is None, raw
+
+
 # --------------------------------------------------------------------------------------------
 # Killed runs
 # --------------------------------------------------------------------------------------------

@@ -399,6 +399,25 @@ def _memoised_function_arguments(original):
     return get_function_arguments
 
 
+def attribute_timestamp(raw: str):
+    """The element timestamp of a message's ``event_ts`` attribute (epoch milliseconds or RFC 3339) as the
+    local reader takes it, or None when it is not one within Beam's range (never raises)."""
+    from apache_beam.utils.timestamp import MAX_TIMESTAMP, MIN_TIMESTAMP, Timestamp
+
+    try:
+        ts = Timestamp(micros=int(raw) * 1000)
+    except (ValueError, OverflowError):
+        try:
+            ts = Timestamp.from_rfc3339(raw)
+        except (ValueError, OverflowError):  # 0001-01-01T00:00:00+01:00 overflows
+            return None
+    if not MIN_TIMESTAMP <= ts <= MAX_TIMESTAMP:
+        return None
+    if ts.precision() > Timestamp.MICROS_PRECISION:
+        ts = ts.to_precision(Timestamp.MICROS_PRECISION, allow_lossy_conversion=True)
+    return ts
+
+
 def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
                            pull_timeout_s: float = PULL_TIMEOUT_S) -> None:
     """Local streaming only: three adaptations of the BundleBasedDirectRunner (Dataflow is untouched).
@@ -414,8 +433,9 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
        worker thread: when the topic was idle, an update waited up to 30 s behind the next empty pull
        (measured: every isolated line move took ~30 s to reach picks-changes). It now pulls up to
        ``pull_max_messages`` with a ``pull_timeout_s`` deadline (an empty pull returns nothing). It also
-       failed the whole job on a malformed ``event_ts`` attribute: such a message is kept at its publish
-       time with attribute ``props_bad_event_ts`` and ParseMessageFn dead-letters it.
+       failed the whole job on a malformed or out-of-range ``event_ts`` attribute (OverflowError for
+       ``0001-01-01T00:00:00+01:00``): such a message is kept at its publish time with attribute
+       ``props_bad_event_ts`` and ParseMessageFn dead-letters it (``bad_attribute``).
     4. Even with the DoFns reused, the evaluator called ``setup`` before and ``teardown`` after every
        bundle, and the stateful steps and ScorePlayers' CoGroupByKey run one bundle per key (per
        player-game, per emission): RunInference's ``setup`` re-acquired the shared model through the
@@ -481,15 +501,7 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
             raw = (msg.attributes or {}).get(timestamp_attribute) if timestamp_attribute else None
             ts = None
             if raw is not None:
-                try:
-                    ts = Timestamp(micros=int(raw) * 1000)
-                except ValueError:
-                    try:
-                        ts = Timestamp.from_rfc3339(raw)
-                    except ValueError:
-                        ts = None
-                if ts is not None and ts.precision() > Timestamp.MICROS_PRECISION:
-                    ts = ts.to_precision(Timestamp.MICROS_PRECISION, allow_lossy_conversion=True)
+                ts = attribute_timestamp(raw)
                 if ts is None:
                     msg = PubsubMessage(msg.data, {**msg.attributes, BAD_TIMESTAMP_ATTR: raw})
             if ts is None:
