@@ -65,7 +65,9 @@ def main(argv: list[str]) -> int:
         inputs = common.default_inputs(options)
         preflight_only = options.view_as(DataOptions).preflight_only
         warehouse = None if preflight_only else open_warehouse(options)
-        events, _ = common.read_schedule(inputs, dates)
+        from pipeline.io.sources import read_local
+
+        events, _ = read_local(inputs, "schedule", dates, policy.event_time_window_hours)
         game_dates = sorted({e.game_date for e in events if start <= e.game_date <= end})
         if not game_dates:
             raise LaunchError(f"no scheduled games between {start} and {end} in {inputs}")
