@@ -90,10 +90,12 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
     run_id, version = plan.run_id, policy.version
     as_of_by_date = {d: dp.as_of for d, dp in plan.date_plans.items()}
 
-    odds = p | "ReadOdds" >> sources.ReadSource(plan.inputs, "odds", dates)
-    features = p | "ReadFeatures" >> sources.ReadSource(plan.inputs, "features", dates)
-    injuries = p | "ReadInjuries" >> sources.ReadSource(plan.inputs, "injuries", dates)
-    box_scores = p | "ReadBoxScores" >> sources.ReadSource(plan.inputs, "box_scores", plan.box_score_dates)
+    window = policy.event_time_window_hours
+    odds = p | "ReadOdds" >> sources.ReadSource(plan.inputs, "odds", dates, window)
+    features = p | "ReadFeatures" >> sources.ReadSource(plan.inputs, "features", dates, window)
+    injuries = p | "ReadInjuries" >> sources.ReadSource(plan.inputs, "injuries", dates, window)
+    box_scores = p | "ReadBoxScores" >> sources.ReadSource(
+        plan.inputs, "box_scores", plan.box_score_dates, window)
     schedule_dead = p | "ScheduleDeadLetters" >> beam.Create(list(plan.schedule_dead_letters))
 
     contexts = {"features": features.rows, "box_scores": box_scores.rows} | "PlayerContexts" >> (
@@ -154,7 +156,7 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
         from pipeline.io.slate_sink import WriteSlateOutputs
 
         rows = pairs | "AllTableRows" >> beam.Flatten()
-        warehouse_uri, committed = plan.warehouse, None
+        committed = None
         if sources.is_bigquery(plan.warehouse):
             # Production: Beam's own BigQuery sink stages the rows, then one transaction per date replaces
             # them; the exports below wait for it (side input), so they never describe uncommitted rows.
@@ -163,9 +165,11 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
             committed = rows | "WriteBigQuery" >> WriteToBigQueryWarehouse(
                 plan.warehouse, dates, protected_pick_game_ids=plan.protected_pick_game_ids(),
                 tables=SLATE_TABLES)
-            warehouse_uri = None
+        # The one write path: replace each date (unless BigQuery committed it), then export what the
+        # warehouse holds for the date (kept picks of started games included).
         outputs["written"] = rows | "WriteOutputs" >> WriteSlateOutputs(
-            warehouse_uri=warehouse_uri,
+            warehouse_uri=plan.warehouse,
+            replace=committed is None,
             exports_uri=plan.exports,
             dates=dates,
             tables=SLATE_TABLES,

@@ -89,6 +89,10 @@ class Policy:
     line_min: float = 5.0
     line_max: float = 70.0
     staleness_hours: float = 12.0
+    # Input validity (pipeline.io.parse): (before, after) hours an event time (odds snapshot, injury report,
+    # schedule event) may lie before its game date's UTC day starts / after it ends; further out the row is
+    # a dead letter ``event_time_outside_window`` (a far-future time would advance the stream's clock).
+    event_time_window_hours: tuple[float, float] = (8760.0, 12.0)
     book_priority: tuple[str, ...] = BOOK_PRIORITY
     pickem_sites: tuple[str, ...] = PICKEM_SITES
     # Section 4: universe and quality gate.
@@ -308,6 +312,7 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "line_min": (lambda v: v > 0, "expected a number > 0"),
     "line_max": (lambda v: v > 0, "expected a number > 0"),
     "staleness_hours": (lambda v: v > 0, "expected a number of hours > 0"),
+    "event_time_window_hours": (lambda v: v[0] > 0 and v[1] > 0, "expected [before, after] hours, both > 0"),
     "book_priority": (lambda v: len(v) > 0 and len(set(v)) == len(v), "expected distinct book keys"),
     "matchup_floor": (_pct, "expected a percentage in [0, 100]"),
     "streaming_run_mode": (lambda v: v in RUN_MODES, f"expected one of {', '.join(RUN_MODES)}"),

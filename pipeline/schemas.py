@@ -242,6 +242,39 @@ class DeadLetter(NamedTuple):
     run_id: str | None = None
 
 
+# Statuses of a ``runs`` row: ``running`` until the launcher finishes it; ``killed`` when SIGTERM/SIGINT
+# stopped it; ``abandoned`` when a later launch found it ``running`` with its process gone.
+RUN_STATUSES: tuple[str, ...] = (
+    "running", "succeeded", "succeeded_unverified", "failed", "submitted", "killed", "abandoned")
+
+# --------------------------------------------------------------------------------------------
+# Input limits (the parse boundary, pipeline.io.parse) and the one dead-letter payload bound
+# --------------------------------------------------------------------------------------------
+
+# Dates and timestamps of every input field must lie in [EARLIEST_INPUT_DATE, LATEST_INPUT_DATE]; anything
+# else (e.g. ``0001-01-01T00:00:00+01:00``, which overflows UTC) is a dead letter ``out_of_range``.
+EARLIEST_INPUT_DATE = dt.date(2000, 1, 1)
+LATEST_INPUT_DATE = dt.date(2099, 12, 31)
+# Longest string field of an input row, and longest raw record (a JSON line or a Pub/Sub message body):
+# longer ones are dead letters ``too_long`` (a record over the limit is not even decoded).
+MAX_FIELD_CHARS = 1_000
+MAX_RECORD_BYTES = 256 * 1024
+# A schedule event's tip-off must lie within this many hours of its game date's UTC day (covers every
+# US time zone and games abroad); otherwise ``game_date_mismatch``.
+TIPOFF_SLACK_HOURS = 12
+# Every dead letter's payload (and error text) is cut to this many characters by clip_text.
+DEAD_LETTER_PAYLOAD_CHARS = 4_000
+
+
+def clip_text(text: str, limit: int = DEAD_LETTER_PAYLOAD_CHARS) -> str:
+    """``text`` cut to ``limit`` characters with a marker saying how long it was: the ONE truncation of
+    dead-letter payloads and errors (parse, slate, stream and grading dead letters all use it)."""
+    if len(text) <= limit:
+        return text
+    marker = f"...[truncated, {len(text)} chars]"
+    return text[: max(0, limit - len(marker))] + marker
+
+
 class TableSpec(NamedTuple):
     """How a row type is stored: its table, the columns that identify a row, and the partition."""
 
@@ -569,9 +602,11 @@ class RunRecord(NamedTuple):
     registry_digest: str | None
     started_at: dt.datetime
     finished_at: dt.datetime | None
-    status: str  # running | succeeded | failed
+    status: str  # running | succeeded | failed | submitted | killed | abandoned
     counts: Json
     game_date: dt.date | None = None
+    host: str | None = None  # where the launching process runs (a `running` row of a gone pid is abandoned)
+    pid: int | None = None
 
 
 TABLES: dict[str, TableSpec] = {

@@ -118,9 +118,9 @@ def build_stream_pipeline(p: beam.Pipeline, plan: StreamPlan, messages=None,
     if messages is None:
         if not plan.subscription:
             raise ValueError("build_stream_pipeline: no subscription and no messages")
-        parsed = p | "ReadEvents" >> pubsub.ReadEvents(plan.subscription)
+        parsed = p | "ReadEvents" >> pubsub.ReadEvents(plan.subscription, plan.policy.event_time_window_hours)
     else:
-        parsed = messages | "ParseEvents" >> pubsub.ParseMessages()
+        parsed = messages | "ParseEvents" >> pubsub.ParseMessages(plan.policy.event_time_window_hours)
     events = parsed.events
     if plan.inputs and (plan.feature_refresh_seconds > 0 or feature_ticks is not None):
         refreshed = p | "RefreshFeatures" >> RefreshFeatureRows(

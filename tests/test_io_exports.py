@@ -12,18 +12,19 @@ import numpy as np
 import pandas as pd
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
-from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import schemas
 from pipeline.io.exports import (
     ADMIN_FIELDS,
     BEST_BETS_FIELDS,
     PUBLIC_PICK_FIELDS,
-    WriteExports,
     admin_picks_document,
     best_bets_document,
     dumps,
     edge_distribution,
+    latest_moves_forward,
+    remove_orphan_temp_files,
+    temp_path,
     to_jsonable,
     write_json,
 )
@@ -157,23 +158,78 @@ def test_write_json_local_atomic(tmp_path):
     assert os.listdir(tmp_path / "best-bets") == ["latest.json"]  # no temporary files left
 
 
-def test_write_exports_every_date(tmp_path):
-    exports = str(tmp_path / "exports")
+def _write_slate(warehouse, exports, dates, pairs, protected=None):
+    from pipeline.io.slate_sink import WriteSlateOutputs
+    from pipeline.io.warehouse import SLATE_TABLES
+
     with TestPipeline(runner="FnApiRunner") as p:
-        bundles = p | beam.Create([
-            ("2026-02-22", {"picks": [pick("a")], "filter_summary": [SUMMARY], "consensus": [consensus(5.56)],
-                            "gate_counts": [{"viable": 3}, {"viable": 1}], "diagnostics_counts": {}}),
-        ])
-        out = bundles | WriteExports(exports, dates=[D1, D2], policy_version="p1", generated_at=GENERATED)
-        assert_that(out | beam.Map(lambda kv: (kv[0], len(kv[1]))), equal_to([(D1, 2), (D2, 3)]))
+        _ = (p | beam.Create(pairs)
+             | WriteSlateOutputs(warehouse_uri=warehouse, exports_uri=exports, dates=dates,
+                                 tables=SLATE_TABLES, protected_pick_game_ids=protected or {},
+                                 policy_version="p1"))
 
-    def read(rel):
-        with open(os.path.join(exports, rel)) as f:
-            return json.load(f)
 
-    assert read("best-bets/2026-02-22.json")["total_picks"] == 1
-    assert read("admin/picks/2026-02-22.json")["gate_counts"] == {"viable": 4}
-    empty = read("best-bets/2026-02-23.json")
-    assert empty["picks"] == [] and list(empty) == list(BEST_BETS_FIELDS)
-    assert read("best-bets/latest.json") == empty  # the latest date of the run
-    assert read("admin/picks/2026-02-23.json")["total_picks"] == 0
+def _read(exports, rel):
+    with open(os.path.join(exports, rel)) as f:
+        return json.load(f)
+
+
+def test_exports_equal_the_committed_tables_after_a_rerun_past_tipoff(tmp_path):
+    """The re-run after game 1 tipped off keeps game 1's stored pick (protected) and exports it too."""
+    from pipeline.io.warehouse import open_warehouse
+
+    wh, exports = f"duckdb://{tmp_path}/w.duckdb", str(tmp_path / "exports")
+    started, later = pick("a", rank=1), pick("b", rank=2)._replace(game_id="20260222_NYK_MIA")
+    _write_slate(wh, exports, [D1], [("best_bets", started), ("best_bets", later),
+                                     ("filter_summary", SUMMARY)])
+    assert [p["pick_id"] for p in _read(exports, "best-bets/2026-02-22.json")["picks"]] == ["a", "b"]
+    moved = later._replace(line=25.5, rank=1)  # the re-run: game 1 is out of the universe, b's line moved
+    _write_slate(wh, exports, [D1], [("best_bets", moved), ("filter_summary", SUMMARY._replace(passed=1))],
+                 protected={D1: ("20260222_LAL_BOS",)})
+    table = sorted(open_warehouse(wh).read_rows("best_bets", [D1]), key=lambda p: p.pick_id)
+    assert [(p.pick_id, p.line) for p in table] == [("a", 24.5), ("b", 25.5)]
+    doc, admin = _read(exports, "best-bets/2026-02-22.json"), _read(exports, "admin/picks/2026-02-22.json")
+    assert sorted((p["pick_id"], p["line"]) for p in doc["picks"]) == [("a", 24.5), ("b", 25.5)]
+    assert doc["total_picks"] == admin["total_picks"] == len(table) == 2
+    assert _read(exports, "best-bets/latest.json") == doc
+
+
+def test_latest_json_only_moves_forward(tmp_path):
+    wh, exports = f"duckdb://{tmp_path}/w.duckdb", str(tmp_path / "exports")
+    p2 = pick("late")._replace(game_date=D2, game_id="20260223_LAL_BOS")
+    _write_slate(wh, exports, [D2], [("best_bets", p2)])
+    assert _read(exports, "best-bets/latest.json")["date"] == "2026-02-23"
+    _write_slate(wh, exports, [D1], [("best_bets", pick("early"))])  # an earlier date's run (or backfill)
+    assert _read(exports, "best-bets/2026-02-22.json")["picks"][0]["pick_id"] == "early"
+    latest = _read(exports, "best-bets/latest.json")
+    assert latest["date"] == "2026-02-23" and latest["picks"][0]["pick_id"] == "late"
+    _write_slate(wh, exports, [D1, D2], [("best_bets", pick("early"))])  # a backfill ending on D2: D2 wins
+    assert _read(exports, "best-bets/latest.json") == _read(exports, "best-bets/2026-02-23.json")
+    assert _read(exports, "best-bets/latest.json")["picks"] == []  # D2 re-run with no picks refreshes it
+
+
+def test_latest_moves_forward_rule():
+    assert latest_moves_forward(None, D1) and latest_moves_forward({"date": "garbage"}, D1)
+    assert latest_moves_forward({"date": "2026-02-22"}, D1)  # a re-run of the same date refreshes
+    assert not latest_moves_forward({"date": "2026-02-23"}, D1)
+
+
+def test_orphan_temp_files_of_gone_processes_are_removed(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    folder = tmp_path / "best-bets"
+    folder.mkdir()
+    host = socket.gethostname().replace(".", "_")
+    dead = folder / f".latest.json.{host}.{gone.pid}.{'a' * 32}.tmp"
+    mine = folder / f".latest.json.{host}.{os.getpid()}.{'b' * 32}.tmp"
+    other = folder / f".latest.json.otherhost.{gone.pid}.{'c' * 32}.tmp"
+    keep = folder / "2026-02-22.json"
+    for f in (dead, mine, other, keep):
+        f.write_text("{}")
+    assert remove_orphan_temp_files(str(tmp_path)) == [str(dead)]
+    assert sorted(os.listdir(folder)) == sorted([mine.name, other.name, keep.name])
+    assert temp_path(str(keep)).startswith(str(folder / f".2026-02-22.json.{host}.{os.getpid()}."))

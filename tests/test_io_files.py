@@ -106,9 +106,9 @@ def test_read_parquet_rows_and_dead_letters(inputs):
     assert len(rows) == 4
     errors = sorted(d.error for d in dead)
     assert len(dead) == 2
-    assert errors[0] == "game_id: expected YYYYMMDD_AWAY_HOME, got 'bad'"
-    assert errors[1].startswith("unreadable parquet file") and "part-002.parquet" in errors[1]
-    bad_row = next(d for d in dead if d.error.startswith("game_id"))
+    assert errors[0] == "bad_id: game_id: expected YYYYMMDD_AWAY_HOME with a real date, got 'bad'"
+    assert errors[1].startswith("malformed: unreadable parquet file") and "part-002.parquet" in errors[1]
+    bad_row = next(d for d in dead if d.error.startswith("bad_id"))
     assert bad_row.source == "odds" and bad_row.step == "parse" and bad_row.game_date == D1
     assert json.loads(bad_row.payload)["player_lookup"] == "player2"
     assert bad_row.event_ts == dt.datetime(2026, 2, 22, 15, 2, tzinfo=UTC)
@@ -118,12 +118,13 @@ def test_read_jsonl_dead_letters(inputs):
     rows, dead = read_rows_local(inputs, "schedule", [D1])
     assert sorted(r.game_id for r in rows) == ["20260222_LAL_BOS", "20260222_NYK_MIA"]
     assert {r.status for r in rows} == {"scheduled", "final"}
-    by_line = {d.error.split(":")[0]: d for d in dead}
+    by_line = {d.error.rsplit("(", 1)[1].rstrip(")"): d for d in dead}
     assert set(by_line) == {"line 3", "line 4", "line 5"}
-    assert "malformed JSON" in by_line["line 3"].error and by_line["line 3"].payload == "{not json"
-    assert by_line["line 4"].error.startswith("line 4: status: unknown 'xyz'")
+    assert by_line["line 3"].error.startswith("malformed: not JSON")
+    assert by_line["line 3"].payload == "{not json"
+    assert by_line["line 4"].error.startswith("bad_value: status: unknown 'xyz'")
     assert by_line["line 4"].event_ts == dt.datetime(2026, 2, 22, 12, tzinfo=UTC)
-    assert "malformed JSON" in by_line["line 5"].error  # the truncated last line
+    assert by_line["line 5"].error.startswith("malformed: not JSON")  # the truncated last line
     assert all(d.game_date == D1 and d.source == "schedule" for d in dead)
 
 
@@ -138,7 +139,7 @@ def test_read_inputs_transform(inputs):
         ]
         assert_that(stamped, equal_to(expected), label="RowsAtEventTime")
         assert_that(dead | beam.Map(lambda d: (d.source, d.game_date, d.error.split(" ")[0])),
-                    equal_to([("odds", D1, "game_id:"), ("odds", D1, "unreadable")]), label="DeadLetters")
+                    equal_to([("odds", D1, "bad_id:"), ("odds", D1, "malformed:")]), label="DeadLetters")
     metrics = p.result.metrics().query()["counters"]
     totals = {m.key.metric.name: m.committed for m in metrics}
     assert totals["odds_rows"] == 8 and totals["odds_dead_letters"] == 2
@@ -149,3 +150,20 @@ def test_read_inputs_no_files(tmp_path):
         read = p | ReadInputs(str(tmp_path), "injuries", [D1])
         assert_that(read.rows, equal_to([]), label="NoRows")
         assert_that(read.dead_letters, equal_to([]), label="NoDead")
+
+
+def test_rows_outside_their_partition_and_hostile_values_are_dead_letters(tmp_path):
+    part = tmp_path / "odds" / "game_date=2026-02-22"
+    part.mkdir(parents=True)
+    good = _odds_table(2, D1).to_pylist()
+    stray = dict(good[0], game_id="20260223_LAL_BOS", game_date=D2)  # another date's row in this partition
+    lines = [json.dumps(r, default=str) for r in good + [stray]]
+    lines.append(json.dumps(dict(good[1], snapshot_ts="0001-01-01T00:00:00+01:00"), default=str))
+    lines.append(json.dumps(dict(good[1], player_name="x" * (schemas.MAX_RECORD_BYTES + 10)), default=str))
+    (part / "part-000.jsonl").write_text("\n".join(lines) + "\n")
+    rows, dead = read_rows_local(str(tmp_path), "odds", [D1])
+    assert [r.player_lookup for r in rows] == ["player0", "player1"]
+    assert [d.error.split(":")[0] for d in dead] == ["game_date_mismatch", "out_of_range", "too_long"]
+    assert dead[0].error == ("game_date_mismatch: game_date 2026-02-23 in the partition game_date=2026-02-22 "
+                             "(line 3)")
+    assert len(dead[2].payload) == schemas.DEAD_LETTER_PAYLOAD_CHARS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from decimal import Decimal
 
@@ -12,7 +13,18 @@ import pyarrow as pa
 import pytest
 
 from pipeline import schemas
-from pipeline.io.parse import ParseError, event_time, parse_record, raw_event_time
+from pipeline.io.parse import (
+    DEFAULT_EVENT_WINDOW_HOURS,
+    ParseError,
+    dead_letter,
+    error_code,
+    event_time,
+    event_time_in_window,
+    parse_json_record,
+    parse_record,
+    raw_event_time,
+)
+from pipeline.policy import Policy
 
 UTC = dt.UTC
 
@@ -87,23 +99,83 @@ def test_date_inputs(value):
 
 
 @pytest.mark.parametrize("record, expected", [
-    ({k: v for k, v in odds().items() if k != "line"}, "missing field 'line'"),
-    (odds(line="abc"), "line: expected number, got 'abc'"),
-    (odds(line=None), "line: required, got null"),
-    (odds(line=float("nan")), "line: required, got null"),
-    (odds(line=True), "line: expected number, got True"),
-    (odds(game_id="LAL_BOS"), "game_id: expected YYYYMMDD_AWAY_HOME, got 'LAL_BOS'"),
-    (odds(snapshot_ts="yesterday"), "snapshot_ts: not a timestamp: 'yesterday'"),
-    (odds(over_price="-110.5"), "over_price: expected integer, got '-110.5'"),
-    (odds(over_price="even"), "over_price: expected integer, got 'even'"),
-    (odds(book="DraftKings"), "book: expected lower case without spaces at the ends, got 'DraftKings'"),
-    (odds(book=""), "book: empty"),
+    ({k: v for k, v in odds().items() if k != "line"}, "missing_field: 'line'"),
+    (odds(line="abc"), "wrong_type: line: expected number, got 'abc'"),
+    (odds(line=None), "null_field: line: required, got null"),
+    (odds(line=float("nan")), "not_finite: line: required, got NaN"),
+    (odds(line=float("inf")), "not_finite: line: expected a finite number, got inf"),
+    (odds(line="-Infinity"), "not_finite: line: expected a finite number, got -inf"),
+    (odds(line=Decimal("NaN")), "not_finite: line: required, got NaN"),
+    (odds(line=True), "wrong_type: line: expected number, got True"),
+    (odds(line=[24.5]), "wrong_type: line: expected number, got [24.5]"),
+    (odds(game_id="LAL_BOS"), "bad_id: game_id: expected YYYYMMDD_AWAY_HOME with a real date, got 'LAL_BOS'"),
+    (odds(game_id="20261399_LAL_BOS", game_date="2026-12-13"),
+     "bad_id: game_id: expected YYYYMMDD_AWAY_HOME with a real date, got '20261399_LAL_BOS'"),
+    (odds(game_id="20260223_LAL_BOS"),
+     "game_date_mismatch: game_id '20260223_LAL_BOS' names 2026-02-23, the row's game_date is 2026-02-22"),
+    (odds(snapshot_ts="yesterday"), "wrong_type: snapshot_ts: not a timestamp: 'yesterday'"),
+    (odds(snapshot_ts="0001-01-01T00:00:00+01:00"),
+     "out_of_range: snapshot_ts: '0001-01-01T00:00:00+01:00' outside 2000-01-01..2099-12-31"),
+    (odds(snapshot_ts="9999-12-31T23:59:59-01:00"),
+     "out_of_range: snapshot_ts: '9999-12-31T23:59:59-01:00' outside 2000-01-01..2099-12-31"),
+    (odds(snapshot_ts=dt.datetime(1, 1, 1)), "out_of_range: snapshot_ts: datetime.datetime(1, 1, 1, 0, 0) "
+                                             "outside 2000-01-01..2099-12-31"),
+    (odds(snapshot_ts="2029-02-22T18:00:00Z"),
+     "event_time_outside_window: snapshot_ts 2029-02-22T18:00:00+00:00 is more than 8760 h before or 12 h "
+     "after game_date 2026-02-22 (policy event_time_window_hours)"),
+    (odds(over_price="-110.5"), "wrong_type: over_price: expected integer, got '-110.5'"),
+    (odds(over_price="even"), "wrong_type: over_price: expected integer, got 'even'"),
+    (odds(over_price=2**70), "out_of_range: over_price: integer beyond 64 bits: 1180591620717411303424"),
+    (odds(over_price=float("inf")), "not_finite: over_price: expected integer, got inf"),
+    (odds(book="DraftKings"),
+     "bad_id: book: expected a lower-case key (letters, digits, _), got 'DraftKings'"),
+    (odds(book=""), "bad_id: book: expected a lower-case key (letters, digits, _), got ''"),
     (odds(player_lookup="LeBronJames"),
-     "player_lookup: expected lower case without spaces at the ends, got 'LeBronJames'"),
-    (odds(game_date="22/02/2026"), "game_date: not a date: '22/02/2026'"),
+     "bad_id: player_lookup: expected lower-case letters and digits, got 'LeBronJames'"),
+    (odds(player_lookup="lebron james"),
+     "bad_id: player_lookup: expected lower-case letters and digits, got 'lebron james'"),
+    (odds(player_lookup="léo"), "bad_id: player_lookup: expected lower-case letters and digits, got 'léo'"),
+    (odds(player_lookup=12), "wrong_type: player_lookup: expected string, got 12"),
+    (odds(player_name="x" * 5000), "too_long: player_name: 5000 characters (at most 1000)"),
+    (odds(game_date="22/02/2026"), "wrong_type: game_date: not a date: '22/02/2026'"),
+    (odds(game_date="0001-01-01"), "out_of_range: game_date: 0001-01-01 outside 2000-01-01..2099-12-31"),
 ])
 def test_odds_reasons(record, expected):
     assert reason("odds", record) == expected
+
+
+def test_error_text_never_carries_a_huge_value():
+    text = reason("odds", odds(line="9" * 100_000 + "x"))
+    assert text.startswith("wrong_type: line: expected number, got '999") and len(text) < 200
+    assert error_code(text) == "wrong_type"
+
+
+def test_event_window_is_the_policy_setting():
+    # 30 hours after the game date's UTC day: rejected by default (12 h), accepted with a 48 h window.
+    late = odds(snapshot_ts="2026-02-24T06:00:00Z")
+    assert reason("odds", late).startswith("event_time_outside_window: snapshot_ts")
+    assert parse_record("odds", late, event_window_hours=(8760.0, 48.0)).snapshot_ts.day == 24
+    early = odds(snapshot_ts="2026-02-19T00:00:00Z")  # 72 h before: fine by default, not with a 24 h window
+    assert parse_record("odds", early).snapshot_ts.day == 19
+    with pytest.raises(ParseError, match="event_time_outside_window"):
+        parse_record("odds", early, event_window_hours=(24.0, 12.0))
+    assert event_time_in_window(dt.datetime(2026, 2, 23, 12, tzinfo=UTC), dt.date(2026, 2, 22))
+    assert not event_time_in_window(dt.datetime(2026, 2, 23, 12, 0, 1, tzinfo=UTC), dt.date(2026, 2, 22))
+    assert Policy().event_time_window_hours == DEFAULT_EVENT_WINDOW_HOURS == (8760.0, 12.0)
+
+
+def test_injury_and_schedule_event_times_are_windowed_too():
+    inj = {"player_lookup": "a", "game_date": "2026-02-22", "status": "out", "reason": "",
+           "report_ts": "2027-02-22T15:00:00Z"}
+    assert error_code(reason("injuries", inj)) == "event_time_outside_window"
+    late = schedule(event_ts="2026-03-22T00:00:00Z")
+    assert error_code(reason("schedule", late)) == "event_time_outside_window"
+
+
+def test_schedule_tipoff_must_be_on_the_game_date():
+    assert reason("schedule", schedule(tipoff_utc="2026-03-23T00:30:00Z")) == (
+        "game_date_mismatch: tipoff_utc 2026-03-23T00:30:00+00:00 is not on game_date 2026-02-22")
+    assert parse_record("schedule", schedule(tipoff_utc="2026-02-23T06:30:00Z")).tipoff_utc.hour == 6
 
 
 def test_line_and_price_ranges_are_not_parse_errors():
@@ -115,8 +187,9 @@ def test_schedule_status_any_case_stored_lower_and_unknown_rejected():
     row = parse_record("schedule", schedule(status="Postponed", new_game_date="2026-03-01"))
     assert row.status == "postponed" and row.new_game_date == dt.date(2026, 3, 1)
     assert row.tipoff_utc == dt.datetime(2026, 2, 23, 0, 30, tzinfo=UTC)
-    assert reason("schedule", schedule(status="xyz")).startswith("status: unknown 'xyz'")
-    assert reason("schedule", schedule(tipoff_utc="soon")) == "tipoff_utc: not a timestamp: 'soon'"
+    assert reason("schedule", schedule(status="xyz")).startswith("bad_value: status: unknown 'xyz'")
+    assert reason("schedule", schedule(tipoff_utc="soon")) == (
+        "wrong_type: tipoff_utc: not a timestamp: 'soon'")
 
 
 def test_injury_status_kept_raw_case():
@@ -141,9 +214,27 @@ def test_features_named_columns_to_tuple():
 
 
 def test_features_bad_value_rejected():
-    assert reason("features", features(pace_score="fast")) == "pace_score: expected number, got 'fast'"
+    assert reason("features", features(pace_score="fast")) == (
+        "wrong_type: pace_score: expected number, got 'fast'")
     assert reason("features", features(required_default_count=1.5)) == (
-        "required_default_count: expected integer, got 1.5")
+        "wrong_type: required_default_count: expected integer, got 1.5")
+
+
+@pytest.mark.parametrize("over, expected", [
+    ({"pace_score": float("inf")}, "not_finite: pace_score: expected a finite number, got inf"),
+    ({"pace_score": np.float64("-inf")}, "not_finite: pace_score: expected a finite number, got -inf"),
+    ({"feature_quality_score": float("nan")}, "not_finite: feature_quality_score: required, got NaN"),
+    ({"feature_quality_score": 1e9}, "out_of_range: feature_quality_score: 1000000000.0 outside [0, 100]"),
+    ({"matchup_quality_pct": -1.0}, "out_of_range: matchup_quality_pct: -1.0 outside [0, 100]"),
+    ({"required_default_count": -3}, "out_of_range: required_default_count: -3 outside [0, 55]"),
+    ({"default_feature_indices": [3, 99]}, "out_of_range: default_feature_indices[1]: 99 outside [0, 54]"),
+    ({"default_feature_indices": list(range(80))},
+     "too_long: default_feature_indices: 80 items (at most 55)"),
+    ({"game_date": dt.date(2026, 2, 21)},
+     "game_date_mismatch: game_id '20260222_LAL_BOS' names 2026-02-22, the row's game_date is 2026-02-21"),
+])
+def test_features_out_of_range(over, expected):
+    assert reason("features", features(**over)) == expected
 
 
 def test_box_score_optional_numbers_and_bools():
@@ -159,7 +250,33 @@ def test_box_score_optional_numbers_and_bools():
 
 
 def test_not_a_mapping():
-    assert reason("odds", ["a"]) == "expected a JSON object, got list"
+    assert reason("odds", ["a"]) == "malformed: expected a JSON object, got list"
+
+
+def test_json_records_are_bounded_and_decoded():
+    with pytest.raises(ParseError, match=r"too_long: record of \d+ bytes"):
+        parse_json_record("odds", b'{"x": "' + b"a" * (schemas.MAX_RECORD_BYTES + 1) + b'"}')
+    with pytest.raises(ParseError, match="malformed: not UTF-8"):
+        parse_json_record("odds", b"\xff\xfe")
+    with pytest.raises(ParseError, match="malformed: not JSON") as e:
+        parse_json_record("odds", b"[" * 100_000)
+    with pytest.raises(ParseError, match="bad_id") as e:
+        parse_json_record("odds", json.dumps(odds(game_id="x")).encode())
+    assert e.value.record["game_id"] == "x"  # the decoded record rides on the error (its dead letter)
+
+
+def test_box_score_negative_points_rejected():
+    rec = {"player_lookup": "a", "game_id": "20260222_LAL_BOS", "game_date": "2026-02-22", "team_abbr": "LAL",
+           "points": -4, "minutes": 20, "is_dnp": False, "starter": True}
+    assert reason("box_scores", rec) == "out_of_range: points: -4.0 outside >= 0"
+
+
+def test_dead_letter_payloads_are_clipped_by_one_function():
+    big = {"player_lookup": "a", "blob": "z" * 50_000}
+    d = dead_letter("odds", "too_long: x", big)
+    assert len(d.payload) == schemas.DEAD_LETTER_PAYLOAD_CHARS and d.payload.endswith("chars]")
+    assert d.payload == schemas.clip_text(json.dumps(big, sort_keys=True))
+    assert schemas.clip_text("short") == "short"
 
 
 def test_event_times():
@@ -170,3 +287,4 @@ def test_event_times():
     assert raw_event_time("odds", odds(line="abc")) == dt.datetime(2026, 2, 22, 18, tzinfo=UTC)
     assert raw_event_time("odds", odds(snapshot_ts="bad")) is None
     assert raw_event_time("odds", "not a dict") is None
+    assert raw_event_time("odds", odds(snapshot_ts="0001-01-01T00:00:00+01:00")) is None

@@ -1,4 +1,5 @@
-"""Tests for pipeline.io.warehouse: idempotent per-date replacement in DuckDB, runs, the Beam sink."""
+"""Tests for pipeline.io.warehouse: idempotent per-date replacement in DuckDB, typed reads, runs (and the
+runs that died). The Beam sink of slates is tested in test_io_exports.py (WriteSlateOutputs)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,11 @@ import sys
 
 import duckdb
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
-from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import schemas
 from pipeline.io.warehouse import (
     DuckDBWarehouse,
     WarehouseLockTimeout,
-    WriteToWarehouse,
     open_warehouse,
     rows_to_arrow,
 )
@@ -198,21 +196,46 @@ def test_rows_to_arrow_empty_and_typed():
         rows_to_arrow("best_bets", [pick("a")]).schema.field("model_ids").type.value_type)
 
 
-def test_write_to_warehouse_replaces_each_date(wh):
-    old2 = pick("old2", game_date=D2, game_id="20260223_NYK_MIA")
-    wh.replace_dates([D1, D2], {"best_bets": [pick("old1"), old2]})
-    uri = wh.uri
-    with TestPipeline(runner="FnApiRunner") as p:
-        import apache_beam as beam
+def test_read_rows_returns_the_typed_rows_of_a_date(wh):
+    stored = [pick("a"), pick("b", rank=2), pick("c", game_date=D2, game_id="20260223_NYK_MIA")]
+    wh.replace_dates([D1, D2], {"best_bets": stored, "filter_summary": [summary()]})
+    got = sorted(wh.read_rows("best_bets", [D1]), key=lambda p: p.pick_id)
+    assert got == stored[:2]  # tuples, tz-aware timestamps, floats: the same rows
+    assert wh.read_rows("filter_summary") == [summary()]
+    assert wh.read_rows("best_bets", []) == []
 
-        pairs = p | beam.Create([("best_bets", pick("new1")), ("filter_summary", summary()),
-                                 ("filter_summary", summary(game_date=D2, passed=0))])
-        out = pairs | WriteToWarehouse(uri, [D1, D2])
-        assert_that(out | beam.Map(lambda kv: (kv[0], kv[1]["best_bets"], kv[1]["filter_summary"])),
-                    equal_to([(D1, 1, 1), (D2, 0, 1)]))
-    got = wh.query("SELECT pick_id FROM best_bets ORDER BY pick_id")
-    assert got == [{"pick_id": "new1"}]  # D2's stale pick cleared although no D2 pick arrived
-    assert _count(wh, "filter_summary") == 2
+
+def _run(run_id: str, *, host: str, pid: int | None, started: dt.datetime, status: str = "running"):
+    return schemas.RunRecord(run_id=run_id, command="run", options="{}", policy_version="p1",
+                             registry_digest=None, started_at=started, finished_at=None, status=status,
+                             counts="{}", game_date=D1, host=host, pid=pid)
+
+
+def test_running_rows_of_gone_processes_are_abandoned(wh):
+    import socket
+
+    from pipeline.io.warehouse import abandon_dead_runs, run_is_abandoned
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that existed and is gone
+    host, now = socket.gethostname(), dt.datetime.now(UTC)
+    rows = [
+        _run("dead-here", host=host, pid=gone.pid, started=now),
+        _run("alive-here", host=host, pid=os.getpid(), started=now),
+        _run("old-elsewhere", host="other-host", pid=1, started=now - dt.timedelta(hours=25)),
+        _run("recent-elsewhere", host="other-host", pid=1, started=now - dt.timedelta(hours=1)),
+        _run("done", host=host, pid=gone.pid, started=now, status="succeeded"),
+    ]
+    for r in rows:
+        wh.insert_run(r)
+    assert abandon_dead_runs(wh, host=host, now=now) == ["dead-here", "old-elsewhere"]
+    status = {r["run_id"]: r["status"] for r in wh.query("SELECT run_id, status FROM runs")}
+    assert status == {"dead-here": "abandoned", "alive-here": "running", "old-elsewhere": "abandoned",
+                      "recent-elsewhere": "running", "done": "succeeded"}
+    note = json.loads(wh.query("SELECT counts FROM runs WHERE run_id = 'dead-here'")[0]["counts"])
+    assert f"pid {gone.pid}" in note["abandoned"]
+    assert abandon_dead_runs(wh, host=host, now=now) == []  # idempotent
+    assert not run_is_abandoned(rows[0], host=host, now=now, alive=lambda pid: True)
 
 
 def test_upsert_picks_replaces_latest_and_is_idempotent_on_pick_version(tmp_path):

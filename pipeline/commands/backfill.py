@@ -18,7 +18,17 @@ import traceback
 
 from pipeline.commands import common
 from pipeline.commands.common import LaunchError, eprint
-from pipeline.commands.run import build_plan, open_warehouse, record_run, run_plan
+from pipeline.commands.run import (
+    RunKilled,
+    abandoned_line,
+    build_plan,
+    clean_up_dead_runs,
+    finish_killed,
+    killable,
+    open_warehouse,
+    record_run,
+    run_plan,
+)
 from pipeline.options import (
     DataOptions,
     OptionsError,
@@ -55,7 +65,9 @@ def main(argv: list[str]) -> int:
         inputs = common.default_inputs(options)
         preflight_only = options.view_as(DataOptions).preflight_only
         warehouse = None if preflight_only else open_warehouse(options)
-        events, _ = common.read_schedule(inputs, dates)
+        from pipeline.io.sources import read_local
+
+        events, _ = read_local(inputs, "schedule", dates, policy.event_time_window_hours)
         game_dates = sorted({e.game_date for e in events if start <= e.game_date <= end})
         if not game_dates:
             raise LaunchError(f"no scheduled games between {start} and {end} in {inputs}")
@@ -74,6 +86,7 @@ def main(argv: list[str]) -> int:
         f"run mode {run_mode}, policy {policy.version}, run {run_id}"
     )
     started = dt.datetime.now(dt.UTC)
+    abandoned: list[str] = []
     done = 0
     for chunk in chunks:
         try:
@@ -98,10 +111,15 @@ def main(argv: list[str]) -> int:
             return dry_run(plan, options)
         if first_plan is None:
             first_plan = plan
+            abandoned = clean_up_dead_runs(warehouse, plan.exports)
             record_run(warehouse, plan, registry, started)
         chunk_watch = common.Stopwatch()
         try:
-            counts = run_plan(plan, options)
+            with killable():
+                counts = run_plan(plan, options)
+        except RunKilled as killed:
+            return finish_killed(warehouse, run_id, plan.exports, killed, "props backfill",
+                                 {"done_dates": done})
         except Exception as exc:
             warehouse.finish_run(
                 run_id,
@@ -131,8 +149,12 @@ def main(argv: list[str]) -> int:
         dates=len(game_dates),
         player_games_per_second=round(player_games / max(seconds, 1e-9), 1),
     )
+    if abandoned:
+        counts_doc["abandoned_runs"] = abandoned
     status = "submitted" if common.is_remote_runner(options) else common.run_status(totals)
     warehouse.finish_run(run_id, dt.datetime.now(dt.UTC), status, json.dumps(counts_doc))
     print(common.format_summary(f"backfill {start}..{end} ({len(game_dates)} dates)", totals, seconds))
     print(f"player-games per second: {counts_doc['player_games_per_second']}")
+    if abandoned:
+        print(abandoned_line(abandoned))
     return 0

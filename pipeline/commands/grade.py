@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
 import traceback
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -39,6 +41,7 @@ import apache_beam as beam
 from pipeline import schemas
 from pipeline.commands import common
 from pipeline.commands.common import LaunchError, eprint
+from pipeline.commands.run import RunKilled, abandoned_line, clean_up_dead_runs, finish_killed, killable
 from pipeline.domain import grading as grading_lib
 from pipeline.domain import records as records_lib
 from pipeline.grade_graph import (  # noqa: F401 - re-exported: props report reads with these
@@ -227,28 +230,38 @@ def main(argv: list[str]) -> int:
     except (LaunchError, ValueError) as exc:
         eprint(f"props grade: {exc}")
         return 2
+    abandoned = clean_up_dead_runs(warehouse, exports)
     started = dt.datetime.now(dt.UTC)
     warehouse.insert_run(schemas.RunRecord(
         run_id=run_id, command="grade",
         options=json.dumps(plan_summary(plan) | {"argv": list(argv)}, sort_keys=True, default=str),
         policy_version=policy.version, registry_digest=None, started_at=started, finished_at=None,
-        status="running", counts="{}", game_date=dates[0] if len(dates) == 1 else None))
+        status="running", counts="{}", game_date=dates[0] if len(dates) == 1 else None,
+        host=socket.gethostname(), pid=os.getpid()))
     try:
-        if common.is_remote_runner(options):
-            counts, outcome = run_grading(plan, options), None
-        else:
-            outcome = grade_dates(warehouse, inputs, exports, dates, policy=policy, run_id=run_id,
-                                  generated_at=plan.generated_at, options=options)
-            counts = outcome.counts
+        with killable():  # from the row's insert on: a SIGTERM / SIGINT always finishes the row
+            if common.is_remote_runner(options):
+                counts, outcome = run_grading(plan, options), None
+            else:
+                outcome = grade_dates(warehouse, inputs, exports, dates, policy=policy, run_id=run_id,
+                                      generated_at=plan.generated_at, options=options)
+                counts = outcome.counts
+    except RunKilled as killed:
+        return finish_killed(warehouse, run_id, exports, killed, "props grade")
     except Exception as exc:
         warehouse.finish_run(run_id, dt.datetime.now(dt.UTC), "failed",
                              json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
         traceback.print_exc()
         eprint(f"props grade: FAILED after {watch.seconds:.1f} s: {type(exc).__name__}: {exc}")
         return 1
+    counts_doc = dict(counts, seconds=round(watch.seconds, 2))
+    if abandoned:
+        counts_doc["abandoned_runs"] = abandoned
     warehouse.finish_run(run_id, dt.datetime.now(dt.UTC), common.run_status(counts),
-                         json.dumps(dict(counts, seconds=round(watch.seconds, 2)), default=str))
+                         json.dumps(counts_doc, default=str))
     print(format_grade_summary(dates, counts, watch.seconds))
+    if abandoned:
+        print(abandoned_line(abandoned))
     if outcome is None:
         return 0
     rec = outcome.record

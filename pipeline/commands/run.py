@@ -9,15 +9,28 @@ The launch resolves and checks everything first (policy, registry, dates, decisi
 graded history); then one Beam pipeline reads every source once, scores every viable player with every
 eligible model through RunInference, selects the best bets, replaces the date's rows in the warehouse in
 one transaction and writes the JSON exports. It ends with a one-line summary and a row in ``runs``.
+
+The ``runs`` row (``schemas.RUN_STATUSES``): ``running`` from the launch (with the launcher's host and
+pid), then ``succeeded``, ``failed``, ``submitted`` (Dataflow) or ``killed`` (SIGTERM / SIGINT: the
+handler finishes the row and removes this process's temporary export files, exit code 128 + signal).
+A process killed without a chance to say so (SIGKILL, a lost machine) leaves its row ``running``: the
+next launch of ``run`` or ``backfill`` finishes such rows as ``abandoned``
+(``warehouse.abandon_dead_runs``), removes the temporary export files of processes that are gone
+(``exports.remove_orphan_temp_files``) and says so in its summary.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
+import signal
+import socket
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import apache_beam as beam
 
@@ -67,7 +80,9 @@ def build_plan(
                 game_date = today_eastern()
         dates = [game_date]
         as_of = as_of or parse_timestamp(slate.as_of, "as_of")
-    events, schedule_dead = common.read_schedule(inputs, dates)
+    from pipeline.io.sources import read_local
+
+    events, schedule_dead = read_local(inputs, "schedule", dates, policy.event_time_window_hours)
     plans = common.date_plans(
         events, dates, run_mode=run_mode, as_of=as_of, offset_minutes=offset_minutes, registry=registry
     )
@@ -141,8 +156,72 @@ def record_run(warehouse, plan: RunPlan, registry, started_at) -> None:
             status="running",
             counts="{}",
             game_date=plan.dates[0] if len(plan.dates) == 1 else None,
+            host=socket.gethostname(),
+            pid=os.getpid(),
         )
     )
+
+
+def clean_up_dead_runs(warehouse, exports_uri: str | None) -> list[str]:
+    """At launch: finishes the ``running`` rows of processes that are gone as ``abandoned`` and removes
+    their temporary export files; returns the abandoned run ids (printed in the summary)."""
+    from pipeline.io.exports import remove_orphan_temp_files
+    from pipeline.io.warehouse import abandon_dead_runs
+
+    abandoned = abandon_dead_runs(warehouse, host=socket.gethostname())
+    removed = remove_orphan_temp_files(exports_uri)
+    if abandoned or removed:
+        eprint(f"found {len(abandoned)} run(s) left running by a process that is gone, now abandoned"
+               f"{': ' + ', '.join(abandoned) if abandoned else ''}; removed {len(removed)} temporary "
+               "export file(s)")
+    return abandoned
+
+
+def abandoned_line(abandoned: Sequence[str]) -> str | None:
+    """The summary line naming the runs this launch marked abandoned (None when there were none)."""
+    return f"abandoned runs: {', '.join(abandoned)}" if abandoned else None
+
+
+class RunKilled(BaseException):
+    """SIGTERM or SIGINT arrived while the pipeline ran (a BaseException: ``except Exception`` must not
+    record it as a failure)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def killable() -> Iterator[None]:
+    """Turns SIGTERM / SIGINT into :class:`RunKilled` while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        raise RunKilled(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def finish_killed(warehouse, run_id: str, exports_uri: str | None, killed: RunKilled, what: str,
+                  extra: dict | None = None) -> int:
+    """Finishes a run's row as ``killed``, removes this process's temporary export files; the exit code."""
+    from pipeline.io.exports import remove_orphan_temp_files
+    from pipeline.io.warehouse import pid_alive
+
+    me = os.getpid()
+    remove_orphan_temp_files(exports_uri, alive=lambda pid: pid != me and pid_alive(pid))
+    name = signal.Signals(killed.signum).name
+    warehouse.finish_run(run_id, dt.datetime.now(dt.UTC), "killed",
+                         json.dumps({"signal": name, **(extra or {})}))
+    eprint(f"{what}: killed by {name}; run {run_id} recorded as killed")
+    return 128 + killed.signum
 
 
 def main(argv: list[str]) -> int:
@@ -166,14 +245,18 @@ def main(argv: list[str]) -> int:
         return dry_run(plan, options)
 
     started = dt.datetime.now(dt.UTC)
-    record_run(warehouse, plan, registry, started)
-    eprint(
-        f"props run {plan.dates[0]} as of {plan.date_plans[plan.dates[0]].as_of:%Y-%m-%dT%H:%MZ}: "
-        f"{len(plan.date_plans[plan.dates[0]].games)} games, {len(plan.models)} models, "
-        f"policy {policy.version}, run {plan.run_id}"
-    )
+    abandoned = clean_up_dead_runs(warehouse, plan.exports)
     try:
-        counts = run_plan(plan, options)
+        with killable():  # from the row's insert on: a SIGTERM always finishes the row
+            record_run(warehouse, plan, registry, started)
+            eprint(
+                f"props run {plan.dates[0]} as of {plan.date_plans[plan.dates[0]].as_of:%Y-%m-%dT%H:%MZ}: "
+                f"{len(plan.date_plans[plan.dates[0]].games)} games, {len(plan.models)} models, "
+                f"policy {policy.version}, run {plan.run_id}"
+            )
+            counts = run_plan(plan, options)
+    except RunKilled as killed:
+        return finish_killed(warehouse, plan.run_id, plan.exports, killed, "props run")
     except Exception as exc:
         warehouse.finish_run(
             plan.run_id,
@@ -185,9 +268,13 @@ def main(argv: list[str]) -> int:
         eprint(f"props run: FAILED after {watch.seconds:.1f} s: {type(exc).__name__}: {exc}")
         return 1
     counts_doc = dict(counts, seconds=round(watch.seconds, 2))
+    if abandoned:
+        counts_doc["abandoned_runs"] = abandoned
     status = common.run_status(counts)  # succeeded / submitted / succeeded_unverified (no metrics)
     warehouse.finish_run(plan.run_id, dt.datetime.now(dt.UTC), status, json.dumps(counts_doc))
     print(common.format_summary(f"run {plan.dates[0]}", counts, watch.seconds))
+    if abandoned:
+        print(abandoned_line(abandoned))
     print(f"warehouse {plan.warehouse}  exports {plan.exports}")
     return 0
 

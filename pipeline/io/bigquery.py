@@ -20,8 +20,8 @@ runs on real BigQuery and on the emulator alike.
 Streaming history: ``best_bets_history`` is append-only (``append``); the view ``best_bets_latest`` exposes
 the latest version of each pick without duplicates (``QUALIFY ROW_NUMBER() ... = 1``).
 
-The Beam sink: :class:`WriteToBigQueryWarehouse` takes the same ``(table, row)`` pairs as
-``warehouse.WriteToWarehouse`` and writes them with Beam's own ``WriteToBigQuery`` (explicit schemas,
+The Beam sink: :class:`WriteToBigQueryWarehouse` takes the slate's ``(table, row)`` pairs (the input of
+``slate_sink.WriteSlateOutputs``) and writes them with Beam's own ``WriteToBigQuery`` (explicit schemas,
 STREAMING_INSERTS into per-run staging tables), then promotes each run date from staging to the contract
 tables in one transaction per date (the same SQL as ``replace_dates``). Why staging + promote rather than
 ``WRITE_TRUNCATE`` on a partition: Beam's file loads to ``t$YYYYMMDD`` replace a partition but are not
@@ -56,7 +56,7 @@ import apache_beam as beam
 
 from pipeline import schemas
 from pipeline.io import cloud
-from pipeline.io.parse import ParseError, parse_record, raw_event_time
+from pipeline.io.parse import ParseError, dead_letter, parse_record, raw_event_time, raw_game_date
 from pipeline.io.warehouse import SLATE_TABLES, Warehouse, _check_replace_args, unique_picks, version_rows
 
 log = logging.getLogger(__name__)
@@ -527,24 +527,22 @@ def query_inputs(inputs: str, kind: str, dates: Iterable[dt.date]) -> Iterator[d
     return (dict(r.items()) for r in result.result(page_size=50_000))
 
 
-def parse_records(kind: str, records: Iterable[Mapping]) -> Iterator[tuple]:
+def parse_records(kind: str, records: Iterable[Mapping],
+                  event_window_hours: tuple[float, float] | None = None) -> Iterator[tuple]:
     """Typed rows and DeadLetter rows of raw records (``parse_record``; never raises on bad data)."""
     for record in records:
         try:
-            yield parse_record(kind, record)
+            yield parse_record(kind, record, event_window_hours=event_window_hours)
         except ParseError as exc:
-            gd = record.get("game_date")
-            yield schemas.DeadLetter(
-                source=kind, step="parse", error=exc.reason,
-                payload=json.dumps({k: _json_value(v) for k, v in record.items()}, sort_keys=True,
-                                   default=str),
-                event_ts=raw_event_time(kind, record), game_date=gd if isinstance(gd, dt.date) else None)
+            yield dead_letter(kind, exc.reason, {k: _json_value(v) for k, v in record.items()},
+                              event_ts=raw_event_time(kind, record), game_date=raw_game_date(record))
 
 
-def read_rows_bigquery(inputs: str, kind: str, dates: Iterable[dt.date]) -> tuple[list, list]:
+def read_rows_bigquery(inputs: str, kind: str, dates: Iterable[dt.date],
+                       event_window_hours: tuple[float, float] | None = None) -> tuple[list, list]:
     """(typed rows, dead letters) of one kind for some dates, without Beam (one query)."""
     rows, dead = [], []
-    for item in parse_records(kind, query_inputs(inputs, kind, dates)):
+    for item in parse_records(kind, query_inputs(inputs, kind, dates), event_window_hours):
         (dead if type(item) is schemas.DeadLetter else rows).append(item)
     return rows, dead
 
@@ -554,15 +552,16 @@ class QueryInputsFn(beam.DoFn):
 
     DEAD_LETTERS = "dead_letters"
 
-    def __init__(self, inputs: str, kind: str):
+    def __init__(self, inputs: str, kind: str, event_window_hours: tuple[float, float] | None = None):
         self.inputs, self.kind = inputs, kind
+        self.window = tuple(event_window_hours) if event_window_hours else None
         self.rows_counter = beam.metrics.Metrics.counter("props.io", f"{kind}_rows")
         self.dead_counter = beam.metrics.Metrics.counter("props.io", f"{kind}_dead_letters")
 
     def process(self, dates: list[dt.date]):
         from pipeline.io.parse import event_time
 
-        for item in parse_records(self.kind, query_inputs(self.inputs, self.kind, dates)):
+        for item in parse_records(self.kind, query_inputs(self.inputs, self.kind, dates), self.window):
             if type(item) is schemas.DeadLetter:
                 self.dead_counter.inc()
                 yield beam.pvalue.TaggedOutput(self.DEAD_LETTERS, item)
@@ -577,18 +576,20 @@ class ReadBigQueryInputs(beam.PTransform):
     Returns a ``DoOutputsTuple`` like ``files.ReadInputs``: ``.rows`` and ``.dead_letters``.
     """
 
-    def __init__(self, inputs: str, kind: str, dates: Iterable[dt.date]):
+    def __init__(self, inputs: str, kind: str, dates: Iterable[dt.date],
+                 event_window_hours: tuple[float, float] | None = None):
         super().__init__()
         cloud.parse_bigquery_uri(inputs)
         if kind not in schemas.INPUT_KINDS:
             raise ValueError(f"unknown input kind {kind!r}")
         self.inputs, self.kind, self.dates = inputs, kind, sorted(set(dates))
+        self.window = event_window_hours
 
     def expand(self, pbegin):
         return (
             pbegin
             | "Dates" >> beam.Create([self.dates])
-            | "QueryInputs" >> beam.ParDo(QueryInputsFn(self.inputs, self.kind)).with_outputs(
+            | "QueryInputs" >> beam.ParDo(QueryInputsFn(self.inputs, self.kind, self.window)).with_outputs(
                 QueryInputsFn.DEAD_LETTERS, main="rows")
         )
 
@@ -688,7 +689,7 @@ class DropStagingFn(beam.DoFn):
 class WriteToBigQueryWarehouse(beam.PTransform):
     """Writes ``(table_name, row)`` pairs to the BigQuery warehouse with Beam's ``WriteToBigQuery``.
 
-    Same contract as ``warehouse.WriteToWarehouse`` (each run date replaced atomically, a date with no
+    Same contract as ``Warehouse.replace_dates`` (each run date replaced atomically, a date with no
     rows still cleared, protected picks kept), implemented as: rows -> ``WriteToBigQuery``
     (STREAMING_INSERTS, explicit schema from the row type, CREATE_IF_NEEDED) into per-run staging tables
     ``_staging_<table>_<run tag>`` -> one DELETE+INSERT transaction per date -> staging dropped.

@@ -6,21 +6,15 @@
 * :func:`best_bets_document` / :func:`admin_picks_document` build the per-date documents (pure; a date
   with no picks gets a complete document with ``picks: []``).
 * :func:`write_json` writes a document through Beam's ``FileSystems`` (a local folder and ``gs://``
-  behave the same; locally the file is written under a temporary name and renamed, so readers never see
-  a partial file).
-* :class:`WriteExports` writes ``best-bets/{date}.json``, ``admin/picks/{date}.json`` and
-  ``best-bets/latest.json`` (latest date of the run) from per-date bundles.
+  behave the same; locally the file is written under a temporary name ``.{name}.{host}.{pid}.{uuid}.tmp``
+  and renamed, so readers never see a partial file; a GCS object upload is atomic).
+* :func:`write_latest` writes ``best-bets/latest.json`` only when it moves forward: the newest
+  ``game_date`` wins, a run or backfill of an earlier date leaves it alone.
+* :func:`remove_orphan_temp_files` deletes the temporary files a killed process left behind (called at
+  every launch; only files of processes of this host that no longer exist).
 
-Usage in a graph (every date gets a bundle, even with no picks)::
-
-    bundles = (
-        {"picks": picks_by_date, "filter_summary": summaries_by_date, "consensus": consensus_by_date,
-         "gate_counts": gate_counts_by_date, "diagnostics_counts": diag_counts_by_date,
-         "dates": p | beam.Create([(d, None) for d in dates])}
-        | beam.CoGroupByKey())
-    bundles | WriteExports(exports_uri, dates=dates, generated_at=now, policy_version=version)
-
-Each input is keyed by ``game_date`` (a ``datetime.date``); ``bundle_of`` normalises the grouped lists.
+The slate sink (``pipeline.io.slate_sink``) builds the documents of a date with :func:`export_documents`
+from what the warehouse holds for it after the commit, so the exports equal the committed tables.
 """
 
 from __future__ import annotations
@@ -31,15 +25,17 @@ import importlib
 import json
 import math
 import os
+import re
+import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import schemas
 
+LATEST_PATH = "best-bets/latest.json"
 LATEST_CACHE_CONTROL = "public, max-age=60"
 DATED_CACHE_CONTROL = "public, max-age=3600"
 
@@ -129,17 +125,30 @@ def _is_local(uri: str) -> bool:
     return "://" not in uri
 
 
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^.]+)\.(?P<pid>\d+)\.[0-9a-f]{32}\.tmp$")
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "_") or "host"
+
+
+def temp_path(target: str) -> str:
+    """The temporary name a local export is written under before its rename (host and pid inside)."""
+    folder, name = os.path.split(os.path.abspath(target))
+    return os.path.join(folder, f".{name}.{_host()}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+
+
 def write_json(uri: str, obj: Any, *, cache_control: str | None = None) -> str:
     """Writes ``obj`` as JSON to ``uri`` (local path or ``gs://``); returns the uri.
 
-    Locally the document is written to a temporary name in the same folder and renamed (atomic). On
-    remote filesystems ``cache_control`` is applied by ``pipeline.io.gcs.write_object`` when that module
-    exists; through plain ``FileSystems`` it is not set (and ignored locally).
+    Locally the document is written to :func:`temp_path` in the same folder and renamed (atomic; a killed
+    writer's temp file is removed by :func:`remove_orphan_temp_files`). On ``gs://`` the object is
+    uploaded in one request by ``pipeline.io.gcs.write_object`` with its Cache-Control (atomic).
     """
     data = dumps(obj).encode("utf-8")
     if _is_local(uri):
         target = os.path.abspath(uri)
-        tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp")
+        tmp = temp_path(target)
         with FileSystems.create(tmp, mime_type="application/json") as f:
             f.write(data)
         try:
@@ -160,6 +169,63 @@ def write_json(uri: str, obj: Any, *, cache_control: str | None = None) -> str:
     with FileSystems.create(uri, mime_type="application/json") as f:
         f.write(data)
     return uri
+
+
+def read_json(uri: str) -> Any | None:
+    """A JSON document at ``uri`` (local or ``gs://``), or None when it does not exist or is unreadable."""
+    try:
+        if _is_local(uri) and not os.path.exists(uri):
+            return None
+        with FileSystems.open(uri) as f:
+            return json.loads(f.read().decode("utf-8"))
+    except Exception:  # noqa: BLE001 - any read failure means "no usable document"
+        return None
+
+
+def latest_moves_forward(current: Mapping | None, game_date: dt.date) -> bool:
+    """Whether ``latest.json`` may be rewritten for ``game_date``: no usable current document, or its
+    ``date`` is not after ``game_date`` (a re-run of the same date refreshes it)."""
+    try:
+        current_date = dt.date.fromisoformat(str((current or {}).get("date")))
+    except ValueError:
+        return True
+    return game_date >= current_date
+
+
+def write_latest(exports_uri: str, game_date: dt.date, doc: Any, *, cache_control: str | None = None
+                 ) -> str | None:
+    """Writes ``best-bets/latest.json`` when it moves forward (:func:`latest_moves_forward`); returns the
+    uri written, or None when the current document is of a later date (left alone).
+
+    Read-then-write: two concurrent runs of different dates could both pass the check; the later writer
+    wins that race (runs of one deployment are launched one at a time by the scheduler).
+    """
+    uri = join_uri(exports_uri, LATEST_PATH)
+    if not latest_moves_forward(read_json(uri), game_date):
+        return None
+    return write_json(uri, doc, cache_control=cache_control)
+
+
+def remove_orphan_temp_files(exports_uri: str | None, *, alive=None) -> list[str]:
+    """Deletes the temporary export files of processes of this host that no longer exist (a killed run);
+    a live writer's temp files and other hosts' are kept. Returns the removed paths (``gs://``: none,
+    object uploads leave no temp files)."""
+    if not exports_uri or not _is_local(exports_uri) or not os.path.isdir(exports_uri):
+        return []
+    if alive is None:
+        from pipeline.io.warehouse import pid_alive as alive
+    host, removed = _host(), []
+    for folder, _dirs, names in os.walk(exports_uri):
+        for name in names:
+            m = _TEMP.match(name)
+            if m and m.group("host") == host and not alive(int(m.group("pid"))):
+                path = os.path.join(folder, name)
+                try:
+                    os.remove(path)
+                    removed.append(path)
+                except FileNotFoundError:
+                    pass
+    return sorted(removed)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -327,91 +393,10 @@ def export_documents(
         f"admin/picks/{game_date.isoformat()}.json": (admin, DATED_CACHE_CONTROL),
     }
     if latest:
-        docs["best-bets/latest.json"] = (public, LATEST_CACHE_CONTROL)
+        docs[LATEST_PATH] = (public, LATEST_CACHE_CONTROL)
     return docs
 
 
 def join_uri(base: str, relative: str) -> str:
     """``base/relative`` for a local folder or a ``gs://`` prefix."""
     return FileSystems.join(base, *relative.split("/"))
-
-
-class WriteExportsFn(beam.DoFn):
-    """Writes one date's export documents; emits (date, [written uris])."""
-
-    def __init__(self, exports_uri: str, latest_date: dt.date, *, generated_at: dt.datetime | None,
-                 policy_version: str, record: dict | None, ultra_public: bool):
-        self.exports_uri = exports_uri
-        self.latest_date = latest_date
-        self.generated_at = generated_at
-        self.policy_version = policy_version
-        self.record = record
-        self.ultra_public = ultra_public
-
-    def process(self, element):
-        game_date, grouped = element
-        if isinstance(game_date, str):
-            game_date = dt.date.fromisoformat(game_date)
-        docs = export_documents(
-            game_date, grouped, generated_at=self.generated_at or dt.datetime.now(dt.UTC),
-            policy_version=self.policy_version, record=self.record, ultra_public=self.ultra_public,
-            latest=game_date == self.latest_date)
-        written = []
-        # The dated files first, latest.json last: a reader following latest never sees a missing date.
-        for rel in sorted(docs, key=lambda r: r.endswith("latest.json")):
-            doc, cache = docs[rel]
-            written.append(write_json(join_uri(self.exports_uri, rel), doc, cache_control=cache))
-        yield game_date, written
-
-
-class WriteExports(beam.PTransform):
-    """Writes the per-date JSON exports.
-
-    Args:
-        exports_uri: a local folder or ``gs://BUCKET/PREFIX``.
-        dates: the run's dates; ``best-bets/latest.json`` is written for the latest one.
-        generated_at: the documents' timestamp (default: the time of writing).
-        policy_version: the selection policy's version.
-        record: the best-bets record summary (or None).
-        ultra_public: whether the ultra public gate holds (shows ``ultra_tier``).
-
-    Input: ``(date, bundle)`` pairs (date a ``datetime.date`` or ISO string), at most one per date,
-    ``bundle`` as in :func:`bundle_of` (a CoGroupByKey result works). A run date without a bundle gets
-    complete documents with ``picks: []``; a bundle of a date outside ``dates`` fails the step.
-    Returns: ``(date, [written uris])`` per run date.
-    """
-
-    def __init__(self, exports_uri: str, *, dates: Iterable[dt.date], policy_version: str,
-                 generated_at: dt.datetime | None = None, record: dict | None = None,
-                 ultra_public: bool = False):
-        super().__init__()
-        self.dates = sorted(set(dates))
-        if not self.dates:
-            raise ValueError("WriteExports needs at least one date")
-        self.fn = WriteExportsFn(exports_uri, self.dates[-1], generated_at=generated_at,
-                                 policy_version=policy_version, record=record, ultra_public=ultra_public)
-
-    def expand(self, bundles):
-        # Every run date gets its documents, even when no bundle arrives for it (picks: []).
-        keyed = bundles | "KeyByIsoDate" >> beam.Map(_iso_key)
-        dates = bundles.pipeline | "RunDates" >> beam.Create([(d.isoformat(), True) for d in self.dates])
-        return (
-            {"bundle": keyed, "date": dates}
-            | "GroupByDate" >> beam.CoGroupByKey()
-            | "OneBundlePerDate" >> beam.Map(_one_bundle)
-            | "WriteDocuments" >> beam.ParDo(self.fn)
-        )
-
-
-def _iso_key(element: tuple) -> tuple[str, Any]:
-    game_date, bundle = element
-    return (game_date if isinstance(game_date, str) else game_date.isoformat()), bundle
-
-
-def _one_bundle(element: tuple) -> tuple[str, Mapping[str, Any]]:
-    game_date, grouped = element
-    if not grouped["date"]:
-        raise ValueError(f"export bundle for {game_date}, which is not one of the run's dates")
-    if len(grouped["bundle"]) > 1:
-        raise ValueError(f"{len(grouped['bundle'])} export bundles for {game_date}; expected one")
-    return game_date, (grouped["bundle"][0] if grouped["bundle"] else {})

@@ -9,10 +9,12 @@ folder per kind and a backfill reads exactly its range. A missing date folder is
 ``part-*`` file with another extension is a launch error.
 
 Each file is read in bulk (pyarrow for Parquet, line by line for JSON Lines) and every record goes
-through :func:`pipeline.io.parse.parse_record`. Nothing is dropped: a malformed JSON line, a record with
-a missing or mistyped field, an unreadable (e.g. truncated) Parquet file becomes a
-``schemas.DeadLetter`` (source=kind, step="parse", error=reason, payload=the raw line or the record as
-JSON or the file path, event_ts if readable, game_date from the partition path).
+through :func:`pipeline.io.parse.parse_record` (JSON lines through ``parse_json_record``, which bounds
+the line length). Nothing is dropped: a malformed JSON line, a record with a missing, mistyped or
+out-of-range field, a row whose ``game_date`` is not its partition's (``game_date_mismatch``), an
+unreadable (e.g. truncated) file becomes a ``schemas.DeadLetter`` built by ``parse.dead_letter``
+(source=kind, step="parse", error="<code>: <detail>", payload=the raw line or the record as JSON or the
+file path, cut by ``schemas.clip_text``; event_ts if readable, game_date from the partition path).
 
 Usage in a graph::
 
@@ -30,7 +32,6 @@ Without Beam (driver, tests, benchmarks)::
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import time
 from collections.abc import Iterable, Iterator
@@ -42,7 +43,16 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from pipeline import schemas
-from pipeline.io.parse import ParseError, event_time, parse_record, raw_event_time
+from pipeline.io.parse import (
+    GAME_DATE_MISMATCH,
+    MALFORMED,
+    ParseError,
+    dead_letter,
+    event_time,
+    parse_json_record,
+    parse_record,
+    raw_event_time,
+)
 
 SUFFIXES: tuple[str, ...] = (".parquet", ".jsonl", ".jsonl.gz")
 _PARTITION_DATE = re.compile(r"game_date=(\d{4}-\d{2}-\d{2})")
@@ -85,28 +95,28 @@ def partition_date(path: str) -> dt.date | None:
     return dt.date.fromisoformat(m.group(1)) if m else None
 
 
-def _payload(record: object) -> str:
-    try:
-        return json.dumps(record, default=str, sort_keys=True)
-    except (TypeError, ValueError):
-        return repr(record)
+Window = tuple[float, float] | None  # Policy.event_time_window_hours (None: the policy default)
 
 
-def _dead(kind: str, error: str, payload: str, event_ts: dt.datetime | None,
-          game_date: dt.date | None) -> schemas.DeadLetter:
-    return schemas.DeadLetter(source=kind, step="parse", error=error, payload=payload, event_ts=event_ts,
+def _in_partition(row: tuple, game_date: dt.date | None) -> tuple:
+    """The layout rule: a row's ``game_date`` is its partition's (else ``game_date_mismatch``)."""
+    if game_date is not None and row.game_date != game_date:
+        raise ParseError(GAME_DATE_MISMATCH, f"game_date {row.game_date.isoformat()} in the partition "
+                                             f"game_date={game_date.isoformat()}")
+    return row
+
+
+def _iter_records(kind: str, records: Iterable[dict], game_date: dt.date | None, window: Window
+                  ) -> Iterator[tuple]:
+    for record in records:
+        try:
+            yield _in_partition(parse_record(kind, record, event_window_hours=window), game_date)
+        except ParseError as e:
+            yield dead_letter(kind, e.reason, record, event_ts=raw_event_time(kind, record),
                               game_date=game_date)
 
 
-def _iter_records(kind: str, records: Iterable[dict], game_date: dt.date | None) -> Iterator[tuple]:
-    for record in records:
-        try:
-            yield parse_record(kind, record)
-        except ParseError as e:
-            yield _dead(kind, e.reason, _payload(record), raw_event_time(kind, record), game_date)
-
-
-def _iter_parquet(path: str, kind: str, game_date: dt.date | None) -> Iterator[tuple]:
+def _iter_parquet(path: str, kind: str, game_date: dt.date | None, window: Window) -> Iterator[tuple]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -115,17 +125,20 @@ def _iter_parquet(path: str, kind: str, game_date: dt.date | None) -> Iterator[t
             data = f.read()
         table = pq.read_table(pa.BufferReader(data))
     except (OSError, pa.ArrowException) as e:
-        yield _dead(kind, f"unreadable parquet file {path}: {e}", path, None, game_date)
+        yield dead_letter(kind, f"{MALFORMED}: unreadable parquet file {path}: {e}", path,
+                          game_date=game_date)
         return
     for batch in table.to_batches(max_chunksize=65536):
-        yield from _iter_records(kind, _batch_records(batch), game_date)
+        yield from _iter_records(kind, _batch_records(batch), game_date, window)
 
 
 def _batch_records(batch: Any) -> Iterator[dict]:
     """Records of an Arrow batch as dicts, converted column by column (much faster than to_pylist()).
 
     Timezone-aware timestamp columns are cast to naive ones first: Arrow stores UTC instants, so the
-    values are the same and the parser reads naive as UTC, without building a tz object per value.
+    values are the same and the parser reads naive as UTC, without building a tz object per value. A
+    column Arrow cannot convert to Python (e.g. a timestamp beyond year 9999) is converted value by value
+    and the values that fail stay Arrow scalars, so only their rows become dead letters.
     """
     import pyarrow as pa
 
@@ -134,54 +147,57 @@ def _batch_records(batch: Any) -> Iterator[dict]:
     for col in batch.columns:
         if pa.types.is_timestamp(col.type):
             col = col.cast(pa.timestamp("us"), safe=False)
-        columns.append(col.to_pylist())
+        try:
+            columns.append(col.to_pylist())
+        except (OverflowError, ValueError, pa.ArrowException):
+            columns.append([_scalar_value(v) for v in col])
     for values in zip(*columns, strict=True):
         yield dict(zip(names, values, strict=True))
 
 
-def _iter_jsonl(path: str, kind: str, game_date: dt.date | None) -> Iterator[tuple]:
+def _scalar_value(scalar: Any) -> Any:
+    try:
+        return scalar.as_py()
+    except (OverflowError, ValueError):
+        return scalar  # the parser turns it into an out_of_range dead letter
+
+
+def _iter_jsonl(path: str, kind: str, game_date: dt.date | None, window: Window) -> Iterator[tuple]:
     try:
         with FileSystems.open(path) as raw:  # compression from the suffix (.gz)
             for n, line in enumerate(iter(raw.readline, b""), start=1):
                 if not line.strip():
                     continue
+                record = None
                 try:
-                    text = line.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    yield _dead(kind, f"line {n}: not UTF-8: {e}", line.decode("utf-8", "replace"), None,
-                                game_date)
-                    continue
-                try:
-                    record = json.loads(text)
-                except ValueError as e:
-                    yield _dead(kind, f"line {n}: malformed JSON: {e}", text.rstrip("\n"), None, game_date)
-                    continue
-                try:
-                    yield parse_record(kind, record)
+                    record, row = parse_json_record(kind, line, event_window_hours=window)
+                    yield _in_partition(row, game_date)
                 except ParseError as e:
-                    yield _dead(kind, f"line {n}: {e.reason}", text.rstrip("\n"),
-                                raw_event_time(kind, record), game_date)
+                    record = getattr(e, "record", record)
+                    text = line.decode("utf-8", "replace").rstrip("\n")
+                    yield dead_letter(kind, f"{e.reason} (line {n})", text,
+                                      event_ts=raw_event_time(kind, record), game_date=game_date)
     except (OSError, EOFError, ValueError) as e:  # unreadable or corrupt (e.g. truncated gzip) file
-        yield _dead(kind, f"unreadable file {path}: {e}", path, None, game_date)
+        yield dead_letter(kind, f"{MALFORMED}: unreadable file {path}: {e}", path, game_date=game_date)
 
 
-def iter_file(path: str, kind: str) -> Iterator[tuple]:
+def iter_file(path: str, kind: str, event_window_hours: Window = None) -> Iterator[tuple]:
     """Typed rows and ``DeadLetter`` rows of one input file, in file order; never raises on bad data."""
     _check_kind(kind)
     game_date = partition_date(path)
     if path.endswith(".parquet"):
-        return _iter_parquet(path, kind, game_date)
-    return _iter_jsonl(path, kind, game_date)
+        return _iter_parquet(path, kind, game_date, event_window_hours)
+    return _iter_jsonl(path, kind, game_date, event_window_hours)
 
 
 def read_rows_local(
-    inputs: str, kind: str, dates: Iterable[dt.date]
+    inputs: str, kind: str, dates: Iterable[dt.date], event_window_hours: Window = None
 ) -> tuple[list, list[schemas.DeadLetter]]:
     """Every row of ``kind`` for ``dates`` without Beam: (typed rows, dead letters)."""
     rows: list = []
     dead: list[schemas.DeadLetter] = []
     for path in input_files(inputs, kind, dates):
-        for item in iter_file(path, kind):
+        for item in iter_file(path, kind, event_window_hours):
             (dead if type(item) is schemas.DeadLetter else rows).append(item)
     return rows, dead
 
@@ -195,9 +211,10 @@ class ParseFileFn(beam.DoFn):
 
     DEAD_LETTERS = "dead_letters"
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, event_window_hours: Window = None):
         _check_kind(kind)
         self.kind = kind
+        self.window = tuple(event_window_hours) if event_window_hours else None
         self.rows_counter = Metrics.counter(METRICS_NAMESPACE, f"{kind}_rows")
         self.dead_counter = Metrics.counter(METRICS_NAMESPACE, f"{kind}_dead_letters")
         self.read_ms = Metrics.distribution(METRICS_NAMESPACE, "read_ms")
@@ -207,7 +224,7 @@ class ParseFileFn(beam.DoFn):
         # Parse the whole file before yielding, so read_ms is the read+parse time alone (downstream steps
         # fused into this stage run inside each yield).
         started = time.perf_counter()
-        items = list(iter_file(path, self.kind))
+        items = list(iter_file(path, self.kind, self.window))
         self.read_ms.update(int((time.perf_counter() - started) * 1000))
         for item in items:
             if type(item) is schemas.DeadLetter:
@@ -227,6 +244,7 @@ class ReadInputs(beam.PTransform):
         inputs: a local folder or ``gs://`` prefix holding ``KIND/game_date=.../part-*`` files.
         kind: a key of ``schemas.INPUT_KINDS``.
         dates: the game dates to read.
+        event_window_hours: the run policy's ``event_time_window_hours`` (None: the policy default).
 
     Returns:
         A ``DoOutputsTuple``: unpack as ``rows, dead_letters = p | ReadInputs(...)`` or use the
@@ -235,12 +253,13 @@ class ReadInputs(beam.PTransform):
     The file list is resolved when the graph is built (a clear error at launch for unsupported files).
     """
 
-    def __init__(self, inputs: str, kind: str, dates: Iterable[dt.date]):
+    def __init__(self, inputs: str, kind: str, dates: Iterable[dt.date], event_window_hours: Window = None):
         super().__init__()
         _check_kind(kind)
         self.inputs = inputs
         self.kind = kind
         self.dates = sorted(set(dates))
+        self.window = event_window_hours
 
     def expand(self, pbegin):
         files = input_files(self.inputs, self.kind, self.dates)
@@ -248,6 +267,6 @@ class ReadInputs(beam.PTransform):
             pbegin
             | "ListFiles" >> beam.Create(files)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ParseFiles" >> beam.ParDo(ParseFileFn(self.kind)).with_outputs(
+            | "ParseFiles" >> beam.ParDo(ParseFileFn(self.kind, self.window)).with_outputs(
                 ParseFileFn.DEAD_LETTERS, main="rows")
         )

@@ -1,25 +1,45 @@
 """Parse raw input records into the typed rows of ``pipeline.schemas`` (pure, no Beam).
 
-Every source (JSON Lines, Parquet, Pub/Sub messages, warehouse rows) hands each record to
-:func:`parse_record`, which returns the input kind's NamedTuple or raises :class:`ParseError` with a
-precise, human-readable reason (the reason becomes a dead letter's ``error``).
+Every source (JSON Lines, Parquet, Pub/Sub messages, BigQuery rows) hands each record to
+:func:`parse_record`, which returns the input kind's NamedTuple or raises :class:`ParseError` with a reason
+code (``ParseError.code``, one of :data:`REASONS`) and a precise, human-readable detail; the dead letter's
+``error`` is ``"<code>: <detail>"`` (:func:`error_code` reads the code back) and its payload is cut by the
+one truncation, ``schemas.clip_text`` (:func:`dead_letter` builds every parse dead letter).
 
 Conversions (the one numeric and time policy at this boundary):
-  * numbers: ``int``/``float``/``Decimal``/numeric strings -> ``float``; NaN and None -> None where the
-    field is optional, an error where it is required; booleans are not numbers;
-  * integers (prices, counts): integral numbers or integer strings -> ``int`` ("-110.5" is an error);
+  * numbers: ``int``/``float``/``Decimal``/numeric strings -> ``float``; None -> None where the field is
+    optional (NaN too: a missing feature), an error where it is required; NaN in a required number and
+    +-inf anywhere are ``not_finite``; booleans are not numbers;
+  * integers (prices, counts): integral numbers or integer strings -> ``int`` ("-110.5" is an error), within
+    64 bits;
   * timestamps: ISO-8601 strings ("Z" or an offset; a naive value is taken as UTC), ``datetime``
     (pandas ``Timestamp`` included), numpy ``datetime64`` and pyarrow scalars -> tz-aware UTC ``datetime``;
-  * dates: "YYYY-MM-DD", ``date``, ``datetime`` (its UTC date) -> ``datetime.date``.
+  * dates: "YYYY-MM-DD", ``date``, ``datetime`` (its UTC date) -> ``datetime.date``;
+  * every date and timestamp within ``schemas.EARLIEST_INPUT_DATE`` .. ``LATEST_INPUT_DATE`` (a value that
+    overflows UTC, e.g. ``0001-01-01T00:00:00+01:00``, is ``out_of_range``, never an OverflowError);
+  * every string at most ``schemas.MAX_FIELD_CHARS`` long (``too_long``).
 
-Validation beyond types: ``game_id`` is ``YYYYMMDD_AWAY_HOME``; ``book`` and ``player_lookup`` are
-non-empty lower case; a schedule ``status`` is one of ``schemas.GAME_STATUSES`` (any case accepted,
-stored lower case). Injury status is kept as given (comparisons elsewhere are case-insensitive). Line
-ranges and price ranges are *not* checked here: the line book rejects them with a diagnostic.
+Validation beyond types:
+  * ids (``bad_id``): ``game_id`` is ``YYYYMMDD_AWAY_HOME`` whose date is a real calendar date;
+    ``player_lookup`` is lower-case ASCII letters and digits (``lebronjames``); ``book`` is lower-case
+    letters, digits and ``_``;
+  * ``game_date_mismatch``: the date of ``game_id`` must equal the row's ``game_date`` (every kind with
+    both; a rescheduled game gets a new id); a schedule tip-off must fall within
+    ``schemas.TIPOFF_SLACK_HOURS`` of its game date's UTC day;
+  * ``event_time_outside_window``: an odds ``snapshot_ts``, injury ``report_ts`` or schedule ``event_ts``
+    more than ``Policy.event_time_window_hours[0]`` hours before its game date's UTC day starts or more
+    than ``[1]`` hours after it ends (the stream's clock never trusts a far-future time);
+  * ``out_of_range``: quality score and matchup percentage in [0, 100], ``required_default_count`` and
+    default feature indices within the 55 features, box-score points, minutes and 3-pointers >= 0;
+  * ``bad_value``: a schedule ``status`` outside ``schemas.GAME_STATUSES`` (any case accepted, stored
+    lower case), an empty required text.
+Injury status is kept as given (comparisons elsewhere are case-insensitive). Line ranges and price ranges
+are *not* checked here: the line book rejects them with a diagnostic.
 
 Usage::
 
-    row = parse_record("odds", {"player_lookup": "lebronjames", ...})
+    row = parse_record("odds", {"player_lookup": "lebronjames", ...},
+                       event_window_hours=policy.event_time_window_hours)
 """
 
 from __future__ import annotations
@@ -34,18 +54,78 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline import schemas
+from pipeline.policy import Policy
 
-_GAME_ID = re.compile(r"^\d{8}_[A-Z0-9]{2,4}_[A-Z0-9]{2,4}$")
+_GAME_ID = re.compile(r"^(\d{8})_[A-Z0-9]{2,4}_[A-Z0-9]{2,4}$")
+_PLAYER_LOOKUP = re.compile(r"^[a-z0-9]{1,64}$")
+_BOOK = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
 _MISSING = object()
 _PLAIN = frozenset({str, int, bool, dt.date, dt.datetime})  # types that are never null
+_INT64 = (-(2**63), 2**63 - 1)
+_TS_MIN = dt.datetime.combine(schemas.EARLIEST_INPUT_DATE, dt.time(), tzinfo=dt.UTC)
+_TS_MAX = dt.datetime.combine(schemas.LATEST_INPUT_DATE, dt.time.max, tzinfo=dt.UTC)
+_SHOW_CHARS = 80
+
+# The default event-time window: the policy's default (a run passes its own policy's value).
+DEFAULT_EVENT_WINDOW_HOURS: tuple[float, float] = Policy().event_time_window_hours
+
+# Dead-letter reason codes of the parse boundary (the ``error`` column starts with one of them).
+MISSING_FIELD = "missing_field"
+NULL_FIELD = "null_field"
+WRONG_TYPE = "wrong_type"
+NOT_FINITE = "not_finite"
+OUT_OF_RANGE = "out_of_range"
+BAD_ID = "bad_id"
+GAME_DATE_MISMATCH = "game_date_mismatch"
+EVENT_TIME_OUTSIDE_WINDOW = "event_time_outside_window"
+TOO_LONG = "too_long"
+BAD_VALUE = "bad_value"
+MALFORMED = "malformed"
+BAD_ATTRIBUTE = "bad_attribute"
+REASONS: tuple[str, ...] = (
+    MISSING_FIELD, NULL_FIELD, WRONG_TYPE, NOT_FINITE, OUT_OF_RANGE, BAD_ID, GAME_DATE_MISMATCH,
+    EVENT_TIME_OUTSIDE_WINDOW, TOO_LONG, BAD_VALUE, MALFORMED, BAD_ATTRIBUTE,
+)
 
 
 class ParseError(ValueError):
-    """A record that cannot become a typed row; ``reason`` says which field and why."""
+    """A record that cannot become a typed row: ``code`` (one of REASONS), ``detail`` (which field and
+    why) and ``reason`` = ``"code: detail"`` (a dead letter's ``error``)."""
 
-    def __init__(self, reason: str):
+    def __init__(self, code: str, detail: str):
+        reason = f"{code}: {detail}"
         super().__init__(reason)
-        self.reason = reason
+        self.code, self.detail, self.reason = code, detail, reason
+
+
+def error_code(error: str) -> str:
+    """The reason code a parse dead letter's ``error`` starts with (``"bad_id: ..."`` -> ``bad_id``)."""
+    return error.split(":", 1)[0]
+
+
+def _show(value: Any) -> str:
+    """A value for an error message, never longer than a line (huge payloads stay out of errors)."""
+    text = repr(value)
+    return text if len(text) <= _SHOW_CHARS else text[: _SHOW_CHARS - 20] + f"...({len(text)} chars)"
+
+
+def payload_text(record: Any) -> str:
+    """A raw record as dead-letter payload text (JSON when possible), cut by ``schemas.clip_text``."""
+    if isinstance(record, str):
+        return schemas.clip_text(record)
+    try:
+        text = json.dumps(record, default=str, sort_keys=True)
+    except (TypeError, ValueError):
+        text = repr(record)
+    return schemas.clip_text(text)
+
+
+def dead_letter(source: str, error: str, payload: Any, *, event_ts: dt.datetime | None = None,
+                game_date: dt.date | None = None, step: str = "parse") -> schemas.DeadLetter:
+    """The one constructor of parse dead letters (files, BigQuery rows, Pub/Sub messages): the payload
+    (a raw text, or a record rendered as JSON) and the error are cut by ``schemas.clip_text``."""
+    return schemas.DeadLetter(source=source, step=step, error=schemas.clip_text(error),
+                              payload=payload_text(payload), event_ts=event_ts, game_date=game_date)
 
 
 # --------------------------------------------------------------------------------------------
@@ -69,11 +149,21 @@ def _is_null(value: Any) -> bool:
         return False
 
 
+def _is_nan_number(value: Any) -> bool:
+    """A NaN that is a number (float, Decimal, numpy float), as opposed to a null (None, NA, NaT)."""
+    if isinstance(value, (float, Decimal)):
+        return True
+    return type(value).__module__ == "numpy" and getattr(getattr(value, "dtype", None), "kind", "") == "f"
+
+
 def _as_py(value: Any) -> Any:
     """Unwraps pyarrow / numpy scalars to python objects."""
     as_py = getattr(value, "as_py", None)
     if as_py is not None:
-        return as_py()
+        try:
+            return as_py()
+        except (OverflowError, ValueError) as exc:  # e.g. an Arrow timestamp beyond datetime's range
+            raise ParseError(OUT_OF_RANGE, f"value beyond the supported range: {exc}") from None
     if type(value).__module__ == "numpy":
         if getattr(value, "ndim", 0) > 0:  # arrays
             return value.tolist()
@@ -85,59 +175,73 @@ def _as_py(value: Any) -> Any:
     return value
 
 
+def _finite(name: str, out: float) -> float:
+    if math.isnan(out):
+        raise ParseError(NOT_FINITE, f"{name}: required, got NaN")
+    if math.isinf(out):
+        raise ParseError(NOT_FINITE, f"{name}: expected a finite number, got {out!r}")
+    return out
+
+
 def to_float(name: str, value: Any) -> float:
-    if type(value) is float and value == value:  # the hot path
+    if type(value) is float and value == value and value not in (math.inf, -math.inf):  # the hot path
         return value
     value = _as_py(value)
     if isinstance(value, bool):
-        raise ParseError(f"{name}: expected number, got {value!r}")
+        raise ParseError(WRONG_TYPE, f"{name}: expected number, got {_show(value)}")
     if isinstance(value, float):
-        if math.isnan(value):
-            raise ParseError(f"{name}: required, got NaN")
-        return value
+        return _finite(name, value)
     if isinstance(value, (int, Decimal)):
-        out = float(value)
-        if math.isnan(out):
-            raise ParseError(f"{name}: required, got NaN")
-        return out
+        try:
+            return _finite(name, float(value))
+        except OverflowError:
+            raise ParseError(OUT_OF_RANGE, f"{name}: number too large: {_show(value)}") from None
     if isinstance(value, str):
         try:
             out = float(value.strip())
         except ValueError:
-            raise ParseError(f"{name}: expected number, got {value!r}") from None
-        if math.isnan(out):
-            raise ParseError(f"{name}: required, got NaN")
-        return out
-    raise ParseError(f"{name}: expected number, got {value!r}")
+            raise ParseError(WRONG_TYPE, f"{name}: expected number, got {_show(value)}") from None
+        return _finite(name, out)
+    raise ParseError(WRONG_TYPE, f"{name}: expected number, got {_show(value)}")
+
+
+def _int64(name: str, out: int) -> int:
+    if not _INT64[0] <= out <= _INT64[1]:
+        raise ParseError(OUT_OF_RANGE, f"{name}: integer beyond 64 bits: {_show(out)}")
+    return out
 
 
 def to_int(name: str, value: Any) -> int:
-    if type(value) is int:  # the hot path
+    if type(value) is int and _INT64[0] <= value <= _INT64[1]:  # the hot path
         return value
     value = _as_py(value)
     if isinstance(value, bool):
-        raise ParseError(f"{name}: expected integer, got {value!r}")
+        raise ParseError(WRONG_TYPE, f"{name}: expected integer, got {_show(value)}")
     if isinstance(value, int):
-        return value
+        return _int64(name, value)
     if isinstance(value, str):
         text = value.strip()
         try:
-            return int(text)
+            return _int64(name, int(text))
         except ValueError:
-            raise ParseError(f"{name}: expected integer, got {value!r}") from None
+            raise ParseError(WRONG_TYPE, f"{name}: expected integer, got {_show(value)}") from None
     if isinstance(value, (float, Decimal)):
-        if not math.isfinite(value) or value != int(value):
-            raise ParseError(f"{name}: expected integer, got {value!r}")
-        return int(value)
-    raise ParseError(f"{name}: expected integer, got {value!r}")
+        if not math.isfinite(value):
+            raise ParseError(NOT_FINITE, f"{name}: expected integer, got {_show(value)}")
+        if value != int(value):
+            raise ParseError(WRONG_TYPE, f"{name}: expected integer, got {_show(value)}")
+        return _int64(name, int(value))
+    raise ParseError(WRONG_TYPE, f"{name}: expected integer, got {_show(value)}")
 
 
 def to_str(name: str, value: Any) -> str:
-    if type(value) is str:  # the hot path
+    if type(value) is str and len(value) <= schemas.MAX_FIELD_CHARS:  # the hot path
         return value
     value = _as_py(value)
     if not isinstance(value, str):
-        raise ParseError(f"{name}: expected string, got {value!r}")
+        raise ParseError(WRONG_TYPE, f"{name}: expected string, got {_show(value)}")
+    if len(value) > schemas.MAX_FIELD_CHARS:
+        raise ParseError(TOO_LONG, f"{name}: {len(value)} characters (at most {schemas.MAX_FIELD_CHARS})")
     return value
 
 
@@ -149,37 +253,55 @@ def to_bool(name: str, value: Any) -> bool:
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
         return value.strip().lower() in ("true", "1")
-    raise ParseError(f"{name}: expected boolean, got {value!r}")
+    raise ParseError(WRONG_TYPE, f"{name}: expected boolean, got {_show(value)}")
+
+
+def _ts_in_range(name: str, out: dt.datetime, raw: Any) -> dt.datetime:
+    if not _TS_MIN <= out <= _TS_MAX:
+        raise ParseError(OUT_OF_RANGE, f"{name}: {_show(raw)} outside {schemas.EARLIEST_INPUT_DATE}.."
+                                       f"{schemas.LATEST_INPUT_DATE}")
+    return out
 
 
 def to_timestamp(name: str, value: Any) -> dt.datetime:
     if type(value) is dt.datetime:  # the hot path (Parquet columns arrive naive UTC or UTC-aware)
         if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
+            return _ts_in_range(name, value.replace(tzinfo=dt.UTC), value)
         if value.tzinfo is dt.UTC:
-            return value
+            return _ts_in_range(name, value, value)
+    raw = value
+    try:
+        return _ts_in_range(name, _to_utc(name, value), raw)
+    except (OverflowError, OSError):  # e.g. 0001-01-01T00:00:00+01:00 is before datetime.min in UTC
+        raise ParseError(OUT_OF_RANGE, f"{name}: {_show(raw)} outside {schemas.EARLIEST_INPUT_DATE}.."
+                                       f"{schemas.LATEST_INPUT_DATE}") from None
+
+
+def _to_utc(name: str, value: Any) -> dt.datetime:
     value = _as_py(value)
     if isinstance(value, dt.datetime):
         out = value
     elif isinstance(value, str):
         text = value.strip()
+        if len(text) > 64:
+            raise ParseError(TOO_LONG, f"{name}: {len(text)} characters is not a timestamp")
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         try:
             out = dt.datetime.fromisoformat(text)
         except ValueError:
-            raise ParseError(f"{name}: not a timestamp: {value!r}") from None
+            raise ParseError(WRONG_TYPE, f"{name}: not a timestamp: {_show(value)}") from None
     elif isinstance(value, dt.date):
         out = dt.datetime(value.year, value.month, value.day)
     elif type(value).__module__ == "numpy" and getattr(value, "dtype", None) is not None:
         import numpy as np  # only reached for numpy datetime64 values
 
         if np.isnat(value):
-            raise ParseError(f"{name}: required, got NaT")
+            raise ParseError(NULL_FIELD, f"{name}: required, got NaT")
         micros = int(value.astype("datetime64[us]").astype("int64"))
         out = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=micros)
     else:
-        raise ParseError(f"{name}: not a timestamp: {value!r}")
+        raise ParseError(WRONG_TYPE, f"{name}: not a timestamp: {_show(value)}")
     if out.tzinfo is None:
         out = out.replace(tzinfo=dt.UTC)
     elif out.tzinfo is not dt.UTC:
@@ -190,33 +312,47 @@ def to_timestamp(name: str, value: Any) -> dt.datetime:
     return out
 
 
+def _date_in_range(name: str, out: dt.date) -> dt.date:
+    if not schemas.EARLIEST_INPUT_DATE <= out <= schemas.LATEST_INPUT_DATE:
+        raise ParseError(OUT_OF_RANGE, f"{name}: {out.isoformat()} outside {schemas.EARLIEST_INPUT_DATE}.."
+                                       f"{schemas.LATEST_INPUT_DATE}")
+    return out
+
+
 def to_date(name: str, value: Any) -> dt.date:
     if type(value) is dt.date:  # the hot path
-        return value
+        return _date_in_range(name, value)
     value = _as_py(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC)
-        return dt.date(value.year, value.month, value.day)
+            return to_timestamp(name, value).date()
+        return _date_in_range(name, dt.date(value.year, value.month, value.day))
     if isinstance(value, dt.date):
-        return value
+        return _date_in_range(name, value)
     if isinstance(value, str):
         text = value.strip()
+        if len(text) > 64:
+            raise ParseError(TOO_LONG, f"{name}: {len(text)} characters is not a date")
         try:
-            return dt.date.fromisoformat(text[:10]) if len(text) >= 10 else dt.date.fromisoformat(text)
+            out = dt.date.fromisoformat(text[:10]) if len(text) >= 10 else dt.date.fromisoformat(text)
         except ValueError:
-            raise ParseError(f"{name}: not a date: {value!r}") from None
+            raise ParseError(WRONG_TYPE, f"{name}: not a date: {_show(value)}") from None
+        return _date_in_range(name, out)
     if type(value).__module__ == "numpy" and getattr(value, "dtype", None) is not None:
         return to_timestamp(name, value).date()
-    raise ParseError(f"{name}: not a date: {value!r}")
+    raise ParseError(WRONG_TYPE, f"{name}: not a date: {_show(value)}")
 
 
 def _required(record: Mapping, name: str, conv: Callable[[str, Any], Any]) -> Any:
     value = record.get(name, _MISSING)
     if value is _MISSING:
-        raise ParseError(f"missing field {name!r}")
-    if value is None or (type(value) not in _PLAIN and _is_null(value)):
-        raise ParseError(f"{name}: required, got null")
+        raise ParseError(MISSING_FIELD, f"{name!r}")
+    if value is None:
+        raise ParseError(NULL_FIELD, f"{name}: required, got null")
+    if type(value) not in _PLAIN and _is_null(value):
+        if _is_nan_number(value):
+            raise ParseError(NOT_FINITE, f"{name}: required, got NaN")
+        raise ParseError(NULL_FIELD, f"{name}: required, got null")
     return conv(name, value)
 
 
@@ -233,56 +369,70 @@ def _optional(record: Mapping, name: str, conv: Callable[[str, Any], Any]) -> An
 
 
 @functools.lru_cache(maxsize=65536)
-def _game_id_ok(text: str) -> bool:
-    return _GAME_ID.match(text) is not None
-
-
-@functools.lru_cache(maxsize=65536)
-def _lower_key_ok(text: str) -> bool:
-    return bool(text) and text == text.lower() and text == text.strip()
+def game_id_date(text: str) -> dt.date | None:
+    """The calendar date a ``YYYYMMDD_AWAY_HOME`` game id names, or None when it is not one."""
+    m = _GAME_ID.match(text)
+    if m is None:
+        return None
+    digits = m.group(1)
+    try:
+        day = dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        return None
+    return day if schemas.EARLIEST_INPUT_DATE <= day <= schemas.LATEST_INPUT_DATE else None
 
 
 def _game_id(name: str, value: Any) -> str:
     text = to_str(name, value)
-    if not _game_id_ok(text):
-        raise ParseError(f"{name}: expected YYYYMMDD_AWAY_HOME, got {text!r}")
+    if game_id_date(text) is None:
+        raise ParseError(BAD_ID, f"{name}: expected YYYYMMDD_AWAY_HOME with a real date, got {_show(text)}")
     return text
 
 
-def _lower_key(name: str, value: Any) -> str:
+def _player_lookup(name: str, value: Any) -> str:
     text = to_str(name, value)
-    if _lower_key_ok(text):
-        return text
-    if not text:
-        raise ParseError(f"{name}: empty")
-    raise ParseError(f"{name}: expected lower case without spaces at the ends, got {text!r}")
+    if _PLAYER_LOOKUP.match(text) is None:
+        raise ParseError(BAD_ID, f"{name}: expected lower-case letters and digits, got {_show(text)}")
+    return text
+
+
+def _book(name: str, value: Any) -> str:
+    text = to_str(name, value)
+    if _BOOK.match(text) is None:
+        raise ParseError(BAD_ID, f"{name}: expected a lower-case key (letters, digits, _), got {_show(text)}")
+    return text
 
 
 def _non_empty(name: str, value: Any) -> str:
     text = to_str(name, value)
     if not text.strip():
-        raise ParseError(f"{name}: empty")
+        raise ParseError(BAD_VALUE, f"{name}: empty")
     return text
 
 
 def _game_status(name: str, value: Any) -> str:
     text = to_str(name, value).strip().lower()
     if text not in schemas.GAME_STATUSES:
-        raise ParseError(f"{name}: unknown {value!r} (expected one of {', '.join(schemas.GAME_STATUSES)})")
+        raise ParseError(BAD_VALUE, f"{name}: unknown {_show(value)} "
+                                    f"(expected one of {', '.join(schemas.GAME_STATUSES)})")
     return text
 
 
 def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
     value = _as_py(value)
     if isinstance(value, str):
+        if len(value) > schemas.MAX_FIELD_CHARS:
+            raise ParseError(TOO_LONG, f"{name}: {len(value)} characters (at most {schemas.MAX_FIELD_CHARS})")
         try:
             value = json.loads(value) if value.strip() else []
         except ValueError:
-            raise ParseError(f"{name}: expected a list of integers, got {value!r}") from None
+            raise ParseError(WRONG_TYPE, f"{name}: expected a list of integers, got {_show(value)}") from None
     if hasattr(value, "tolist"):  # numpy array
         value = value.tolist()
     if not isinstance(value, (list, tuple)):
-        raise ParseError(f"{name}: expected a list of integers, got {value!r}")
+        raise ParseError(WRONG_TYPE, f"{name}: expected a list of integers, got {_show(value)}")
+    if len(value) > len(schemas.FEATURE_NAMES):
+        raise ParseError(TOO_LONG, f"{name}: {len(value)} items (at most {len(schemas.FEATURE_NAMES)})")
     return tuple(to_int(f"{name}[{i}]", v) for i, v in enumerate(value))
 
 
@@ -291,10 +441,50 @@ def _optional_float(record: Mapping, name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, float):  # the hot path for Parquet feature columns
-        return None if value != value else value
+        if value != value:
+            return None
+        if value in (math.inf, -math.inf):
+            raise ParseError(NOT_FINITE, f"{name}: expected a finite number, got {float(value)!r}")
+        return value
     if _is_null(value):
         return None
     return to_float(name, value)
+
+
+def _in_range(name: str, value: float | int | None, low: float, high: float | None) -> None:
+    if value is not None and (value < low or (high is not None and value > high)):
+        bound = f"[{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+        raise ParseError(OUT_OF_RANGE, f"{name}: {value!r} outside {bound}")
+
+
+def _check_game_id_date(game_id: str, game_date: dt.date) -> None:
+    id_date = game_id_date(game_id)
+    if id_date != game_date:
+        raise ParseError(GAME_DATE_MISMATCH, f"game_id {game_id!r} names {id_date}, the row's game_date is "
+                                             f"{game_date.isoformat()}")
+
+
+def _day_bounds(game_date: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime(game_date.year, game_date.month, game_date.day, tzinfo=dt.UTC)
+    return start, start + dt.timedelta(days=1)
+
+
+def event_time_in_window(event_ts: dt.datetime, game_date: dt.date,
+                         window_hours: tuple[float, float] = DEFAULT_EVENT_WINDOW_HOURS) -> bool:
+    """Whether an event time lies within ``(before, after)`` hours of its game date's UTC day
+    (``Policy.event_time_window_hours``)."""
+    start, end = _day_bounds(game_date)
+    before, after = window_hours
+    return start - dt.timedelta(hours=before) <= event_ts <= end + dt.timedelta(hours=after)
+
+
+def _check_event_window(name: str, event_ts: dt.datetime, game_date: dt.date,
+                        window_hours: tuple[float, float]) -> None:
+    if not event_time_in_window(event_ts, game_date, window_hours):
+        before, after = window_hours
+        raise ParseError(EVENT_TIME_OUTSIDE_WINDOW, (
+            f"{name} {event_ts.isoformat()} is more than {before:g} h before or {after:g} h after "
+            f"game_date {game_date.isoformat()} (policy event_time_window_hours)"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,8 +492,9 @@ def _optional_float(record: Mapping, name: str) -> float | None:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_schedule(r: Mapping) -> schemas.ScheduleEvent:
-    return schemas.ScheduleEvent(
+def parse_schedule(r: Mapping, window_hours: tuple[float, float] = DEFAULT_EVENT_WINDOW_HOURS
+                   ) -> schemas.ScheduleEvent:
+    row = schemas.ScheduleEvent(
         game_id=_required(r, "game_id", _game_id),
         game_date=_required(r, "game_date", to_date),
         tipoff_utc=_required(r, "tipoff_utc", to_timestamp),
@@ -313,39 +504,55 @@ def parse_schedule(r: Mapping) -> schemas.ScheduleEvent:
         new_game_date=_optional(r, "new_game_date", to_date),
         event_ts=_required(r, "event_ts", to_timestamp),
     )
+    _check_game_id_date(row.game_id, row.game_date)
+    start, end = _day_bounds(row.game_date)
+    slack = dt.timedelta(hours=schemas.TIPOFF_SLACK_HOURS)
+    if not start - slack <= row.tipoff_utc <= end + slack:
+        raise ParseError(GAME_DATE_MISMATCH, f"tipoff_utc {row.tipoff_utc.isoformat()} is not on game_date "
+                                             f"{row.game_date.isoformat()}")
+    _check_event_window("event_ts", row.event_ts, row.game_date, window_hours)
+    return row
 
 
-def parse_odds(r: Mapping) -> schemas.OddsSnapshot:
-    return schemas.OddsSnapshot(
-        player_lookup=_required(r, "player_lookup", _lower_key),
+def parse_odds(r: Mapping, window_hours: tuple[float, float] = DEFAULT_EVENT_WINDOW_HOURS
+               ) -> schemas.OddsSnapshot:
+    row = schemas.OddsSnapshot(
+        player_lookup=_required(r, "player_lookup", _player_lookup),
         player_name=_required(r, "player_name", to_str),
         game_id=_required(r, "game_id", _game_id),
         game_date=_required(r, "game_date", to_date),
-        book=_required(r, "book", _lower_key),
+        book=_required(r, "book", _book),
         line=_required(r, "line", to_float),
         over_price=_required(r, "over_price", to_int),
         under_price=_required(r, "under_price", to_int),
         snapshot_ts=_required(r, "snapshot_ts", to_timestamp),
         source_api=_required(r, "source_api", _non_empty),
     )
+    _check_game_id_date(row.game_id, row.game_date)
+    _check_event_window("snapshot_ts", row.snapshot_ts, row.game_date, window_hours)
+    return row
 
 
-def parse_injury(r: Mapping) -> schemas.InjuryReport:
+def parse_injury(r: Mapping, window_hours: tuple[float, float] = DEFAULT_EVENT_WINDOW_HOURS
+                 ) -> schemas.InjuryReport:
     reason = r.get("reason")
-    return schemas.InjuryReport(
-        player_lookup=_required(r, "player_lookup", _lower_key),
+    row = schemas.InjuryReport(
+        player_lookup=_required(r, "player_lookup", _player_lookup),
         game_date=_required(r, "game_date", to_date),
         status=_required(r, "status", _non_empty),
         reason="" if reason is None or _is_null(reason) else to_str("reason", reason),
         report_ts=_required(r, "report_ts", to_timestamp),
     )
+    _check_event_window("report_ts", row.report_ts, row.game_date, window_hours)
+    return row
 
 
-def parse_features(r: Mapping) -> schemas.FeatureRow:
+def parse_features(r: Mapping, window_hours: tuple[float, float] = DEFAULT_EVENT_WINDOW_HOURS
+                   ) -> schemas.FeatureRow:
     features = tuple(_optional_float(r, name) for name in schemas.FEATURE_NAMES)
     defaults = r.get("default_feature_indices")
-    return schemas.FeatureRow(
-        player_lookup=_required(r, "player_lookup", _lower_key),
+    row = schemas.FeatureRow(
+        player_lookup=_required(r, "player_lookup", _player_lookup),
         game_id=_required(r, "game_id", _game_id),
         game_date=_required(r, "game_date", to_date),
         team_abbr=_required(r, "team_abbr", _non_empty),
@@ -359,11 +566,20 @@ def parse_features(r: Mapping) -> schemas.FeatureRow:
         default_feature_indices=() if defaults is None else _int_tuple("default_feature_indices", defaults),
         prev_game_closing_line=_optional_float(r, "prev_game_closing_line"),
     )
+    _check_game_id_date(row.game_id, row.game_date)
+    n = len(schemas.FEATURE_NAMES)
+    _in_range("feature_quality_score", row.feature_quality_score, 0.0, 100.0)
+    _in_range("matchup_quality_pct", row.matchup_quality_pct, 0.0, 100.0)
+    _in_range("required_default_count", row.required_default_count, 0, n)
+    for i, index in enumerate(row.default_feature_indices):
+        _in_range(f"default_feature_indices[{i}]", index, 0, n - 1)
+    return row
 
 
-def parse_box_score(r: Mapping) -> schemas.BoxScore:
-    return schemas.BoxScore(
-        player_lookup=_required(r, "player_lookup", _lower_key),
+def parse_box_score(r: Mapping, window_hours: tuple[float, float] = DEFAULT_EVENT_WINDOW_HOURS
+                    ) -> schemas.BoxScore:
+    row = schemas.BoxScore(
+        player_lookup=_required(r, "player_lookup", _player_lookup),
         game_id=_required(r, "game_id", _game_id),
         game_date=_required(r, "game_date", to_date),
         team_abbr=_required(r, "team_abbr", _non_empty),
@@ -376,9 +592,13 @@ def parse_box_score(r: Mapping) -> schemas.BoxScore:
         fg3m=_optional_float(r, "fg3m"),
         opponent_team_abbr=_optional(r, "opponent_team_abbr", to_str),
     )
+    _check_game_id_date(row.game_id, row.game_date)
+    for name in ("points", "minutes", "fg3a", "fg3m"):
+        _in_range(name, getattr(row, name), 0.0, None)
+    return row
 
 
-PARSERS: dict[str, Callable[[Mapping], tuple]] = {
+PARSERS: dict[str, Callable[..., tuple]] = {
     "schedule": parse_schedule,
     "odds": parse_odds,
     "injuries": parse_injury,
@@ -388,18 +608,50 @@ PARSERS: dict[str, Callable[[Mapping], tuple]] = {
 assert set(PARSERS) == set(schemas.INPUT_KINDS)
 
 
-def parse_record(kind: str, record: Mapping) -> tuple:
+def parse_record(kind: str, record: Mapping, *,
+                 event_window_hours: tuple[float, float] | None = None) -> tuple:
     """Parses one raw record of ``kind`` (a key of ``schemas.INPUT_KINDS``) into its typed row.
 
+    Args:
+        kind: the input kind.
+        record: the raw record (a mapping of field name -> raw value).
+        event_window_hours: ``Policy.event_time_window_hours`` of the run (default: the policy default).
+
     Raises:
-        ParseError: the record is not a mapping, a required field is missing or null, or a field has
-            the wrong type or format; ``reason`` names the field.
+        ParseError: the record is not a mapping, a required field is missing or null, a field has the
+            wrong type, format or range, or fields disagree (see the module docstring); ``code`` is one of
+            ``REASONS`` and ``reason`` names the field.
         KeyError: ``kind`` is not an input kind (a programming error, not a data error).
     """
     parser = PARSERS[kind]
     if not isinstance(record, Mapping):
-        raise ParseError(f"expected a JSON object, got {type(record).__name__}")
-    return parser(record)
+        raise ParseError(MALFORMED, f"expected a JSON object, got {type(record).__name__}")
+    return parser(record, event_window_hours or DEFAULT_EVENT_WINDOW_HOURS)
+
+
+def parse_json_record(kind: str, data: bytes | str, *,
+                      event_window_hours: tuple[float, float] | None = None) -> tuple[Any, tuple]:
+    """Decodes one JSON record (a JSON line, a Pub/Sub message body) and parses it.
+
+    Returns ``(decoded record, typed row)``. Raises ParseError: ``too_long`` over
+    ``schemas.MAX_RECORD_BYTES`` (not decoded at all), ``malformed`` when not UTF-8 or not JSON, else as
+    :func:`parse_record`. The decoded record rides on the error as ``record`` (None when not decoded).
+    """
+    if len(data) > schemas.MAX_RECORD_BYTES:
+        raise ParseError(TOO_LONG, f"record of {len(data)} bytes (at most {schemas.MAX_RECORD_BYTES})")
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise ParseError(MALFORMED, f"not UTF-8: {exc}") from None
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ParseError(MALFORMED, f"not JSON: {schemas.clip_text(str(exc), 200)}") from None
+    try:
+        return record, parse_record(kind, record, event_window_hours=event_window_hours)
+    except ParseError as exc:
+        exc.record = record
+        raise
 
 
 def event_time(kind: str, row: tuple) -> dt.datetime:
@@ -414,7 +666,8 @@ def event_time(kind: str, row: tuple) -> dt.datetime:
 
 
 def raw_event_time(kind: str, record: Any) -> dt.datetime | None:
-    """Best-effort event time of a raw record that failed to parse (for its dead letter), else None."""
+    """Best-effort event time of a raw record that failed to parse (for its dead letter), else None
+    (also when it is out of range)."""
     if not isinstance(record, Mapping):
         return None
     value = record.get(schemas.EVENT_TIME_FIELD[kind])
@@ -422,7 +675,17 @@ def raw_event_time(kind: str, record: Any) -> dt.datetime | None:
         return None
     try:
         if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-            return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+            value = dt.datetime(value.year, value.month, value.day)
         return to_timestamp("event_ts", value)
+    except (ParseError, ValueError, TypeError, OverflowError):
+        return None
+
+
+def raw_game_date(record: Any) -> dt.date | None:
+    """Best-effort ``game_date`` of a raw record that failed to parse (for its dead letter), else None."""
+    if not isinstance(record, Mapping) or record.get("game_date") is None:
+        return None
+    try:
+        return to_date("game_date", record["game_date"])
     except (ParseError, ValueError, TypeError, OverflowError):
         return None

@@ -30,7 +30,15 @@ from typing import Any
 import apache_beam as beam
 
 from pipeline import schemas
-from pipeline.io.parse import ParseError, parse_record, raw_event_time
+from pipeline.io.parse import (
+    BAD_ATTRIBUTE,
+    ParseError,
+    dead_letter,
+    parse_json_record,
+    raw_event_time,
+    raw_game_date,
+    to_timestamp,
+)
 from pipeline.transforms.streaming import EVENT_KINDS, StreamEvent
 
 DEAD = "dead_letters"
@@ -75,63 +83,89 @@ def message_for(kind: str, row: tuple, *, event_ts: dt.datetime | None = None,
     return dumps(record).encode("utf-8"), attrs
 
 
-def parse_message(data: bytes, attributes: Mapping[str, str]) -> StreamEvent:
-    """A message -> StreamEvent; raises ParseError with the reason."""
-    kind = (attributes or {}).get("kind")
-    if BAD_TIMESTAMP_ATTR in (attributes or {}):
-        raise ParseError(f"attribute 'event_ts' is not a timestamp: {attributes[BAD_TIMESTAMP_ATTR]!r}")
+def parse_message(data: bytes, attributes: Mapping[str, str],
+                  event_window_hours: tuple[float, float] | None = None) -> StreamEvent:
+    """A message -> StreamEvent; raises ParseError (``pipeline.io.parse`` codes) with the reason.
+
+    The attributes are checked first (``bad_attribute``: ``kind`` not an event kind, ``event_ts`` not a
+    timestamp in the supported range), then the body goes through ``parse.parse_json_record`` (size bound,
+    JSON, the same field rules as files and BigQuery rows, the policy's event-time window).
+    """
+    attributes = attributes or {}
+    kind = attributes.get("kind")
+    if BAD_TIMESTAMP_ATTR in attributes:
+        bad = schemas.clip_text(repr(attributes[BAD_TIMESTAMP_ATTR]), 80)
+        raise ParseError(BAD_ATTRIBUTE, f"'event_ts' is not a timestamp: {bad}")
     if kind not in EVENT_KINDS:
-        raise ParseError(f"attribute 'kind' is {kind!r}; expected one of {', '.join(EVENT_KINDS)}")
-    try:
-        record = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ParseError(f"not JSON: {exc}") from None
-    return StreamEvent(kind, parse_record(kind, record))
+        shown = schemas.clip_text(repr(kind), 80)
+        raise ParseError(BAD_ATTRIBUTE, f"'kind' is {shown}; expected one of {', '.join(EVENT_KINDS)}")
+    if attributes.get("event_ts") is not None:
+        try:
+            to_timestamp("event_ts", attributes["event_ts"])
+        except ParseError as exc:
+            raise ParseError(BAD_ATTRIBUTE, exc.reason) from None
+    _, row = parse_json_record(kind, data, event_window_hours=event_window_hours)
+    return StreamEvent(kind, row)
+
+
+def message_dead_letter(data: bytes, attributes: Mapping[str, str], exc: ParseError) -> schemas.DeadLetter:
+    """The dead letter of a message that failed :func:`parse_message` (payload: data + attributes as JSON,
+    the data cut by ``schemas.clip_text`` so the payload stays a JSON document)."""
+    attrs = dict(attributes or {})
+    kind = attrs.get("kind")
+    record = getattr(exc, "record", None)
+    event_ts = raw_event_time(kind, record) if kind in schemas.EVENT_TIME_FIELD else None
+    text = schemas.clip_text(data.decode("utf-8", errors="replace"), schemas.DEAD_LETTER_PAYLOAD_CHARS // 2)
+    attrs = {k: schemas.clip_text(str(v), 200) for k, v in list(attrs.items())[:20]}
+    source = "pubsub:" + schemas.clip_text(str(kind or "unknown"), 40)
+    return dead_letter(source, exc.reason, json.dumps({"data": text, "attributes": attrs}, sort_keys=True),
+                       event_ts=event_ts, game_date=raw_game_date(record))
 
 
 class ParseMessageFn(beam.DoFn):
     """PubsubMessage -> StreamEvent (main) or DeadLetter (``dead_letters``); counts both."""
+
+    def __init__(self, event_window_hours: tuple[float, float] | None = None):
+        self._window = tuple(event_window_hours) if event_window_hours else None
 
     def setup(self):
         self._ok = beam.metrics.Metrics.counter("props", "stream_messages")
         self._dead = beam.metrics.Metrics.counter("props", "dead_letters")
 
     def process(self, message):
-        data, attrs = message.data, dict(message.attributes or {})
+        data, attrs = message.data or b"", dict(message.attributes or {})
         try:
-            ev = parse_message(data, attrs)
+            ev = parse_message(data, attrs, self._window)
         except ParseError as exc:
             self._dead.inc()
-            kind = attrs.get("kind")
-            record = None
-            try:
-                record = json.loads(data.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
-                pass
-            event_ts = raw_event_time(kind, record) if kind in schemas.EVENT_TIME_FIELD else None
-            payload = data.decode("utf-8", errors="replace")
-            yield beam.pvalue.TaggedOutput(DEAD, schemas.DeadLetter(
-                source=f"pubsub:{kind or 'unknown'}", step="parse", error=exc.reason,
-                payload=json.dumps({"data": payload[:3800], "attributes": attrs}, sort_keys=True),
-                event_ts=event_ts, game_date=event_ts.date() if event_ts else None))
+            yield beam.pvalue.TaggedOutput(DEAD, message_dead_letter(data, attrs, exc))
             return
         self._ok.inc()
         yield ev
 
 
 class ParseMessages(beam.PTransform):
-    """PubsubMessages -> DoOutputsTuple: ``events`` (StreamEvent) and ``dead_letters``."""
+    """PubsubMessages -> DoOutputsTuple: ``events`` (StreamEvent) and ``dead_letters``.
+
+    ``event_window_hours``: the policy's ``event_time_window_hours`` (None: the policy default).
+    """
+
+    def __init__(self, event_window_hours: tuple[float, float] | None = None):
+        super().__init__()
+        self._window = event_window_hours
 
     def expand(self, messages):
-        return messages | "ParseMessage" >> beam.ParDo(ParseMessageFn()).with_outputs(DEAD, main="events")
+        return messages | "ParseMessage" >> beam.ParDo(ParseMessageFn(self._window)).with_outputs(
+            DEAD, main="events")
 
 
 class ReadEvents(beam.PTransform):
     """The events subscription -> parsed events + dead letters (event time from ``event_ts``)."""
 
-    def __init__(self, subscription: str):
+    def __init__(self, subscription: str, event_window_hours: tuple[float, float] | None = None):
         super().__init__()
         self._subscription = subscription
+        self._window = event_window_hours
 
     def expand(self, pbegin):
         from apache_beam.io.gcp.pubsub import ReadFromPubSub
@@ -140,7 +174,7 @@ class ReadEvents(beam.PTransform):
             pbegin
             | "ReadPubSub" >> ReadFromPubSub(subscription=self._subscription, with_attributes=True,
                                              timestamp_attribute="event_ts")
-            | "Parse" >> ParseMessages()
+            | "Parse" >> ParseMessages(self._window)
         )
 
 
@@ -365,6 +399,25 @@ def _memoised_function_arguments(original):
     return get_function_arguments
 
 
+def attribute_timestamp(raw: str):
+    """The element timestamp of a message's ``event_ts`` attribute (epoch milliseconds or RFC 3339) as the
+    local reader takes it, or None when it is not one within Beam's range (never raises)."""
+    from apache_beam.utils.timestamp import MAX_TIMESTAMP, MIN_TIMESTAMP, Timestamp
+
+    try:
+        ts = Timestamp(micros=int(raw) * 1000)
+    except (ValueError, OverflowError):
+        try:
+            ts = Timestamp.from_rfc3339(raw)
+        except (ValueError, OverflowError):  # 0001-01-01T00:00:00+01:00 overflows
+            return None
+    if not MIN_TIMESTAMP <= ts <= MAX_TIMESTAMP:
+        return None
+    if ts.precision() > Timestamp.MICROS_PRECISION:
+        ts = ts.to_precision(Timestamp.MICROS_PRECISION, allow_lossy_conversion=True)
+    return ts
+
+
 def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
                            pull_timeout_s: float = PULL_TIMEOUT_S) -> None:
     """Local streaming only: three adaptations of the BundleBasedDirectRunner (Dataflow is untouched).
@@ -380,8 +433,9 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
        worker thread: when the topic was idle, an update waited up to 30 s behind the next empty pull
        (measured: every isolated line move took ~30 s to reach picks-changes). It now pulls up to
        ``pull_max_messages`` with a ``pull_timeout_s`` deadline (an empty pull returns nothing). It also
-       failed the whole job on a malformed ``event_ts`` attribute: such a message is kept at its publish
-       time with attribute ``props_bad_event_ts`` and ParseMessageFn dead-letters it.
+       failed the whole job on a malformed or out-of-range ``event_ts`` attribute (OverflowError for
+       ``0001-01-01T00:00:00+01:00``): such a message is kept at its publish time with attribute
+       ``props_bad_event_ts`` and ParseMessageFn dead-letters it (``bad_attribute``).
     4. Even with the DoFns reused, the evaluator called ``setup`` before and ``teardown`` after every
        bundle, and the stateful steps and ScorePlayers' CoGroupByKey run one bundle per key (per
        player-game, per emission): RunInference's ``setup`` re-acquired the shared model through the
@@ -447,15 +501,7 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
             raw = (msg.attributes or {}).get(timestamp_attribute) if timestamp_attribute else None
             ts = None
             if raw is not None:
-                try:
-                    ts = Timestamp(micros=int(raw) * 1000)
-                except ValueError:
-                    try:
-                        ts = Timestamp.from_rfc3339(raw)
-                    except ValueError:
-                        ts = None
-                if ts is not None and ts.precision() > Timestamp.MICROS_PRECISION:
-                    ts = ts.to_precision(Timestamp.MICROS_PRECISION, allow_lossy_conversion=True)
+                ts = attribute_timestamp(raw)
                 if ts is None:
                     msg = PubsubMessage(msg.data, {**msg.attributes, BAD_TIMESTAMP_ATTR: raw})
             if ts is None:

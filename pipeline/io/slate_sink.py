@@ -5,13 +5,18 @@ date (every run date is present even with no rows, so a zero-pick re-run clears 
 DoFn call per date:
 
 1. replaces the date's rows of every slate table in one transaction (``Warehouse.replace_dates``: DuckDB
-   locally, BigQuery in production; picks of games already started are protected);
-2. then writes ``best-bets/{date}.json``, ``admin/picks/{date}.json`` and, for the run's latest date,
-   ``best-bets/latest.json`` through Beam FileSystems (a local folder or ``gs://``), from the same rows,
-   so the exports always agree with the committed tables.
+   locally; on BigQuery, Beam's ``WriteToBigQuery`` sink has committed them already and this step waits
+   for it); picks of games already started are protected (kept as stored);
+2. then writes ``best-bets/{date}.json`` and ``admin/picks/{date}.json`` through Beam FileSystems (a local
+   folder or ``gs://``) from what the warehouse holds for the date after the commit (the picks are read
+   back, so a started game's kept picks are exported too; the other tables hold exactly the run's rows),
+   so the exports always equal the committed tables; and, for the run's latest date,
+   ``best-bets/latest.json`` when it moves forward (``exports.write_latest``: an earlier date's run or
+   backfill never rewrites it backwards).
 
-Doing both in one step keeps the graph small (Beam's per-step cost dominates a slate on the local
-runner) and orders the exports after the commit they describe.
+This is the one write path of ``props run`` and ``props backfill`` (``pipeline.graph``). Doing both in one
+step keeps the graph small (Beam's per-step cost dominates a slate on the local runner) and orders the
+exports after the commit they describe.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 
 import apache_beam as beam
+
+from pipeline import schemas
 
 METRICS_NAMESPACE = "props"
 
@@ -40,8 +47,10 @@ class WriteDateFn(beam.DoFn):
         record: dict | None,
         ultra_public: bool,
         generated_at: dt.datetime | None = None,
+        replace: bool = True,
     ):
         self._warehouse_uri = warehouse_uri
+        self._replace = replace
         self._exports_uri = exports_uri
         self._latest = max(run_dates)
         self._tables = tuple(tables)
@@ -56,7 +65,8 @@ class WriteDateFn(beam.DoFn):
         if self._warehouse_uri:
             from pipeline.io.warehouse import open_warehouse
 
-            self._warehouse = open_warehouse(self._warehouse_uri)
+            kwargs = {"create": False} if self._warehouse_uri.startswith("bigquery://") else {}
+            self._warehouse = open_warehouse(self._warehouse_uri, **kwargs)
         self._write_ms = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "write_ms")
 
     def process(self, element, _committed=None):
@@ -72,7 +82,7 @@ class WriteDateFn(beam.DoFn):
             table, row = item
             rows_by_table[table].append(row)
         counts = {}
-        if self._warehouse is not None:
+        if self._warehouse is not None and self._replace:
             counts = self._warehouse.replace_dates(
                 [game_date],
                 rows_by_table,
@@ -81,6 +91,8 @@ class WriteDateFn(beam.DoFn):
             )
         written: list[str] = []
         if self._exports_uri:
+            if self._warehouse is not None:  # what the warehouse holds now: kept picks of started games too
+                rows_by_table["best_bets"] = self._warehouse.read_rows("best_bets", [game_date])
             written = self._write_exports(game_date, rows_by_table)
         self._write_ms.update(int((time.perf_counter() - started) * 1000))
         yield game_date, {"tables": counts, "exports": written}
@@ -108,12 +120,14 @@ class WriteDateFn(beam.DoFn):
             latest=game_date == self._latest,
         )
         written = []
-        # Dated files first, latest.json last: a reader following latest never sees a missing date.
-        for rel in sorted(docs, key=lambda r: r.endswith("latest.json")):
-            doc, cache = docs[rel]
+        latest = docs.pop(exports.LATEST_PATH, None)
+        for rel, (doc, cache) in docs.items():
             written.append(
                 exports.write_json(exports.join_uri(self._exports_uri, rel), doc, cache_control=cache)
             )
+        if latest is not None:  # last: a reader following latest never sees a missing date
+            uri = exports.write_latest(self._exports_uri, game_date, latest[0], cache_control=latest[1])
+            written += [uri] if uri else []
         return written
 
 
@@ -121,7 +135,9 @@ class WriteSlateOutputs(beam.PTransform):
     """Writes ``(table, row)`` pairs of a slate/backfill: one transaction + exports per run date.
 
     Args:
-      warehouse_uri: ``duckdb:///path``, a path, ``bigquery://PROJECT.DATASET`` or None (no tables).
+      warehouse_uri: ``duckdb:///path``, a path, ``bigquery://PROJECT.DATASET`` or None (no tables): where
+        the date is replaced and the committed picks are read back from for the exports.
+      replace: False when another sink committed the rows already (BigQuery: ``after`` waits for it).
       exports_uri: a local folder, ``gs://BUCKET/PREFIX`` or None (no exports).
       dates: the run's dates (each is replaced even with no rows).
       tables: the tables the run replaces.
@@ -144,6 +160,7 @@ class WriteSlateOutputs(beam.PTransform):
         record=None,
         ultra_public=False,
         after=None,
+        replace=True,
     ):
         super().__init__()
         self._after = after  # a PCollection that must be complete first (e.g. the BigQuery commit)
@@ -157,6 +174,7 @@ class WriteSlateOutputs(beam.PTransform):
             policy_version=policy_version,
             record=record,
             ultra_public=ultra_public,
+            replace=replace,
         )
 
     def expand(self, pairs):
@@ -167,7 +185,8 @@ class WriteSlateOutputs(beam.PTransform):
             d = getattr(pair[1], "game_date", None)
             iso = d.isoformat() if d is not None else first
             if iso not in dates:
-                raise ValueError(f"{pair[0]} row of {iso}, not a date of this run: {pair[1]!r}"[:500])
+                text = f"{pair[0]} row of {iso}, not a date of this run: {pair[1]!r}"
+                raise ValueError(schemas.clip_text(text, 500))
             return iso, pair
 
         markers = pairs.pipeline | "RunDates" >> beam.Create([(d.isoformat(), None) for d in self._dates])

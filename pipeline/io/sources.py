@@ -22,28 +22,36 @@ def is_bigquery(location: str | None) -> bool:
 
 
 class ReadSource(beam.PTransform):
-    """Reads one input kind for some dates from files or BigQuery (see the module docstring)."""
+    """Reads one input kind for some dates from files or BigQuery (see the module docstring).
 
-    def __init__(self, inputs: str, kind: str, dates: Iterable[dt.date]):
+    ``event_window_hours`` is the run policy's ``event_time_window_hours`` (None: the policy default);
+    both sources parse with the same ``pipeline.io.parse`` rules.
+    """
+
+    def __init__(self, inputs: str, kind: str, dates: Iterable[dt.date],
+                 event_window_hours: tuple[float, float] | None = None):
         super().__init__()
         self.inputs, self.kind, self.dates = inputs, kind, sorted(set(dates))
+        self.window = event_window_hours
 
     def expand(self, pbegin):
         if is_bigquery(self.inputs):
             from pipeline.io import bigquery
 
-            return pbegin | bigquery.ReadBigQueryInputs(self.inputs, self.kind, self.dates)
+            return pbegin | bigquery.ReadBigQueryInputs(self.inputs, self.kind, self.dates,
+                                                         event_window_hours=self.window)
         from pipeline.io import files
 
-        return pbegin | files.ReadInputs(self.inputs, self.kind, self.dates)
+        return pbegin | files.ReadInputs(self.inputs, self.kind, self.dates, event_window_hours=self.window)
 
 
-def read_local(inputs: str, kind: str, dates: Iterable[dt.date]):
+def read_local(inputs: str, kind: str, dates: Iterable[dt.date],
+               event_window_hours: tuple[float, float] | None = None):
     """(typed rows, dead letters) of one kind for some dates, read in bulk without Beam."""
     if is_bigquery(inputs):
         from pipeline.io import bigquery
 
-        return bigquery.read_rows_bigquery(inputs, kind, dates)
+        return bigquery.read_rows_bigquery(inputs, kind, dates, event_window_hours=event_window_hours)
     from pipeline.io import files
 
-    return files.read_rows_local(inputs, kind, dates)
+    return files.read_rows_local(inputs, kind, dates, event_window_hours=event_window_hours)

@@ -32,6 +32,16 @@ The interface (:class:`Warehouse`) every implementation provides, with the same 
     A read helper (SQL in the implementation's dialect; params positional ``?``).
 ``read_table(table, game_dates=None) -> pandas.DataFrame``
     A whole table or the given dates of a partitioned table.
+``read_rows(table, game_dates=None) -> list[tuple]``
+    The same as typed rows (the table's row type): what the exports are built from after a commit.
+
+Runs that died: :func:`abandon_dead_runs` (called at every launch) finishes the ``running`` rows whose
+process is gone as ``abandoned`` (same host: the recorded pid no longer exists; another host: started more
+than ``STALE_RUN_HOURS`` ago); :func:`run_is_abandoned` is the rule.
+
+The slate sink is ``pipeline.io.slate_sink.WriteSlateOutputs`` (one transaction per date through
+``replace_dates``, then the exports); on BigQuery the rows go through Beam's ``WriteToBigQuery`` first
+(``pipeline.io.bigquery.WriteToBigQueryWarehouse``).
 
 DuckDB allows one writer per file: a connection is opened per operation (retrying with exponential
 backoff while another process holds the lock, a clear ``WarehouseLockTimeout`` after ``lock_timeout_s``)
@@ -46,14 +56,15 @@ import abc
 import contextlib
 import datetime as dt
 import importlib
+import json
 import logging
 import os
 import random
 import time
+import typing
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
-import apache_beam as beam
 import pyarrow as pa
 
 from pipeline import schemas
@@ -147,6 +158,9 @@ class Warehouse(abc.ABC):
 
     @abc.abstractmethod
     def read_table(self, table: str, game_dates: Iterable[dt.date] | None = None): ...
+
+    @abc.abstractmethod
+    def read_rows(self, table: str, game_dates: Iterable[dt.date] | None = None) -> list[tuple]: ...
 
 
 def unique_picks(picks: Iterable[tuple], history: Iterable[tuple]) -> tuple[list, list]:
@@ -356,6 +370,31 @@ class DuckDBWarehouse(Warehouse):
         with self._connect() as con:
             return con.sql(sql, params=params or None).to_arrow_table().to_pandas()
 
+    def read_rows(self, table: str, game_dates: Iterable[dt.date] | None = None) -> list[tuple]:
+        spec = schemas.TABLES.get(table)
+        if spec is None:
+            raise ValueError(f"unknown table {table!r}")
+        cols = ", ".join(f'"{c}"' for c in spec.row_type._fields)
+        sql = f'SELECT {cols} FROM "{table}"'
+        params: list[Any] = []
+        if game_dates is not None:
+            if spec.partition != "game_date":
+                raise ValueError(f"table {table!r} has no game_date partition")
+            params = sorted(set(game_dates))
+            if not params:
+                return []
+            sql += f" WHERE game_date IN ({', '.join('?' for _ in params)})"
+        with self._connect() as con:
+            data = con.sql(sql, params=params or None).to_arrow_table()
+        repeated = {name for name, _b, _n, rep in schemas.columns(spec.row_type) if rep}
+        columns = []
+        for name in spec.row_type._fields:
+            values = data.column(name).to_pylist()
+            if name in repeated:
+                values = [tuple(v or ()) for v in values]
+            columns.append(values)
+        return [spec.row_type(*values) for values in zip(*columns, strict=True)] if columns else []
+
     def upsert_picks(self, picks: Iterable[tuple], history: Iterable[tuple]) -> int:
         picks, history = unique_picks(picks, history)
         if not picks and not history:
@@ -446,77 +485,44 @@ def open_warehouse(uri: str, **kwargs: Any) -> Warehouse:
 
 
 # ------------------------------------------------------------------------------------------------
-# The Beam sink
+# Runs that died
 # ------------------------------------------------------------------------------------------------
 
-
-class ReplaceDateFn(beam.DoFn):
-    """One call per date: replaces that date's rows of every table in one transaction."""
-
-    def __init__(self, warehouse_uri: str, protected: Mapping[str, Collection[str]],
-                 tables: Collection[str] | None):
-        self.warehouse_uri = warehouse_uri
-        self.protected = {k: tuple(v) for k, v in protected.items()}
-        self.tables = tuple(tables) if tables is not None else None
-        self._warehouse: Warehouse | None = None
-
-    def setup(self):
-        self._warehouse = open_warehouse(self.warehouse_uri)
-
-    def process(self, element):
-        date_iso, grouped = element
-        if not grouped["dates"]:
-            raise ValueError(f"rows for {date_iso}, which is not one of the run's dates")
-        rows_by_table: dict[str, list[tuple]] = {}
-        for table, row in grouped["rows"]:
-            rows_by_table.setdefault(table, []).append(row)
-        counts = self._warehouse.replace_dates(
-            [dt.date.fromisoformat(date_iso)], rows_by_table,
-            protected_pick_game_ids=self.protected.get(date_iso, ()), tables=self.tables)
-        yield dt.date.fromisoformat(date_iso), counts
+# A ``running`` row of another host (whose pid cannot be checked from here) is abandoned after this long.
+STALE_RUN_HOURS = 24.0
 
 
-class WriteToWarehouse(beam.PTransform):
-    """Writes ``(table_name, row)`` pairs, replacing each run date atomically.
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
-    Args:
-        warehouse_uri: see :func:`open_warehouse`.
-        dates: the run's game dates; each is replaced even when no rows arrive for it (a zero-pick
-            re-run clears stale picks).
-        protected_pick_game_ids: per date, game ids whose stored picks must not change (started games).
-        tables: tables to replace (default ``SLATE_TABLES``).
 
-    Rows are keyed by their ``game_date``; a row without one (``None`` or no such field) goes to the
-    first run date (the only one in a slate run). A row of a date outside ``dates`` fails the step.
+def run_is_abandoned(run: schemas.RunRecord, *, host: str, now: dt.datetime,
+                     alive: typing.Callable[[int], bool] = pid_alive,
+                     stale_after: dt.timedelta = dt.timedelta(hours=STALE_RUN_HOURS)) -> bool:
+    """Whether a ``running`` row belongs to a process that is gone: on this host, its pid no longer
+    exists; elsewhere (or with no pid recorded), it started more than ``stale_after`` ago."""
+    if run.status != "running":
+        return False
+    if run.host == host and run.pid is not None:
+        return run.pid != os.getpid() and not alive(run.pid)
+    started = run.started_at if run.started_at.tzinfo else run.started_at.replace(tzinfo=dt.UTC)
+    return now - started > stale_after
 
-    Returns:
-        A PCollection of ``(date, {table: inserted rows})``, one per run date, for the run summary.
-    """
 
-    def __init__(self, warehouse_uri: str, dates: Iterable[dt.date],
-                 protected_pick_game_ids: Mapping[dt.date, Collection[str]] | None = None,
-                 tables: Collection[str] | None = None):
-        super().__init__()
-        self.warehouse_uri = warehouse_uri
-        self.dates = sorted(set(dates))
-        if not self.dates:
-            raise ValueError("WriteToWarehouse needs at least one date")
-        self.protected = {d.isoformat(): tuple(ids) for d, ids in (protected_pick_game_ids or {}).items()}
-        self.tables = tables
-
-    def expand(self, pcoll):
-        first = self.dates[0].isoformat()
-
-        def key_by_date(pair):
-            table, row = pair
-            d = getattr(row, "game_date", None)
-            return (d.isoformat() if d is not None else first), (table, row)
-
-        keyed = pcoll | "KeyByDate" >> beam.Map(key_by_date)
-        dates = pcoll.pipeline | "RunDates" >> beam.Create(
-            [(d.isoformat(), True) for d in self.dates])
-        return (
-            {"rows": keyed, "dates": dates}
-            | "GroupByDate" >> beam.CoGroupByKey()
-            | "ReplaceDates" >> beam.ParDo(ReplaceDateFn(self.warehouse_uri, self.protected, self.tables))
-        )
+def abandon_dead_runs(warehouse: Warehouse, *, host: str, now: dt.datetime | None = None) -> list[str]:
+    """Finishes every ``running`` row whose process is gone (:func:`run_is_abandoned`) as ``abandoned``;
+    returns their run ids (the launching command says so in its summary)."""
+    now = now or dt.datetime.now(dt.UTC)
+    gone = [r for r in warehouse.read_rows("runs") if run_is_abandoned(r, host=host, now=now)]
+    for r in gone:
+        note = {"abandoned": f"found running at {now.isoformat()} with its process gone "
+                             f"(host {r.host}, pid {r.pid})", "counts": r.counts}
+        warehouse.finish_run(r.run_id, now, "abandoned", json.dumps(note, default=str))
+    return [r.run_id for r in gone]

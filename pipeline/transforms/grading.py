@@ -39,7 +39,7 @@ from apache_beam.metrics import Metrics
 
 from pipeline.domain import grading as grading_lib
 from pipeline.policy import Policy
-from pipeline.schemas import DeadLetter
+from pipeline.schemas import DeadLetter, clip_text
 
 METRICS_NAMESPACE = "props_grading"
 MAIN, RESULTS, DEAD = "accuracy", "results", "dead_letters"
@@ -100,7 +100,7 @@ class GradePlayerDateFn(beam.DoFn):
             self.dead_counter.inc()
             yield beam.pvalue.TaggedOutput(DEAD, DeadLetter(
                 source="grading", step="grade", error=f"{type(exc).__name__}: {exc}",
-                payload=f"{date_iso}|{player}: {traceback.format_exc(limit=3)}"[:4000], event_ts=None,
+                payload=clip_text(f"{date_iso}|{player}: {traceback.format_exc(limit=3)}"), event_ts=None,
                 game_date=dt.date.fromisoformat(date_iso), run_id=self._run_id))
             return
         self.accuracy_counter.inc(len(out.accuracy))

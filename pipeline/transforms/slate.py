@@ -42,6 +42,7 @@ from pipeline.schemas import (
     GateDecision,
     LineBook,
     OddsSnapshot,
+    clip_text,
 )
 
 METRICS_NAMESPACE = "props"
@@ -84,7 +85,8 @@ def dead_letter(
 ) -> DeadLetter:
     text = payload if isinstance(payload, str) else repr(payload)
     return DeadLetter(
-        source=source, step=step, error=error, payload=text[:4000], event_ts=event_ts, game_date=game_date
+        source=source, step=step, error=clip_text(error), payload=clip_text(text), event_ts=event_ts,
+        game_date=game_date,
     )
 
 
