@@ -147,8 +147,10 @@ def test_viable_player_without_a_line_is_scored_no_line_and_never_a_pick(outputs
 
 def test_stray_odds_row_is_its_own_dead_letter_and_the_pick_stands(outputs):
     out = outputs["out"]
-    stray = [d for d in out["dead_letters"] if d.source == "odds" and "2026-02-21" in d.error]
-    assert len(stray) == 1 and stray[0].step == "stream_line_book"
+    # The parse boundary rejects it (its game id names another date than its game_date); the transforms'
+    # own guard (linebook.split_player_game) is covered by the batch test below.
+    stray = [d for d in out["dead_letters"] if d.source == "pubsub:odds" and "2026-02-21" in d.error]
+    assert len(stray) == 1 and stray[0].error.startswith("game_date_mismatch") and "40.5" in stray[0].payload
     (gate,) = _latest(out["gate_decisions"], "alpha")
     assert gate.viable and gate.has_line
     (cons,) = _latest(out["consensus"], "alpha")
@@ -157,12 +159,14 @@ def test_stray_odds_row_is_its_own_dead_letter_and_the_pick_stands(outputs):
     assert picks and picks[-1].status == "active" and picks[-1].line == 14.5
 
 
-def test_game_id_that_is_not_a_date_is_processed_by_its_rows_dates(outputs):
+def test_game_id_that_is_not_a_date_is_a_dead_letter_and_the_stream_goes_on(outputs):
     out = outputs["out"]
-    (gate,) = _latest(out["gate_decisions"], "bady")
-    assert (gate.game_id, gate.game_date, gate.viable) == (BAD, fx.GAME_DATE, True)
-    (cons,) = _latest(out["consensus"], "bady")
-    assert cons.line == 13.5
+    bad = [d for d in out["dead_letters"] if d.step == "parse" and d.error.startswith("bad_id")]
+    assert sorted(d.source for d in bad) == ["pubsub:odds", "pubsub:schedule"] and all(BAD in d.payload
+                                                                                     for d in bad)
+    assert not [g for g in out["gate_decisions"] if g.player_lookup == "bady"]
+    (cons,) = _latest(out["consensus"], "alpha")
+    assert cons.line == 14.5
 
 
 def test_every_version_is_written_once_and_a_replay_duplicates_nothing(outputs):
@@ -193,10 +197,10 @@ def test_incomplete_model_set_is_a_dead_letter_never_a_partial_consensus():
     incomplete = [d for d in out["dead_letters"] if d.step == "scoring"]
     broken = next(m.model_id for m in _models(True)[1] if m.family == "v9_mae")
     assert incomplete and all("incomplete model set" in d.error and broken in d.error for d in incomplete)
-    # one per scored version: alpha 3 (no line, 13.5, 14.5; its stray row changes nothing), bady 2 (no
-    # line, then a line), nolin 1
+    # one per scored version: alpha 3 (no line, 13.5, 14.5; its stray row never gets past the parse
+    # boundary), nolin 1 (bady's game id is rejected at the parse boundary)
     assert sorted(d.payload.split("#")[0].split("|")[-1] for d in incomplete) == [
-        "alpha", "alpha", "alpha", "bady", "bady", "nolin"]
+        "alpha", "alpha", "alpha", "nolin"]
     assert [d for d in out["dead_letters"] if d.step == "inference"]
 
 
