@@ -185,8 +185,8 @@ class StreamOptions(PipelineOptions):
             parser,
             "pubsub_project",
             default=None,
-            help="Project of the Pub/Sub topics and subscriptions. Default: --project on Dataflow; locally "
-            "(no --pubsub-project, local runner) the local emulator's project props-local.",
+            help="Project of the Pub/Sub topics and subscriptions. Default: --project (on Dataflow); "
+            "props-local for a local run without --pubsub-project.",
         )
         _add(
             parser,
