@@ -22,23 +22,44 @@ BUCKET = f"{PROJECT}-props"
 IMAGE = f"us-central1-docker.pkg.dev/{PROJECT}/props/props-pipeline:abc1234"
 EXIT_LIMIT_S = 30  # issue 10 "Done means": a polling limit for the subprocess, not a speed measurement
 
-# What launch_templates/run_batch.sh and run_streaming.sh pass (env.sh defaults), plus the options
-# Dataflow's launcher adds itself.
-TEMPLATE_PARAMS = [
-    f"--inputs=bigquery://{PROJECT}.props_raw", f"--warehouse=bigquery://{PROJECT}.props",
-    f"--exports=gs://{BUCKET}/exports", f"--registry=gs://{BUCKET}/models/registry.json",
-    f"--policy=gs://{BUCKET}/policies/default.json", f"--sdk_container_image={IMAGE}",
-    f"--service_account_email=props-dataflow@{PROJECT}.iam.gserviceaccount.com",
-    f"--temp_location=gs://{BUCKET}/temp", f"--staging_location=gs://{BUCKET}/staging",
-    f"--project={PROJECT}", "--region=us-central1", "--job_name=props-launch-test",
-]
-STREAM_PARAMS = [f"--pubsub_project={PROJECT}", "--events_topic=props-events",
-                 "--events_subscription=props-events-sub", "--features_topic=props-features",
-                 "--picks_changes_topic=props-picks-changes"]
+TEMPLATES = REPO / "launch_templates"
+
+
+def fake_cloud_cli(tmp_path: Path) -> Path:
+    """A bin folder whose ``gcloud`` and ``bq`` print their arguments (one per line) and fail every
+    describe/show (nothing exists yet): the launch scripts run without Google Cloud."""
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in ("gcloud", "bq"):
+        script = bin_dir / tool
+        script.write_text("#!/bin/bash\n"
+                          "for a in \"$@\"; do case \"$a\" in describe|show) exit 1;; esac; done\n"
+                          f"printf '{tool}\\n'; printf '%s\\n' \"$@\"\n")
+        script.chmod(0o755)
+    return bin_dir
+
+
+def script_run(tmp_path: Path, script: str, *args: str) -> subprocess.CompletedProcess:
+    env = {"PATH": f"{fake_cloud_cli(tmp_path)}:/usr/bin:/bin", "PROJECT": PROJECT, "HOME": str(tmp_path)}
+    return subprocess.run(["bash", str(TEMPLATES / script), *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def launcher_args(tmp_path: Path, script: str, *args: str) -> list[str]:
+    """What Dataflow's launcher passes main.py for a launch script: the script's --parameters as
+    ``--name=value``, plus the options the launcher adds itself."""
+    out = script_run(tmp_path, script, *args)
+    assert out.returncode == 0, out.stderr
+    params = next(a for a in out.stdout.splitlines() if a.startswith("--parameters="))
+    pairs = params[len("--parameters="):].split(",")
+    return [f"--{p}" for p in pairs] + [f"--project={PROJECT}", "--region=us-central1",
+                                       "--job_name=props-launch-test"]
+
+
 LAUNCHES = {
-    "run": ["--command=run", "--game_date=2026-02-22", *TEMPLATE_PARAMS],
-    "backfill": ["--command=backfill", "--start=2026-02-01", "--end=2026-02-03", *TEMPLATE_PARAMS],
-    "stream": ["--command=stream", *TEMPLATE_PARAMS, *STREAM_PARAMS],
+    "run": ("run_batch.sh", "run", "--game_date=2026-02-22"),
+    "backfill": ("run_batch.sh", "backfill", "--start=2026-02-01", "--end=2026-02-03"),
+    "stream": ("run_streaming.sh",),
 }
 
 
@@ -47,7 +68,7 @@ def bare_env(tmp_path: Path) -> dict[str, str]:
     home = tmp_path / "home"
     sdk_config = tmp_path / "gcloud-config"
     bin_dir = tmp_path / "bin"
-    for d in (home, sdk_config, bin_dir):
+    for d in (home, sdk_config, bin_dir):  # PATH: only python (no gcloud, no bq)
         d.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
     env = {"PATH": str(bin_dir), "HOME": str(home), "CLOUDSDK_CONFIG": str(sdk_config), "LANG": "C.UTF-8",
@@ -60,7 +81,9 @@ def bare_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("command", sorted(LAUNCHES))
 def test_template_launch_without_credentials_names_them_last_and_never_an_emulator(command, tmp_path):
-    out = subprocess.run([sys.executable, str(REPO / "main.py"), *LAUNCHES[command]], cwd=tmp_path,
+    argv = launcher_args(tmp_path, *LAUNCHES[command])
+    assert f"--command={command}" in argv
+    out = subprocess.run([sys.executable, str(REPO / "main.py"), *argv], cwd=tmp_path,
                          env=bare_env(tmp_path), capture_output=True, text=True, timeout=EXIT_LIMIT_S)
     text = out.stdout + out.stderr
     lines = [line for line in text.splitlines() if line.strip()]
@@ -207,3 +230,18 @@ def test_the_launcher_keeps_the_metadata_server_lookup_on(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "NO_GCE_CHECK=false", out.stdout[-2000:] + out.stderr
+
+
+def test_setup_script_covers_what_the_streaming_launch_and_the_preflight_need(tmp_path):
+    """setup.sh --check on an empty project lists every resource the launch scripts name as missing."""
+    out = script_run(tmp_path, "setup.sh", "--check")
+    assert out.returncode == 1, out.stdout + out.stderr
+    missing = {line.split(None, 1)[1] for line in out.stdout.splitlines() if line.startswith("MISSING")}
+    stream = dict(a[2:].split("=", 1) for a in launcher_args(tmp_path, "run_streaming.sh"))
+    expected = {f"topic {stream[k]}" for k in ("events_topic", "features_topic", "picks_changes_topic")}
+    expected |= {f"subscription {stream['events_subscription']}",
+                 f"bucket gs://{stream['exports'][5:].split('/')[0]}",
+                 f"dataset {stream['warehouse'][len('bigquery://'):]}",
+                 f"dataset {stream['inputs'][len('bigquery://'):]}"}
+    assert expected <= missing, (expected - missing, out.stdout)
+    assert any(m.startswith("service account props-dataflow@") for m in missing)
