@@ -527,7 +527,8 @@ def launch_preflight(options: Any, *, streaming: bool = False) -> None:
 
     from pipeline.options import OptionsError, pubsub_target
 
-    key = (streaming, repr(sorted(options.get_all_options().items())))
+    # ``streaming`` is set by the stream command after main.py's check: not part of what was checked.
+    key = (streaming, repr(sorted((k, v) for k, v in options.get_all_options().items() if k != "streaming")))
     if key in _preflight_passed:  # main.py checks every template launch, then the command again
         return
     problems = local_path_problems(options)
