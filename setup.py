@@ -1,7 +1,8 @@
 """The props pipeline package: ``pipeline`` (the Beam graph and CLI), ``models`` and ``sim``.
 
-Dataflow workers install this package from this file (``--setup_file``), so every runtime dependency is
-pinned here, to the versions the flex-template image is built with (launch_templates/Dockerfile).
+The flex-template image installs this package (launch_templates/Dockerfile) and serves as the Dataflow
+workers' SDK container, so workers never build it at start (no ``--setup_file``); every runtime dependency
+is pinned here, to the versions the image is built with.
 """
 
 from setuptools import find_packages, setup

@@ -20,8 +20,7 @@ case "${ACTION}" in
   update)
     PARAMS="command=stream,inputs=bigquery://${PROJECT}.${RAW_DATASET},warehouse=bigquery://${PROJECT}.${DATASET}"
     PARAMS="${PARAMS},exports=${EXPORTS},registry=${REGISTRY},policy=${POLICY},${COMMON_PARAMS}"
-    PARAMS="${PARAMS},pubsub_project=${PROJECT},events_topic=props-events,events_subscription=props-events-sub"
-    PARAMS="${PARAMS},features_topic=props-features,picks_changes_topic=props-picks-changes"
+    PARAMS="${PARAMS},${STREAM_PARAMS}"
     for arg in "$@"; do PARAMS="${PARAMS},${arg#--}"; done
     gcloud dataflow flex-template run "${STREAM_JOB_NAME}" --project="${PROJECT}" --region="${REGION}" \
       --template-file-gcs-location="${STREAMING_TEMPLATE}" --parameters="${PARAMS}" \

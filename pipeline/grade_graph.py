@@ -99,12 +99,8 @@ def read_table_rows(warehouse, table: str, dates: Sequence[dt.date]) -> list:
         return []
     dates = sorted(set(dates))
     row_type = schemas.TABLES[table].row_type
-    if hasattr(warehouse, "read_rows"):
-        return [row_of(row_type, r._asdict() if hasattr(r, "_asdict") else r)
-                for r in warehouse.read_rows(table, dates)]
-    marks = ", ".join("?" for _ in dates)
-    return [row_of(row_type, r) for r in warehouse.query(
-        f'SELECT * FROM "{table}" WHERE game_date IN ({marks})', list(dates))]
+    return [row_of(row_type, r._asdict() if hasattr(r, "_asdict") else r)
+            for r in warehouse.read_rows(table, dates)]
 
 
 def season_results(warehouse, as_of: dt.date, *, whole_season: bool = False) -> list[BestBetResult]:

@@ -184,8 +184,9 @@ class StreamOptions(PipelineOptions):
         _add(
             parser,
             "pubsub_project",
-            default="props-local",
-            help="Project of the Pub/Sub topics and subscriptions (the emulator's project locally).",
+            default=None,
+            help="Project of the Pub/Sub topics and subscriptions. Default: --project (on Dataflow); "
+            "props-local for a local run without --pubsub-project.",
         )
         _add(
             parser,
@@ -230,10 +231,12 @@ class StreamOptions(PipelineOptions):
         _add(
             parser,
             "pubsub_emulator",
-            default="127.0.0.1:8085",
-            help="Pub/Sub emulator HOST:PORT used locally (started with 'gcloud beta emulators pubsub "
-            "start' when nothing listens there; topics and subscriptions are created if missing). Pass "
-            "'none' to use the real Pub/Sub of --pubsub-project.",
+            default=None,
+            help="Local runs only: a Pub/Sub emulator HOST:PORT (started with 'gcloud beta emulators pubsub "
+            "start' when nothing listens there; topics and subscriptions are created if missing), or 'none' "
+            "for the real Pub/Sub of --pubsub-project. Unset: the local default (127.0.0.1:8085) only when "
+            "the runner is local and no --pubsub-project is given; never on Dataflow (an emulator there "
+            "is an error).",
         )
         _add(
             parser,
@@ -264,6 +267,53 @@ class StreamOptions(PipelineOptions):
             help="Replay: publish only events after this ISO-8601 UTC time (original event time), e.g. to "
             "resume after a restart.",
         )
+
+
+REMOTE_RUNNERS = ("dataflowrunner", "dataflow", "testdataflowrunner")
+LOCAL_PUBSUB_EMULATOR = "127.0.0.1:8085"
+LOCAL_PUBSUB_PROJECT = "props-local"
+
+
+def is_remote_runner(options: PipelineOptions) -> bool:
+    """Whether the job runs elsewhere (Dataflow): the launcher submits it and exits."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    runner = options.view_as(StandardOptions).runner
+    name = runner if isinstance(runner, str) else type(runner).__name__ if runner is not None else ""
+    return name.lower() in REMOTE_RUNNERS
+
+
+def pubsub_target(options: PipelineOptions) -> tuple[str | None, str | None]:
+    """(emulator HOST:PORT or None, Pub/Sub project) of the streaming job and ``props replay``.
+
+    The one place that decides whether a Pub/Sub emulator is used (issue 10: never unless asked for):
+
+    * ``--pubsub-emulator HOST`` asks for one explicitly; on a remote runner that is an OptionsError
+      (Dataflow workers cannot reach a laptop's emulator);
+    * ``--pubsub-emulator none``: real Pub/Sub;
+    * unset: the local default emulator only when the runner is local and no ``--pubsub-project`` is
+      given (``props stream`` / ``props replay`` with no flags); otherwise real Pub/Sub.
+
+    The project is ``--pubsub-project``, else the emulator's ``props-local``, else ``--project``
+    (None when none is known: the caller's preflight names the flag).
+    """
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    stream = options.view_as(StreamOptions)
+    asked = (stream.pubsub_emulator or "").strip()
+    remote = is_remote_runner(options)
+    if asked.lower() == "none":
+        host = None
+    elif asked:
+        if remote:
+            raise OptionsError(f"--pubsub-emulator {asked}: an emulator cannot serve a job on a remote "
+                               "runner; drop the flag (the job uses the real Pub/Sub of --pubsub-project)")
+        host = asked
+    else:
+        host = LOCAL_PUBSUB_EMULATOR if not remote and not stream.pubsub_project else None
+    project = stream.pubsub_project or (LOCAL_PUBSUB_PROJECT if host else None)
+    project = project or options.view_as(GoogleCloudOptions).project
+    return host, project
 
 
 def registry_uri(options: PipelineOptions) -> str:

@@ -117,3 +117,40 @@ def test_gcloud_flex_template_build_print_only_accepts_both_templates():
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert '"name": "props-batch"' in out.stdout and '"name": "props-streaming"' in out.stdout
+
+
+def dockerfile_images() -> list[str]:
+    """The image of every FROM line, with the Dockerfile's ARG defaults substituted."""
+    text = (TEMPLATES / "Dockerfile").read_text()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, flags=re.M))
+    images = []
+    for image in re.findall(r"^FROM (\S+)", text, flags=re.M):
+        images.append(re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image))
+    return images
+
+
+def test_base_images_are_pinned_to_explicit_tags():
+    images = dockerfile_images()
+    assert len(images) == 2
+    for image in images:
+        name, _, tag = image.rpartition(":")
+        assert name and "/" not in tag, f"{image}: no explicit tag"
+        assert tag != "latest", f"{image}: pin a dated release, not :latest"
+    launcher, sdk = images
+    assert launcher.startswith("gcr.io/dataflow-templates-base/python311-template-launcher-base:")
+    assert re.fullmatch(r"\d{8}_RC\d\d", launcher.rpartition(":")[2]), launcher
+    beam = re.search(r'BEAM_VERSION = "([\d.]+)"', (ROOT / "setup.py").read_text()).group(1)
+    assert sdk == f"apache/beam_python3.11_sdk:{beam}"
+
+
+def test_workers_do_not_build_the_package_the_image_already_holds():
+    dockerfile = (TEMPLATES / "Dockerfile").read_text()
+    assert re.search(r"^RUN pip install .*-e \.", dockerfile, flags=re.M), "the image installs the package"
+    env_names = re.findall(r"^ENV\s+(\w+)", dockerfile, flags=re.M)
+    assert "FLEX_TEMPLATE_PYTHON_PY_FILE" in env_names
+    assert "FLEX_TEMPLATE_PYTHON_SETUP_FILE" not in env_names  # every worker would build the package
+    assert "FLEX_TEMPLATE_PYTHON_REQUIREMENTS_FILE" not in env_names
+    for script in TEMPLATES.glob("*.sh"):
+        assert "setup_file" not in script.read_text(), script.name
+    env = (TEMPLATES / "env.sh").read_text()
+    assert "sdk_container_image=${IMAGE}" in env  # the workers run the image that holds the package

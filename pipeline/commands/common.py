@@ -112,14 +112,8 @@ def print_help(title: str, classes: Iterable[type]) -> None:
     parser.print_help()
 
 
-REMOTE_RUNNERS = ("dataflowrunner", "dataflow", "testdataflowrunner")
-
-
-def is_remote_runner(options: PipelineOptions) -> bool:
-    """Whether the job runs elsewhere (Dataflow): the launcher submits it and exits."""
-    runner = options.view_as(StandardOptions).runner
-    name = runner if isinstance(runner, str) else type(runner).__name__ if runner is not None else ""
-    return name.lower() in REMOTE_RUNNERS
+# One rule, one place: pipeline.options decides remote from local (io/cloud.py's preflight needs it too).
+from pipeline.options import REMOTE_RUNNERS, is_remote_runner  # noqa: E402, F401 - re-exported
 
 
 def default_inputs(options: PipelineOptions) -> str:

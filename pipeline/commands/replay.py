@@ -26,6 +26,7 @@ from pipeline.options import (
     StreamOptions,
     parse_date,
     parse_timestamp,
+    pubsub_target,
 )
 
 
@@ -53,8 +54,9 @@ def main(argv: list[str]) -> int:
         events, dead = day_events(inputs, [game_date], since=since, until=until)
         if not events:
             raise LaunchError(f"no events for {game_date} in {inputs} in the requested time range")
-        host = None if (stream.pubsub_emulator or "").lower() in ("", "none") else stream.pubsub_emulator
-        pubsub.use_emulator(host)
+        host, stream.pubsub_project = pubsub_target(options)  # the one emulator rule (options.py)
+        if host:
+            pubsub.use_emulator(host)
         if host and not pubsub.reachable(host):
             raise LaunchError(f"no Pub/Sub emulator at {host}: start 'props stream' (it starts one) or "
                               f"'gcloud beta emulators pubsub start --host-port={host}'")

@@ -230,14 +230,21 @@ def main(argv: list[str]) -> int:
         common.print_help("run", (SlateOptions, DataOptions))
         return 0
     watch = common.Stopwatch()
+    from pipeline.io import cloud
+
     try:
         options = common.parse_options(argv)
+        cloud.launch_preflight(options)  # before anything touches Google Cloud (Beam's clients included)
         registry = common.load_registry(options)
         policy = common.load_policy(options)
         preflight_only = options.view_as(DataOptions).preflight_only
         warehouse = None if preflight_only else open_warehouse(options)
         # A dry run resolves the same plan (targets included) but never runs it.
         plan = build_plan(options, command="run", registry=registry, policy=policy, warehouse=warehouse)
+    except cloud.PreflightError as exc:
+        for problem in exc.problems:
+            eprint(f"props run: {problem}")
+        return 2
     except (OptionsError, LaunchError) as exc:
         eprint(f"props run: {exc}")
         return 2

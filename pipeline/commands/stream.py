@@ -5,7 +5,7 @@
                                                   # busiest date after the models' training window
     props stream --game-date 2026-02-22 --debounce-seconds 0.5
     props stream --rebuild-as-of 2026-02-22T20:00:00Z      # restart: rebuild state from --inputs first
-    props stream --pubsub-emulator none --pubsub-project my-proj --runner DataflowRunner ...
+    props stream --pubsub-project my-proj --runner DataflowRunner ...   # real Pub/Sub, never an emulator
 
 The launch resolves everything first (policy, registry, served dates, eligible models, graded history,
 the dates' feature rows and player contexts from --inputs, the picks already published from the
@@ -155,22 +155,30 @@ def build_stream_plan(options, *, registry=None, policy=None, warehouse=None, ru
 
 
 def setup_pubsub(options) -> object | None:
-    """Points the clients at the emulator (starting it if nothing listens) and creates the topics and
-    subscriptions if missing. Returns the emulator process when this command started it."""
+    """Local runs with an emulator (asked for, or the local default: ``options.pubsub_target``): points the
+    clients at it, starts it if nothing listens and creates the topics and subscription if missing.
+    Returns the emulator process when this command started it. Real Pub/Sub (always on a remote runner):
+    nothing is created here; the topics and subscription come from ``launch_templates/setup.sh`` and the
+    launch preflight checked them."""
     from pipeline.io import pubsub
+    from pipeline.options import pubsub_target
 
     stream = options.view_as(StreamOptions)
-    host = None if (stream.pubsub_emulator or "").lower() in ("", "none") else stream.pubsub_emulator
+    host, project = pubsub_target(options)
+    if not project:
+        raise LaunchError("Pub/Sub project unknown: pass --pubsub-project (or --project)")
+    stream.pubsub_project = project  # resolved once; the plan and the graph read it
+    if host is None:
+        return None
     proc = None
     pubsub.use_emulator(host)
-    if host and not pubsub.reachable(host):
+    if not pubsub.reachable(host):
         eprint(f"props: starting the Pub/Sub emulator on {host} (gcloud beta emulators pubsub start)")
         try:
-            proc = pubsub.start_emulator(host, stream.pubsub_project)
+            proc = pubsub.start_emulator(host, project)
         except RuntimeError as exc:
             raise LaunchError(str(exc)) from None
-    pubsub.ensure_topics(stream.pubsub_project,
-                         [stream.events_topic, stream.picks_changes_topic, stream.features_topic],
+    pubsub.ensure_topics(project, [stream.events_topic, stream.picks_changes_topic, stream.features_topic],
                          {stream.events_subscription: stream.events_topic})
     return proc
 
@@ -192,16 +200,21 @@ def main(argv: list[str]) -> int:
         return 0
     import apache_beam as beam
 
-    from pipeline.io import pubsub
+    from pipeline.io import cloud, direct_runner, pubsub
     from pipeline.io.warehouse import open_warehouse
     from pipeline.stream_graph import build_stream_pipeline
 
     proc = None
     try:
-        options = common.parse_options(argv)
+        options = streaming_options(common.parse_options(argv), argv)
+        cloud.launch_preflight(options, streaming=True)  # before anything touches Google Cloud
         proc = setup_pubsub(options)
         warehouse = open_warehouse(common.warehouse_uri(options))
         plan = build_stream_plan(options, warehouse=warehouse)
+    except cloud.PreflightError as exc:
+        for problem in exc.problems:
+            eprint(f"props stream: {problem}")
+        return 2
     except (OptionsError, LaunchError) as exc:
         eprint(f"props stream: {exc}")
         if proc is not None:
@@ -211,11 +224,14 @@ def main(argv: list[str]) -> int:
            f"{sum(len(v) for v in plan.players_by_game.values())} player-games, "
            f"debounce {plan.debounce_seconds} s, "
            f"reading {plan.subscription}, changes to {plan.picks_changes_topic}, run {plan.run_id}")
-    pubsub.speed_up_direct_runner()
+    direct_runner.apply_for(options)  # the local streaming runner only; never Dataflow
     try:
-        p = beam.Pipeline(options=streaming_options(options, argv))
+        p = beam.Pipeline(options=options)
         build_stream_pipeline(p, plan)
         result = p.run()
+        if common.is_remote_runner(options):  # a template launcher submits and exits
+            eprint(f"props stream: submitted Dataflow job {getattr(result, 'job_id', lambda: None)()}")
+            return 0
         eprint("props stream: running (Ctrl-C to stop)")
         result.wait_until_finish()
     except KeyboardInterrupt:

@@ -226,10 +226,12 @@ def preflight(options: Any, *, command: str | None = None,
     problems += _check_warehouse(data.warehouse)
     if data.inputs:
         problems += _check_inputs(data.inputs, run_dates)
-    problems += _check_exports(data.exports)
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    problems += bucket_problems(options, options.view_as(GoogleCloudOptions).project)
     view = options.get_all_options()
     if command == "stream" or view.get("streaming"):
-        problems += _check_pubsub(view)
+        problems += pubsub_problems(options)
     return problems
 
 
@@ -285,37 +287,271 @@ def _check_inputs(inputs: str, dates: list[dt.date]) -> list[str]:
     return problems
 
 
-def _check_exports(exports: str) -> list[str]:
-    if not exports.startswith("gs://"):
+# ------------------------------------------------------------------------------------------------
+# The launch preflight: local paths on a remote runner, credentials, resources (every launch)
+# ------------------------------------------------------------------------------------------------
+
+CREDENTIALS_TIMEOUT_S = 20.0
+RESOURCE_TIMEOUT_S = 10.0
+CREDENTIALS_FIX = (
+    "fix: `gcloud auth application-default login` (a person), or GOOGLE_APPLICATION_CREDENTIALS=KEY.json "
+    "for the props-dataflow service account that launch_templates/setup.sh creates; a template launch "
+    "uses --service_account_email")
+SETUP_FIX = "create it with `PROJECT=... bash launch_templates/setup.sh`"
+_preflight_passed: set[tuple[bool, str]] = set()  # launches of this process that passed (a launcher)
+
+
+class PreflightError(RuntimeError):
+    """A launch cannot start; ``problems`` lists each missing piece with the command that fixes it.
+
+    The credentials problem, when there is one, is always the last (the launch's last output line)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
+def _is_cloud(uri: str | None) -> bool:
+    return bool(uri) and uri.startswith(("gs://", "bigquery://"))
+
+
+def local_path_problems(options: Any) -> list[str]:
+    """On a remote runner every location must be in Google Cloud: a local path (or a local default)
+    would be read from, or written to, the launcher's or a worker's disk and lost."""
+    from pipeline.options import DataOptions, is_remote_runner
+
+    if not is_remote_runner(options):
         return []
-    bucket = exports[len("gs://"):].split("/", 1)[0]
-    try:
-        if not storage_client().bucket(bucket).exists():
-            return [f"exports {exports}: bucket {bucket} does not exist"]
-    except Exception as exc:  # noqa: BLE001
-        return [f"exports {exports}: unreachable: {exc}"]
-    return []
-
-
-def _check_pubsub(view: dict) -> list[str]:
+    data = options.view_as(DataOptions)
     problems = []
-    try:
-        from google.cloud import pubsub_v1
-
-        project = view.get("pubsub_project")
-        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-        for key in ("events_topic", "features_topic", "picks_changes_topic"):
-            if view.get(key):
-                try:
-                    publisher.get_topic(topic=publisher.topic_path(project, view[key]))
-                except Exception as exc:  # noqa: BLE001
-                    problems.append(f"topic {view[key]} ({key}): {exc}")
-        if view.get("events_subscription"):
-            try:
-                subscriber.get_subscription(
-                    subscription=subscriber.subscription_path(project, view["events_subscription"]))
-            except Exception as exc:  # noqa: BLE001
-                problems.append(f"subscription {view['events_subscription']}: {exc}")
-    except Exception as exc:  # noqa: BLE001
-        problems.append(f"pubsub: {exc}")
+    checks = (
+        ("inputs", data.inputs, "the simulated season on the launcher's disk",
+         "--inputs=bigquery://PROJECT.props_raw (or gs://BUCKET/inputs)"),
+        ("warehouse", data.warehouse, None, "--warehouse=bigquery://PROJECT.props"),
+        ("exports", data.exports, None, "--exports=gs://BUCKET/exports"),
+        ("registry", data.registry, "the packaged sample models",
+         "--registry=gs://BUCKET/models/registry.json"),
+    )
+    for flag, value, default_is, example in checks:
+        if value is None:
+            problems.append(f"--{flag} is not set: on a remote runner the default ({default_is}) is not "
+                            f"production data; pass {example}")
+        elif flag == "warehouse" and not value.startswith("bigquery://"):
+            problems.append(f"--warehouse {value} is a local path: on a remote runner it would be written "
+                            f"on a worker's disk and lost; pass {example}")
+        elif not _is_cloud(value):
+            problems.append(f"--{flag} {value} is a local path: on a remote runner it would be read from or "
+                            f"written to a worker's disk; pass {example}")
+    # The packaged policy (no --policy) ships in the image and is versioned: allowed. A path is not.
+    if data.policy is not None and not data.policy.startswith("gs://"):
+        problems.append(f"--policy {data.policy} is a local path: on a remote runner pass "
+                        "--policy=gs://BUCKET/policies/default.json (or omit it for the packaged policy)")
     return problems
+
+
+def uses_google_cloud(options: Any, *, streaming: bool = False) -> bool:
+    """Whether the launch touches Google Cloud (so needs credentials): a remote runner, a gs:// or
+    bigquery:// location not served by a configured emulator, or real Pub/Sub for the stream."""
+    from pipeline.options import DataOptions, is_remote_runner, pubsub_target
+
+    if is_remote_runner(options):
+        return True
+    data = options.view_as(DataOptions)
+    for uri in (data.inputs, data.warehouse, data.exports, data.registry, data.policy):
+        if uri and uri.startswith("gs://") and "gcs" not in _configured:
+            return True
+        if uri and uri.startswith("bigquery://") and "bigquery" not in _configured:
+            return True
+    return streaming and pubsub_target(options)[0] is None and not os.environ.get("PUBSUB_EMULATOR_HOST")
+
+
+def credentials_problem(timeout_s: float = CREDENTIALS_TIMEOUT_S) -> str | None:
+    """None when Application Default Credentials are found, else what is missing and how to fix it.
+
+    ``google.auth.default`` looks at GOOGLE_APPLICATION_CREDENTIALS, the gcloud ADC file, then the GCE
+    metadata server (probed with google-auth's own short timeouts unless NO_GCE_CHECK=true). It runs in a
+    daemon thread joined for at most ``timeout_s``: the launch fails in seconds, never in Beam's
+    credential retries (which start only after this check has passed).
+    """
+    import threading
+
+    import google.auth
+    from google.auth import exceptions as gauth
+
+    outcome: dict[str, Any] = {}
+
+    def lookup() -> None:
+        try:
+            outcome["credentials"] = google.auth.default(
+                scopes=["https://www.googleapis.com/auth/cloud-platform"])[0]
+        except gauth.DefaultCredentialsError as exc:
+            outcome["missing"] = exc
+        except Exception as exc:  # noqa: BLE001 - reported, the launch stops
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=lookup, name="props-adc-lookup", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    where = ("no GOOGLE_APPLICATION_CREDENTIALS, no gcloud application-default credentials file"
+             + (", NO_GCE_CHECK=true (metadata server not asked)" if os.environ.get("NO_GCE_CHECK") == "true"
+                else ", no GCE metadata server"))
+    if thread.is_alive():
+        return (f"missing Google Cloud credentials: the Application Default Credentials lookup did not "
+                f"finish in {timeout_s:.0f} s (unreachable metadata server?); {CREDENTIALS_FIX}")
+    if "missing" in outcome:
+        return (f"missing Google Cloud credentials: no Application Default Credentials ({where}); "
+                f"{CREDENTIALS_FIX}")
+    if "error" in outcome:
+        exc = outcome["error"]
+        return (f"unusable Google Cloud credentials: {type(exc).__name__}: {exc}; {CREDENTIALS_FIX}")
+    return None
+
+
+def _bucket_of(uri: str) -> str:
+    return uri[len("gs://"):].split("/", 1)[0]
+
+
+def _forbidden_hint(exc: Exception, role: str) -> str:
+    from google.api_core import exceptions as gexc
+
+    if isinstance(exc, gexc.Forbidden):
+        return f"permission denied ({exc.message}); grant {role} to the job's service account (setup.sh)"
+    return f"unreachable: {type(exc).__name__}: {str(exc)[:300]}"
+
+
+def bucket_problems(options: Any, project: str | None) -> list[str]:
+    """Every gs:// bucket the job reads or writes exists and is reachable."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    from pipeline.options import DataOptions
+
+    data = options.view_as(DataOptions)
+    gco = options.view_as(GoogleCloudOptions)
+    uses: dict[str, list[str]] = {}
+    for flag, uri in (("inputs", data.inputs), ("exports", data.exports), ("registry", data.registry),
+                      ("policy", data.policy), ("temp_location", gco.temp_location),
+                      ("staging_location", gco.staging_location)):
+        if uri and uri.startswith("gs://"):
+            uses.setdefault(_bucket_of(uri), []).append(f"--{flag}")
+    if not uses:
+        return []
+    problems = []
+    client = storage_client(project)
+    for bucket, flags in sorted(uses.items()):
+        try:
+            if not client.bucket(bucket).exists(timeout=RESOURCE_TIMEOUT_S, retry=None):
+                problems.append(f"bucket gs://{bucket} ({', '.join(flags)}) does not exist: {SETUP_FIX}")
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"bucket gs://{bucket} ({', '.join(flags)}): "
+                            f"{_forbidden_hint(exc, 'roles/storage.objectAdmin')}")
+    return problems
+
+
+def dataset_problems(options: Any) -> list[str]:
+    """Every bigquery://PROJECT.DATASET the job reads or writes exists and is reachable."""
+    from pipeline.options import DataOptions
+
+    data = options.view_as(DataOptions)
+    problems = []
+    for flag, uri in (("warehouse", data.warehouse), ("inputs", data.inputs)):
+        if not uri or not uri.startswith("bigquery://"):
+            continue
+        try:
+            project, dataset = parse_bigquery_uri(uri)
+        except ValueError as exc:
+            problems.append(f"--{flag}: {exc}")
+            continue
+        try:
+            from google.api_core import exceptions as gexc
+
+            bigquery_client(project).get_dataset(f"{project}.{dataset}", retry=None,
+                                                 timeout=RESOURCE_TIMEOUT_S)
+        except gexc.NotFound:
+            problems.append(f"dataset {project}.{dataset} (--{flag}) does not exist: {SETUP_FIX}")
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"dataset {project}.{dataset} (--{flag}): "
+                            f"{_forbidden_hint(exc, 'roles/bigquery.dataEditor and roles/bigquery.jobUser')}")
+    return problems
+
+
+def pubsub_problems(options: Any) -> list[str]:
+    """The streaming job's topics and subscription exist (created by setup.sh, never by the job)."""
+    from google.api_core import exceptions as gexc
+    from google.cloud import pubsub_v1
+
+    from pipeline.io.pubsub import subscription_path, topic_path
+    from pipeline.options import StreamOptions, pubsub_target
+
+    stream = options.view_as(StreamOptions)
+    _host, project = pubsub_target(options)
+    if not project:
+        return ["Pub/Sub project unknown: pass --pubsub_project (or --project)"]
+    problems = []
+    publisher = pubsub_v1.PublisherClient()
+    for flag in ("events_topic", "features_topic", "picks_changes_topic"):
+        path = topic_path(project, getattr(stream, flag))
+        try:
+            publisher.get_topic(request={"topic": path}, retry=None, timeout=RESOURCE_TIMEOUT_S)
+        except gexc.NotFound:
+            problems.append(f"topic {path} (--{flag}) does not exist: {SETUP_FIX}")
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"topic {path} (--{flag}): "
+                            f"{_forbidden_hint(exc, 'roles/pubsub.editor')}")
+    path = subscription_path(project, stream.events_subscription)
+    subscriber = pubsub_v1.SubscriberClient()
+    with subscriber:
+        try:
+            subscriber.get_subscription(request={"subscription": path}, retry=None,
+                                        timeout=RESOURCE_TIMEOUT_S)
+        except gexc.NotFound:
+            problems.append(f"subscription {path} (--events_subscription) does not exist: {SETUP_FIX}")
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"subscription {path} (--events_subscription): "
+                            f"{_forbidden_hint(exc, 'roles/pubsub.subscriber')}")
+    return problems
+
+
+def launch_preflight(options: Any, *, streaming: bool = False) -> None:
+    """Checks a launch can work before anything touches Beam's Google Cloud clients; raises
+    PreflightError listing every problem (each with the command that fixes it), in seconds.
+
+    1. On a remote runner, no local path or local default for inputs, warehouse, exports, registry,
+       policy (:func:`local_path_problems`).
+    2. When the launch touches Google Cloud: Application Default Credentials present
+       (:func:`credentials_problem`); without them nothing else can be checked and the credentials
+       problem is the last one reported.
+    3. The buckets, datasets and (streaming, real Pub/Sub) the topics and subscription exist and are
+       reachable with those credentials.
+    """
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    from pipeline.options import OptionsError, pubsub_target
+
+    # ``streaming`` is set by the stream command after main.py's check: not part of what was checked.
+    key = (streaming, repr(sorted((k, v) for k, v in options.get_all_options().items() if k != "streaming")))
+    if key in _preflight_passed:  # main.py checks every template launch, then the command again
+        return
+    problems = local_path_problems(options)
+    try:
+        host, _project = pubsub_target(options) if streaming else (None, None)
+    except OptionsError as exc:
+        problems.append(str(exc))
+        host = None
+    if not uses_google_cloud(options, streaming=streaming):
+        if problems:
+            raise PreflightError(problems)
+        _preflight_passed.add(key)
+        return
+    missing = credentials_problem()
+    if missing:
+        raise PreflightError([*problems, missing])
+    if problems:  # local paths on a remote runner: nothing to check remotely until they are fixed
+        raise PreflightError(problems)
+    project = options.view_as(GoogleCloudOptions).project
+    problems += bucket_problems(options, project)
+    problems += dataset_problems(options)
+    if streaming and host is None:
+        problems += pubsub_problems(options)
+    if problems:
+        raise PreflightError(problems)
+    _preflight_passed.add(key)

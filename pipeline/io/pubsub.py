@@ -23,7 +23,6 @@ import signal
 import socket
 import subprocess
 import time
-import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -319,84 +318,9 @@ def stop_emulator(proc: subprocess.Popen) -> None:
             pass
 
 
-# --------------------------------------------------------------------------------------------
-# The local streaming runner
-# --------------------------------------------------------------------------------------------
-
-
-PULL_MAX_MESSAGES = 500
-PULL_TIMEOUT_S = 0.5
+# Set by the local runner's Pub/Sub read (pipeline/io/direct_runner.py) on a message whose ``event_ts``
+# attribute is not a timestamp; ParseMessageFn dead-letters such a message.
 BAD_TIMESTAMP_ATTR = "props_bad_event_ts"
-
-
-class _InstanceMemo:
-    """A memo keyed by object identity that never pins its keys: an entry leaves with its object (weak
-    reference callback), so an id is never reused while its entry exists. Objects without weak
-    references are not memoised (``get`` misses, ``put`` ignores them)."""
-
-    def __init__(self):
-        self._entries: dict[int, tuple[Any, Any]] = {}  # id(obj) -> (weakref to obj, value)
-
-    def get(self, obj, default=None):
-        hit = self._entries.get(id(obj))
-        return hit[1] if hit is not None and hit[0]() is obj else default
-
-    def put(self, obj, value) -> None:
-        key = id(obj)
-        try:
-            ref = weakref.ref(obj, lambda _ref, k=key: self._entries.pop(k, None))
-        except TypeError:
-            return
-        self._entries[key] = (ref, value)
-
-
-def _make_reusing_runner(base: type) -> type:
-    """A ``DoFnRunner`` subclass that sets a DoFn up once (per instance) and never tears it down per
-    bundle: the DoFn lifecycle of Dataflow (setup once, many bundles). With the pickle test off every
-    bundle of a step runs the step's own DoFn instance, so this is one ``setup`` per step."""
-    if getattr(base, "_props_reusing", False):
-        return base
-    set_up = _InstanceMemo()
-
-    class ReusingDoFnRunner(base):
-        _props_reusing = True
-
-        def __init__(self, fn, *args, **kwargs):
-            super().__init__(fn, *args, **kwargs)
-            self._props_fn = fn
-
-        def setup(self):
-            if not set_up.get(self._props_fn, False):
-                super().setup()
-                set_up.put(self._props_fn, True)
-
-        def teardown(self):
-            pass
-
-    return ReusingDoFnRunner
-
-
-def _memoised_function_arguments(original):
-    """``core.get_function_arguments(obj, name)`` memoised per (object, method name): ``DoFnRunner``
-    (compiled, so its ``DoFnSignature`` cannot be swapped) re-inspected every method of the DoFn with
-    ``inspect.signature`` for every bundle. The answer depends only on the object's methods, which do
-    not change; each caller gets fresh lists."""
-    if getattr(original, "_props_memoised", False):
-        return original
-    memo = _InstanceMemo()
-
-    def get_function_arguments(obj, func):
-        per_obj = memo.get(obj)
-        if per_obj is None:
-            per_obj = {}
-            memo.put(obj, per_obj)
-        if func not in per_obj:
-            per_obj[func] = original(obj, func)
-        args, defaults = per_obj[func]
-        return list(args), list(defaults)
-
-    get_function_arguments._props_memoised = True
-    return get_function_arguments
 
 
 def attribute_timestamp(raw: str):
@@ -416,100 +340,3 @@ def attribute_timestamp(raw: str):
     if ts.precision() > Timestamp.MICROS_PRECISION:
         ts = ts.to_precision(Timestamp.MICROS_PRECISION, allow_lossy_conversion=True)
     return ts
-
-
-def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
-                           pull_timeout_s: float = PULL_TIMEOUT_S) -> None:
-    """Local streaming only: three adaptations of the BundleBasedDirectRunner (Dataflow is untouched).
-
-    Measured here with py-spy on ``props stream`` (a replayed day): the job absorbed ~10 events/s.
-    1. ``userstate.get_dofn_specs`` re-inspected every DoFn's method signatures for every bundle and every
-       consumer scheduled (~60 % of the CPU): memoised per DoFn class (the specs are class-level method
-       defaults, so this is exact; a DoFn with bound methods on the instance is not cached).
-    2. ``_ParDoEvaluator`` pickled and unpickled every DoFn for every bundle (a "pickle test"), so
-       ``setup`` - and RunInference's model acquisition - ran per bundle: the test is turned off, DoFns are
-       reused across bundles as Dataflow does.
-    3. The Pub/Sub read pulled at most 10 messages per read cycle with a 30 s blocking pull on the one
-       worker thread: when the topic was idle, an update waited up to 30 s behind the next empty pull
-       (measured: every isolated line move took ~30 s to reach picks-changes). It now pulls up to
-       ``pull_max_messages`` with a ``pull_timeout_s`` deadline (an empty pull returns nothing). It also
-       failed the whole job on a malformed or out-of-range ``event_ts`` attribute (OverflowError for
-       ``0001-01-01T00:00:00+01:00``): such a message is kept at its publish time with attribute
-       ``props_bad_event_ts`` and ParseMessageFn dead-letters it (``bad_attribute``).
-    4. Even with the DoFns reused, the evaluator called ``setup`` before and ``teardown`` after every
-       bundle, and the stateful steps and ScorePlayers' CoGroupByKey run one bundle per key (per
-       player-game, per emission): RunInference's ``setup`` re-acquired the shared model through the
-       multiprocessing manager's sockets (measured with py-spy under 300 odds/s: ~75 % of the worker
-       thread's wall time, the job absorbing ~170/s at ~20 % CPU), and ``WriteToPubSub`` built a new
-       PublisherClient per bundle. ``setup`` now runs once per DoFn instance and ``teardown`` is left to
-       process exit, the DoFn lifecycle Dataflow has (see :func:`_make_reusing_runner`).
-    5. The per-bundle ``DoFnRunner`` re-inspected every DoFn method with ``inspect.signature``
-       (``core.get_function_arguments``, ~20 % of the worker thread at 600 odds/s): memoised per object
-       and method name (see :func:`_memoised_function_arguments`).
-    Measured (bench/bench_stream_throughput.py, --seconds 15): before 4. and 5. the job absorbed ~165/s
-    with the backlog growing from 200/s; after, 400/s keeps up (drained 0.4 s after the last publish).
-    """
-    import types
-
-    from apache_beam.runners.direct import transform_evaluator as te
-    from apache_beam.transforms import core, userstate
-
-    if getattr(userstate.get_dofn_specs, "_props_memoised", False):
-        return
-    original = userstate.get_dofn_specs
-    cache: dict[type, Any] = {}
-    by_instance = _InstanceMemo()
-
-    def get_dofn_specs(dofn):
-        specs = by_instance.get(dofn)
-        if specs is not None:
-            return specs
-        if any(isinstance(v, types.MethodType) for v in getattr(dofn, "__dict__", {}).values()):
-            specs = original(dofn)
-        else:
-            cls = type(dofn)
-            if cls not in cache:
-                cache[cls] = original(dofn)
-            specs = cache[cls]
-        by_instance.put(dofn, specs)
-        return specs
-
-    get_dofn_specs._props_memoised = True
-    userstate.get_dofn_specs = get_dofn_specs
-    te.get_dofn_specs = get_dofn_specs
-
-    init = te._ParDoEvaluator.__init__
-    if init.__defaults__ == (True,):
-        init.__defaults__ = (False,)
-    te.DoFnRunner = _make_reusing_runner(te.DoFnRunner)
-    core.get_function_arguments = _memoised_function_arguments(core.get_function_arguments)
-
-    def read_from_pubsub(self, timestamp_attribute):
-        from apache_beam.io.gcp.pubsub import PubsubMessage
-        from apache_beam.utils.timestamp import Timestamp
-        from google.api_core.exceptions import DeadlineExceeded
-
-        sub_client = self._get_subscriber_client(self._applied_ptransform)
-        try:
-            response = sub_client.pull(subscription=self._sub_name, max_messages=pull_max_messages,
-                                       timeout=pull_timeout_s)
-        except DeadlineExceeded:
-            return []
-        out = []
-        for rm in response.received_messages:
-            msg = PubsubMessage._from_message(rm.message)
-            raw = (msg.attributes or {}).get(timestamp_attribute) if timestamp_attribute else None
-            ts = None
-            if raw is not None:
-                ts = attribute_timestamp(raw)
-                if ts is None:
-                    msg = PubsubMessage(msg.data, {**msg.attributes, BAD_TIMESTAMP_ATTR: raw})
-            if ts is None:
-                ts = Timestamp.from_utc_datetime(rm.message.publish_time)
-            out.append((ts, msg))
-        if response.received_messages:
-            sub_client.acknowledge(subscription=self._sub_name,
-                                   ack_ids=[rm.ack_id for rm in response.received_messages])
-        return out
-
-    te._PubSubReadEvaluator._read_from_pubsub = read_from_pubsub

@@ -51,8 +51,9 @@ def published_picks(warehouse, dates: Iterable[dt.date]) -> dict[str, dict[str, 
     dates = sorted(set(dates))
     if not dates:
         return {}
-    rows = warehouse.query(
-        f"SELECT * FROM best_bets WHERE game_date IN ({', '.join('?' for _ in dates)})", dates)
+    marks = ", ".join("?" for _ in dates)
+    rows = warehouse.query(f"SELECT * FROM {warehouse.table_sql('best_bets')} WHERE game_date IN ({marks})",
+                           dates)
     out: dict[str, dict[str, schemas.Pick]] = {}
     for r in rows:
         pick = schemas.Pick(**{f: _py(r.get(f)) for f in schemas.Pick._fields})

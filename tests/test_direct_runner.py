@@ -1,0 +1,68 @@
+"""The local streaming runner's patches (pipeline/io/direct_runner.py): applied only under the
+DirectRunner, and a loud error when the Beam internals they replace change."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from apache_beam.runners.direct import transform_evaluator as te
+
+from pipeline.commands.common import parse_options
+from pipeline.io import direct_runner
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_installed_beam_has_every_internal_the_patches_replace():
+    direct_runner.check_beam_internals()
+
+
+def test_a_changed_signature_fails_loudly(monkeypatch):
+    def read_from_pubsub(self, timestamp_attribute, max_messages):  # a future Beam's shape
+        return []
+
+    monkeypatch.setattr(te._PubSubReadEvaluator, "_read_from_pubsub", read_from_pubsub)
+    with pytest.raises(direct_runner.DirectRunnerPatchError, match="_PubSubReadEvaluator._read_from_pubsub"):
+        direct_runner.check_beam_internals()
+
+
+def test_a_missing_internal_fails_loudly(monkeypatch):
+    monkeypatch.delattr(te._PubSubReadEvaluator, "_get_subscriber_client")
+    with pytest.raises(direct_runner.DirectRunnerPatchError, match="_get_subscriber_client is missing"):
+        direct_runner.check_beam_internals()
+
+
+def test_a_changed_evaluator_constructor_fails_before_anything_is_patched(monkeypatch):
+    original_read = te._PubSubReadEvaluator._read_from_pubsub
+
+    def init(self, evaluation_context, applied_ptransform, input_committed_bundle, side_inputs):
+        pass
+
+    monkeypatch.setattr(te._ParDoEvaluator, "__init__", init)
+    with pytest.raises(direct_runner.DirectRunnerPatchError, match="_ParDoEvaluator.__init__"):
+        direct_runner.speed_up_direct_runner()
+    assert te._PubSubReadEvaluator._read_from_pubsub is original_read  # nothing half-patched
+
+
+@pytest.mark.parametrize("runner", ["DataflowRunner", "FnApiRunner"])
+def test_other_runners_are_left_untouched(runner):
+    before = te._PubSubReadEvaluator._read_from_pubsub
+    options = parse_options([f"--runner={runner}", "--project=props-test-proj"])
+    assert direct_runner.apply_for(options) is False
+    assert te._PubSubReadEvaluator._read_from_pubsub is before
+
+
+def test_the_direct_runner_gets_the_patches():
+    # In a subprocess: the patches are process-wide and this test process runs other pipelines.
+    code = ("from apache_beam.runners.direct import transform_evaluator as te\n"
+            "from pipeline.commands.common import parse_options\n"
+            "from pipeline.io import direct_runner\n"
+            "print(direct_runner.apply_for(parse_options(['--runner=DirectRunner'])),\n"
+            "      te._PubSubReadEvaluator._read_from_pubsub.__module__,\n"
+            "      te._ParDoEvaluator.__init__.__defaults__, te.DoFnRunner.__name__)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["True", "pipeline.io.direct_runner", "(False,)", "ReusingDoFnRunner"], \
+        out.stderr[-2000:]
