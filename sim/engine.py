@@ -9,10 +9,11 @@ resolve before tip-off, coach's-decision DNPs), then draws box scores from a lat
                x pace x opponent defence x home court x rest / back-to-back x streaky form,
                drawn as 3 x three-point makes + an over-dispersed count for the rest
 
-Alongside, the *market* forms a pre-game estimate from public information only (the player's prior
-games, last season's view, injuries known at the opening, pace, defence, home, a partly priced
-back-to-back) and injury news during the day becomes line-moving events. :mod:`sim.odds` turns these into
-multi-book snapshots. Everything is drawn from one generator in a fixed order, so a seed fixes the season.
+Alongside, the *market* forms a public pre-game estimate (the player's prior games with recent form,
+last season's view, injuries known at the opening, the expected pace, defence, home, rest) and injury
+news during the day becomes line-moving events; :mod:`sim.odds` adds the book's private information
+and turns these into multi-book snapshots. Everything is drawn from one generator in a fixed order, so
+a seed fixes the season.
 """
 
 from __future__ import annotations
@@ -518,7 +519,8 @@ class _Sim:
             recent = hist[-RECENT_GAMES:]
             wts = [RECENT_DECAY ** (len(recent) - 1 - i) * m for i, (_, m) in enumerate(recent)]
             if recent and sum(wts) > 0:
-                ppm_recent = sum(wk * pt / max(m, 1e-6) for wk, (pt, m) in zip(wts, recent)) / sum(wts)
+                pairs = zip(wts, recent, strict=True)
+                ppm_recent = sum(wk * pt / max(m, 1e-6) for wk, (pt, m) in pairs) / sum(wts)
                 ppm_m += RECENT_WEIGHT * w * (ppm_recent - ppm_m)
             boost_known = min(1.4, 1 + 0.45 * known_missing_pts / avail_known_pts * (p.ppm / mean_ppm))
             mkt = exp_min * ppm_m * pace_exp * def_f * home_f * rest_f * boost_known

@@ -1,31 +1,27 @@
-"""Multi-book odds snapshots (vectorized) and the line-book rule used for the market features.
+"""Multi-book odds snapshots of a sharp market (vectorized), and the line book of every player-game.
 
 :func:`generate_odds` turns the market's pre-game view of every lined player-game (:mod:`sim.engine`)
 into per-book snapshots with numpy array operations (a full season is millions of rows): each book lists
-a player with a probability that grows with his prominence, has its own bias, noise and reaction lag to
-news, posts its opening line the evening before (18:00-21:30 ET) and intraday snapshots from the morning
-until tip-off every 15-60 minutes; injury news moves the lines (after each book's lag), lines drift
-slightly toward the truth as the day goes on (closing lines are sharper), and a book pulls the line when
-the player (or the game) is ruled out. About 0.7 % of snapshots are bad on purpose: absurd lines
-(0.5, 150.5, ten times the line), malformed prices (0, +50, -50) and stale books (no snapshot after
-the opening).
+a player with a probability that grows with his prominence, has its own small bias, noise and reaction
+lag, posts its opening line the evening before (18:00-21:30 ET) and intraday snapshots from the morning
+until tip-off every 15-60 minutes, and pulls the line when the player (or the game) is ruled out. About
+0.7 % of snapshots are bad on purpose: absurd lines (0.5, 150.5, ten times the line), malformed prices
+(0, +50, -50) and stale books (no snapshot after the opening).
 
-The line book rule (domain.md section 3), as :func:`select_line` (one player-game, typed rows) and
-:func:`line_book_arrays` (every player-game at once, same results):
+The market is sharp (issue 13). A line is the median of the book's view of the player's points
+(:func:`book_median`): points are right-skewed, so the median sits below the mean (:func:`median_gap`).
+The book's view combines, by precision, the public estimate (history, injuries known so far, pace,
+defence, rest) with a private signal of the player's expected points (rotation news, the minutes he
+will really play, form: what the feature store does not see). The signal is noisy at the opening and
+sharper after a refinement (sharp action, late news) at a random time, on average hours before tip-off,
+so the closing line beats the opening one; books know the league better as the season goes (the signal
+is softer in the first months). Injury news moves the public estimate during the day. Each book sees
+the news and the refinement after its own lag, so books disagree slightly and lag one another.
 
-* per book, the latest snapshot with ``snapshot_ts <= as_of``;
-* sane: ``5.0 <= line <= 70.0``, both prices valid American odds (``<= -100`` or ``>= +100``), snapshot
-  not older than 12 h before ``as_of``;
-* selected: the first sane book in ``BOOK_PRIORITY``, then any other sane book in alphabetical order;
-  ``fallback_depth`` = the selected book's index in that order among all books (7 for a non-priority book);
-* ``opening_line``: the selected book's earliest snapshot at or before ``as_of`` whose line and prices
-  pass the value checks (staleness does not apply to an opening);
-* ``line_move`` = line - opening; ``n_books`` = books with a sane snapshot;
-  ``multi_book_line_std`` = population standard deviation of those books' lines (None below 2 books),
-  rounded to 4 decimals; min and max of the same lines.
-
-The feature store holds the market at the date's decision time (one hour before the date's first
-tip-off); the closing line of a game is the same rule at its tip-off.
+Line book: the simulator has no rule of its own. :func:`line_books` calls the pipeline's
+:func:`pipeline.domain.linebook.build_line_book` (``Policy()`` defaults) for the feature store's market
+features at each date's decision time (one hour before the date's first tip-off), for the closing line
+at each game's tip-off (``prev_game_closing_line``, the prop streaks) and for the realism report.
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
-"""Realism metrics of a simulated season, with the bands of issue 2; printed by ``props simulate``.
+"""Realism metrics of a simulated season, with the bands of issues 2 and 13; printed by ``props simulate``.
 
 :func:`realism_report` takes a :class:`sim.season.Simulation` or a season directory written by it and
-recomputes the closing line (line book at each game's tip-off, :func:`sim.odds.line_book_arrays`) from
-the odds table, then measures: closing line vs actual points (MAE, OVER hit rate without pushes), mean
-points of lined player-games, share of rostered players with a line, cross-book line standard deviation
-(share <= 1.0 and share > 1.5), the busiest date (games, rostered players) and the share of viable
-feature rows (quality gate at 85) on mid-season dates.
+recomputes the closing line (the pipeline's line book at each game's tip-off, :func:`closing_lines`) from
+the odds table, then measures: closing line vs actual points (MAE, OVER hit rate without pushes, overall
+and per line tier), the closing line's MAE gain over the opening line (the selected book's first line),
+mean points of lined player-games, share of rostered players with a line, cross-book line standard
+deviation (share <= 1.0 and share > 1.5), the busiest date (games, rostered players), the share of viable
+feature rows (quality gate at 85) on mid-season dates, and the model bands: a CatBoost MAE model on the
+v12 features (``models.train.fit_model``, family ``v12_mae``) trained on the first 60 % of the dates and
+bet at edge 3+ against the feature store's line on the rest (hit rate, graded bets, OVER share).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-import numpy as np
 import pandas as pd
 
 from pipeline.schemas import FEATURE_NAMES
@@ -121,7 +123,8 @@ def realism_report(season_dir_or_data) -> dict:
     }
     for name, lo, hi in LINE_TIERS:
         tier = decided[(decided["line"] >= lo) & (decided["line"] < hi)]
-        values[f"over_hit_rate_line_{name}"] = float((tier["points"] > tier["line"]).mean()) if len(tier) else nan
+        over = float((tier["points"] > tier["line"]).mean()) if len(tier) else nan
+        values[f"over_hit_rate_line_{name}"] = over
     open_mae = float((played["points"] - played["opening"]).abs().mean()) if len(played) else nan
     values["close_vs_open_mae_gain"] = 1.0 - values["line_mae"] / open_mae if open_mae > 0 else nan
     model = model_check(feats, box)
