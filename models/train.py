@@ -14,7 +14,9 @@ Usage::
 
     props train --family v12_mae [--window 2025-10-21:2026-01-15] [--holdout 2026-01-16:2026-01-31]
                 [--data DIR] [--registry PATH] [--out DIR] [--seed 42] [--threads 2]
-                [--force-enable REASON]
+
+A model that fails a gate is registered ``enabled: false`` with its failed gates recorded (domain.md
+section 9); there is no override.
 
 The sample models shipped in ``models/sample/`` are built by THE documented command::
 
@@ -230,7 +232,7 @@ def train_family(family: str, train: pd.DataFrame, holdout: pd.DataFrame, *,
                  window: tuple[dt.date, dt.date], holdout_window: tuple[dt.date, dt.date],
                  out_dir: str, params: TrainParams = TrainParams(),
                  thresholds: governance.GateThresholds = governance.DEFAULT_THRESHOLDS,
-                 force_enable: str | None = None, provenance: dict[str, Any] | None = None) -> ModelSpec:
+                 provenance: dict[str, Any] | None = None) -> ModelSpec:
     """Fits, evaluates, gates and writes one model; returns its registry entry (not yet registered)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; known: {sorted(FAMILIES)}")
@@ -247,12 +249,7 @@ def train_family(family: str, train: pd.DataFrame, holdout: pd.DataFrame, *,
     uri = resolve_uri(f"{model_id}.cbm", out_dir)
     with FileSystems.create(uri, mime_type="application/octet-stream") as f:
         f.write(blob)
-    if not failed:
-        enabled, status, reason = True, "promoted", None
-    elif force_enable:
-        enabled, status, reason = True, "override", force_enable
-    else:
-        enabled, status, reason = False, "failed_gates", None
+    enabled, status = (True, "promoted") if not failed else (False, "failed_gates")
     import catboost
 
     return ModelSpec(
@@ -261,7 +258,7 @@ def train_family(family: str, train: pd.DataFrame, holdout: pd.DataFrame, *,
         artifact_uri=uri, sha256=hashlib.sha256(blob).hexdigest(),
         feature_count=len(FEATURE_SETS[fam.feature_set]), enabled=enabled, status=status,
         holdout_start=holdout_window[0], holdout_end=holdout_window[1],
-        holdout_metrics=metrics, gates=gates, failed_gates=failed, enabled_override_reason=reason,
+        holdout_metrics=metrics, gates=gates, failed_gates=failed, enabled_override_reason=None,
         training_params={**dataclasses.asdict(params), "catboost_version": catboost.__version__,
                          "train_rows": int(len(train)), "thresholds": dataclasses.asdict(thresholds),
                          "artifact_bytes": len(blob), "data": provenance or {}},
@@ -302,13 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="CatBoost random_seed")
     p.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="CatBoost thread_count")
     p.add_argument("--iterations", type=int, default=TrainParams.iterations, help="boosting iterations")
-    p.add_argument("--force-enable", metavar="REASON", default=None,
-                   help="enable models that fail the gates anyway (status override, reason recorded)")
     return p
 
 
 def main(argv: list[str]) -> int:
     args, unknown = build_parser().parse_known_args(argv)
+    if any(a.split("=")[0] == "--force-enable" for a in unknown):
+        print("props train: --force-enable was removed: a model that fails its gates is registered disabled "
+              "with the failed gates recorded (domain.md section 9)", file=sys.stderr)
+        return 2
     if unknown:
         print(f"props train: ignoring pipeline options (training runs no Beam pipeline): {unknown}",
               file=sys.stderr)
@@ -345,7 +344,7 @@ def main(argv: list[str]) -> int:
     for family in families:
         t1 = time.perf_counter()
         spec = train_family(family, train, holdout, window=window, holdout_window=holdout_window,
-                            out_dir=out_dir, params=params, force_enable=args.force_enable,
+                            out_dir=out_dir, params=params,
                             provenance=data_provenance(data_dir))
         registry = registry.upsert(spec)
         registry.write(registry_uri)

@@ -14,7 +14,9 @@ In-process API (fixtures for unit and pipeline tests)::
 
 A small league simulates from the season start (so feature rows have history) and keeps only the
 requested window. ``FeatureRow.features`` holds 55 Optional[float] (None = missing).
-The line-book rule used for the market features is :func:`sim.odds.select_line`.
+Every line the simulator selects (the feature store's market features at the decision time, the closing
+line at tip-off, the realism report) comes from the pipeline's rule,
+:func:`pipeline.domain.linebook.build_line_book` with ``Policy()`` defaults (:func:`sim.odds.line_books`).
 Modules: league (teams, players, schedule), engine (games, injuries, box scores, market view),
 odds (multi-book snapshots, line book), features (feature-store rows), season (orchestration, files),
 realism (metrics), cli.
@@ -22,7 +24,6 @@ realism (metrics), cli.
 
 DEFAULT_SEED = 42  # the local default season (``props run`` with no --inputs; ``props train``)
 
-from sim.odds import select_line  # noqa: E402
 from sim.realism import realism_report  # noqa: E402
 from sim.season import GENERATOR_VERSION, Simulation, ensure_season, read_season, simulate  # noqa: E402
 
@@ -33,6 +34,5 @@ __all__ = [
     "ensure_season",
     "read_season",
     "realism_report",
-    "select_line",
     "simulate",
 ]

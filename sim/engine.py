@@ -9,10 +9,11 @@ resolve before tip-off, coach's-decision DNPs), then draws box scores from a lat
                x pace x opponent defence x home court x rest / back-to-back x streaky form,
                drawn as 3 x three-point makes + an over-dispersed count for the rest
 
-Alongside, the *market* forms a pre-game estimate from public information only (the player's prior
-games, last season's view, injuries known at the opening, pace, defence, home, a partly priced
-back-to-back) and injury news during the day becomes line-moving events. :mod:`sim.odds` turns these into
-multi-book snapshots. Everything is drawn from one generator in a fixed order, so a seed fixes the season.
+Alongside, the *market* forms a public pre-game estimate (the player's prior games with recent form,
+last season's view, injuries known at the opening, the expected pace, defence, home, rest) and injury
+news during the day becomes line-moving events; :mod:`sim.odds` adds the book's private information
+and turns these into multi-book snapshots. Everything is drawn from one generator in a fixed order, so
+a seed fixes the season.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from sim import league as L
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 HOUR = 3600
+# the market's weight on recent form: games looked at, decay per game, weight of the recent rate
+RECENT_GAMES, RECENT_DECAY, RECENT_WEIGHT = 12, 0.85, 0.45
 
 
 def ts(x: dt.datetime) -> int:
@@ -498,6 +501,7 @@ class _Sim:
         avail_known = [p for p in roster if not known_out[p.pid]]
         avail_known_pts = sum(exp_pts(p) for p in avail_known) or 1.0
         opp_prev = self.team_last.get(opp.abbr)
+        pace_exp = (team.pace + opp.pace) / 2 / 99.5  # the game's expected pace (the draw is unknown)
         mkt_rows = []
         for p in avail_known:
             hist = self.played[p.pid]
@@ -511,20 +515,15 @@ class _Sim:
             w = mins_seen / (mins_seen + 250.0)
             ppm_obs = sum(pt for pt, _ in hist) / mins_seen if mins_seen > 0 else ppm_prior
             ppm_m = w * ppm_obs + (1 - w) * ppm_prior
-            last5 = hist[-5:]
-            if last5 and sum(m for _, m in last5) > 0:
-                ppm_m += 0.15 * (sum(pt for pt, _ in last5) / sum(m for _, m in last5) - ppm_m)
-            boost_known = 1 + 0.75 * 0.45 * known_missing_pts / avail_known_pts * (p.ppm / mean_ppm)
-            mkt = (
-                exp_min
-                * ppm_m
-                * (1 + 0.6 * (pace_f - 1))
-                * (1 + 0.6 * (def_f - 1))
-                * home_f
-                * (0.98 if b2b else 1.0)
-                * boost_known
-                * 0.97
-            )
+            # recent form (the latent rate drifts and streaks): recency-weighted points per minute
+            recent = hist[-RECENT_GAMES:]
+            wts = [RECENT_DECAY ** (len(recent) - 1 - i) * m for i, (_, m) in enumerate(recent)]
+            if recent and sum(wts) > 0:
+                pairs = zip(wts, recent, strict=True)
+                ppm_recent = sum(wk * pt / max(m, 1e-6) for wk, (pt, m) in pairs) / sum(wts)
+                ppm_m += RECENT_WEIGHT * w * (ppm_recent - ppm_m)
+            boost_known = min(1.4, 1 + 0.45 * known_missing_pts / avail_known_pts * (p.ppm / mean_ppm))
+            mkt = exp_min * ppm_m * pace_exp * def_f * home_f * rest_f * boost_known
             if mkt < 5.5 or exp_min < 14.0:
                 continue
             prominence = float(np.clip((mkt - 3.0) / 9.0, 0.35, 1.0))

@@ -1,46 +1,56 @@
-"""Multi-book odds snapshots (vectorized) and the line-book rule used for the market features.
+"""Multi-book odds snapshots of a sharp market (vectorized), and the line book of every player-game.
 
 :func:`generate_odds` turns the market's pre-game view of every lined player-game (:mod:`sim.engine`)
 into per-book snapshots with numpy array operations (a full season is millions of rows): each book lists
-a player with a probability that grows with his prominence, has its own bias, noise and reaction lag to
-news, posts its opening line the evening before (18:00-21:30 ET) and intraday snapshots from the morning
-until tip-off every 15-60 minutes; injury news moves the lines (after each book's lag), lines drift
-slightly toward the truth as the day goes on (closing lines are sharper), and a book pulls the line when
-the player (or the game) is ruled out. About 0.7 % of snapshots are bad on purpose: absurd lines
-(0.5, 150.5, ten times the line), malformed prices (0, +50, -50) and stale books (no snapshot after
-the opening).
+a player with a probability that grows with his prominence, has its own small bias, noise and reaction
+lag, posts its opening line the evening before (18:00-21:30 ET) and intraday snapshots from the morning
+until tip-off every 15-60 minutes, and pulls the line when the player (or the game) is ruled out. About
+0.7 % of snapshots are bad on purpose: absurd lines (0.5, 150.5, ten times the line), malformed prices
+(0, +50, -50) and stale books (no snapshot after the opening).
 
-The line book rule (domain.md section 3), as :func:`select_line` (one player-game, typed rows) and
-:func:`line_book_arrays` (every player-game at once, same results):
+The market is sharp (issue 13). A line is the median of the book's view of the player's points
+(:func:`book_median`): points are right-skewed, so the median sits below the mean (:func:`median_gap`).
+The book's view combines, by precision, the public estimate (history, injuries known so far, pace,
+defence, rest) with a private signal of the player's expected points (rotation news, the minutes he
+will really play, form: what the feature store does not see). The signal is noisy at the opening and
+sharper after a refinement (sharp action, late news) at a random time, on average hours before tip-off,
+so the closing line beats the opening one; books know the league better as the season goes (the signal
+is softer in the first months). Injury news moves the public estimate during the day. Each book sees
+the news and the refinement after its own lag, so books disagree slightly and lag one another.
 
-* per book, the latest snapshot with ``snapshot_ts <= as_of``;
-* sane: ``5.0 <= line <= 70.0``, both prices valid American odds (``<= -100`` or ``>= +100``), snapshot
-  not older than 12 h before ``as_of``;
-* selected: the first sane book in ``BOOK_PRIORITY``, then any other sane book in alphabetical order;
-  ``fallback_depth`` = the selected book's index in that order among all books (7 for a non-priority book);
-* ``opening_line``: the selected book's earliest snapshot at or before ``as_of`` whose line and prices
-  pass the value checks (staleness does not apply to an opening);
-* ``line_move`` = line - opening; ``n_books`` = books with a sane snapshot;
-  ``multi_book_line_std`` = population standard deviation of those books' lines (None below 2 books),
-  rounded to 4 decimals; min and max of the same lines.
-
-The feature store holds the market at the date's decision time (one hour before the date's first
-tip-off); the closing line of a game is the same rule at its tip-off.
+Line book: the simulator has no rule of its own. :func:`line_books` calls the pipeline's
+:func:`pipeline.domain.linebook.build_line_book` (``Policy()`` defaults) for the feature store's market
+features at each date's decision time (one hour before the date's first tip-off), for the closing line
+at each game's tip-off (``prev_game_closing_line``, the prop streaks) and for the realism report.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from pipeline.schemas import BOOK_PRIORITY, KNOWN_BOOKS, OddsSnapshot
+from pipeline.domain.linebook import build_line_book, sanity_reason
+from pipeline.policy import Policy
+from pipeline.schemas import KNOWN_BOOKS, LineBook, OddsSnapshot
 
-LINE_MIN, LINE_MAX, STALENESS_HOURS = 5.0, 70.0, 12.0
+DEFAULT_POLICY = Policy()  # the line book's settings (range, staleness, book priority) come from here
+OPENING_CANDIDATES = 2  # first snapshots per book handed to the line book for the opening line
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+# The sharp market (issue 13). The public estimate's log error against the expected points (measured on
+# the season: bias -0.03, sd 0.24); the book's private signal's log error at the opening and after the
+# refinement; the gap between mean and median points (right skew: about 0.5 at 15 points, 1.2 at 30);
+# a small upward shade of every line (the book's margin beyond the vig).
+PUBLIC_LOG_BIAS, PUBLIC_LOG_SD = -0.065, 0.243
+SIGNAL_SD_OPEN, SIGNAL_SD_CLOSE = 0.45, 0.10
+SIGNAL_SD_SPREAD = 0.4  # log-sd of the private signal's precision across player-games
+REFINE_MEAN_HOURS = 4.0
+SOFT_EARLY, SOFT_DAYS = 5.0, 100.0  # early-season signal noise: up to 1 + 5 times; sharp after 100 days
+MEDIAN_GAP_SLOPE, MEDIAN_GAP_INTERCEPT = 0.055, -0.2
+BOOK_SHADE = 0.0
 
 # book: (coverage, bias in points, lag to news in minutes, mean snapshot interval in minutes, source_api)
 BOOKS: dict[str, tuple[float, float, float, float, str]] = {
@@ -58,14 +68,26 @@ BOOKS: dict[str, tuple[float, float, float, float, str]] = {
 assert tuple(BOOKS) == KNOWN_BOOKS
 BOOK_NAMES: tuple[str, ...] = tuple(BOOKS)
 SOURCE_API: tuple[str, ...] = tuple(v[4] for v in BOOKS.values())
-_OTHERS = sorted(b for b in BOOK_NAMES if b not in BOOK_PRIORITY)
-# selection rank of each book: priority order, then the others alphabetically
-BOOK_RANK = np.array(
-    [
-        BOOK_PRIORITY.index(b) if b in BOOK_PRIORITY else len(BOOK_PRIORITY) + _OTHERS.index(b)
-        for b in BOOK_NAMES
-    ]
-)
+
+
+def median_gap(mean: np.ndarray) -> np.ndarray:
+    """Mean minus median of a player's points for an expected ``mean`` (points are right-skewed)."""
+    return np.maximum(0.0, MEDIAN_GAP_SLOPE * mean + MEDIAN_GAP_INTERCEPT)
+
+
+def book_median(public: np.ndarray, signal: np.ndarray, signal_sd: np.ndarray | float) -> np.ndarray:
+    """The book's line value: the posterior median of the points from two views of the outcome.
+
+    ``public`` is the public estimate of the expected points (the player's history, injuries known so
+    far, pace, defence...); ``signal`` a private log-scale signal of the expected points with standard
+    deviation ``signal_sd``. Both are combined by precision (a calibrated estimate: the line is the best
+    guess given what the book knows, so public information alone cannot beat it), then the expected
+    points are turned into a median (:func:`median_gap`).
+    """
+    prior = np.log(np.maximum(public, 1.0)) + PUBLIC_LOG_BIAS
+    w = PUBLIC_LOG_SD**2 / (PUBLIC_LOG_SD**2 + np.asarray(signal_sd) ** 2)
+    mean = np.exp((1.0 - w) * prior + w * signal)
+    return mean - median_gap(mean)
 
 
 def american(p: np.ndarray) -> np.ndarray:
@@ -76,16 +98,13 @@ def american(p: np.ndarray) -> np.ndarray:
     return v.astype(np.int64)
 
 
-def valid_american(price: np.ndarray) -> np.ndarray:
-    return (price <= -100) | (price >= 100)
-
-
 def generate_odds(
     rng: np.random.Generator,
     market: pd.DataFrame,
     news: pd.DataFrame,
     open_ts: np.ndarray,
     morning_ts: np.ndarray,
+    season_start: dt.date,
 ) -> dict[str, np.ndarray]:
     """Odds snapshots of every market row as column arrays, sorted by (market row, book, time).
 
@@ -98,6 +117,20 @@ def generate_odds(
       {"m", "b" (book index into BOOK_NAMES), "t" (epoch s), "line", "over", "under"}.
     """
     n, nb = len(market), len(BOOK_NAMES)
+    tip_m = market["tip"].to_numpy(np.int64)
+    # the sharp book's private signal of the player's outcome (rotation news, minutes, form the feature
+    # store does not see): noisy at the opening, sharper after a refinement (sharp action, late news)
+    # at a random time between the morning and tip-off
+    tau = np.log(np.maximum(market["true_mu"].to_numpy(np.float64), 0.5))
+    # books learn the league as the season goes: their private view is softer in the first months
+    days = np.array([(d - season_start).days for d in market["game_date"]], dtype=np.float64)
+    early = 1.0 + SOFT_EARLY * np.clip(1.0 - days / SOFT_DAYS, 0.0, 1.0)
+    sd_close = SIGNAL_SD_CLOSE * early * np.exp(rng.normal(0.0, SIGNAL_SD_SPREAD, n))  # unseen by bettors
+    extra_sd = np.sqrt(SIGNAL_SD_OPEN**2 - SIGNAL_SD_CLOSE**2)
+    sd_open = np.sqrt(sd_close**2 + extra_sd**2)
+    signal = tau + rng.normal(0.0, 1.0, n) * sd_close
+    signal_open = signal + rng.normal(0.0, extra_sd, n)
+    t_ref = np.maximum(tip_m - 900 - rng.exponential(REFINE_MEAN_HOURS * 3600.0, n), morning_ts)
     cov = np.array([v[0] for v in BOOKS.values()])
     prom = market["prominence"].to_numpy()
     listed = rng.random((n, nb)) < cov[None, :] * (0.55 + 0.45 * prom[:, None])
@@ -105,9 +138,8 @@ def generate_odds(
     mp = len(m_idx)
     offset = (
         np.array([v[1] for v in BOOKS.values()])[b_idx]
-        - 0.3
-        + rng.normal(0, 0.3, mp)
-        + (rng.random(mp) < 0.07) * rng.normal(0, 1.6, mp)
+        + rng.normal(0, 0.25, mp)
+        + (rng.random(mp) < 0.03) * rng.normal(0, 1.3, mp)
     )
     whole = rng.random(mp) < 0.1
     lag = np.array([v[2] for v in BOOKS.values()])[b_idx] * rng.uniform(0.5, 1.5, mp) * 60.0
@@ -133,13 +165,16 @@ def generate_odds(
     m = m_idx[pair]
     b = b_idx[pair]
 
-    # market value at (t - lag): base + news so far + drift toward the truth
-    base = market["base"].to_numpy()
-    true_mu = market["true_mu"].to_numpy()
-    value = base[m] + _news_sum(news, m, t - lag[pair].astype(np.int64))
-    o_ts = open_ts[m].astype(np.float64)
-    frac = np.clip((t - o_ts) / np.maximum(tip[pair] - o_ts, 1.0), 0.0, 1.0)
-    value = value + 0.15 * frac * (true_mu[m] - base[m]) + offset[pair]
+    # the book's view at (t - lag): a posterior median of the player's points, see book_median()
+    seen = t - lag[pair].astype(np.int64)
+    public = market["base"].to_numpy()[m] + _news_sum(news, m, seen)
+    refined = seen >= t_ref[m]
+    value = book_median(
+        public,
+        np.where(refined, signal[m], signal_open[m]),
+        np.where(refined, sd_close[m], sd_open[m]),
+    )
+    value = value + BOOK_SHADE + offset[pair]
     line = np.where(whole[pair], np.round(value), np.floor(value) + 0.5)
     line = np.maximum(line, 0.5)
     r = np.clip(value - line, -0.5, 0.5)
@@ -183,149 +218,130 @@ def _news_sum(news: pd.DataFrame, m: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.where(hit, group_cum[np.maximum(pos, 0)], 0.0)
 
 
-class MarketView(NamedTuple):
-    """The line book of one player-game at ``as_of`` (see the module docstring for the rule)."""
+def line_books(
+    odds_df: pd.DataFrame,
+    keys: pd.DataFrame,
+    *as_of: np.ndarray,
+    policy: Policy | None = None,
+) -> list[list[LineBook]]:
+    """The pipeline's line book of every player-game of ``keys`` at each time of ``as_of``.
 
-    line: float | None
-    book: str | None
-    source_api: str | None
-    snapshot_ts: dt.datetime | None
-    over_price: int | None
-    under_price: int | None
-    fallback_depth: int | None
-    opening_line: float | None
-    line_move: float | None
-    n_books: int
-    multi_book_line_std: float | None
-    min_line: float | None
-    max_line: float | None
+    Every line is selected by :func:`pipeline.domain.linebook.build_line_book` (``Policy()`` defaults):
+    the simulator has no line-book rule of its own.
 
+    Args:
+      odds_df: odds snapshots in the contract's columns (the simulated table or one read from files).
+      keys: ``player_lookup``, ``game_id``, ``game_date`` per player-game (one row each).
+      as_of: one or more arrays of epoch seconds, one entry per row of ``keys``.
 
-NO_LINE = MarketView(None, None, None, None, None, None, None, None, None, 0, None, None, None)
+    Returns:
+      one list of LineBook (in ``keys`` order) per ``as_of`` array.
 
-
-def _value_ok(line: float, over: int, under: int) -> bool:
-    return (
-        (LINE_MIN <= line <= LINE_MAX) and (over <= -100 or over >= 100) and (under <= -100 or under >= 100)
-    )
-
-
-def select_line(
-    snapshots: Sequence[OddsSnapshot], as_of: dt.datetime, staleness_hours: float = STALENESS_HOURS
-) -> MarketView:
-    """The line book rule for one player-game's snapshots at ``as_of`` (pure; see the module docstring)."""
-    visible = sorted((s for s in snapshots if s.snapshot_ts <= as_of), key=lambda s: (s.book, s.snapshot_ts))
-    latest: dict[str, OddsSnapshot] = {}
-    for s in visible:
-        latest[s.book] = s
-    limit = dt.timedelta(hours=staleness_hours)
-    sane = {
-        b: s
-        for b, s in latest.items()
-        if _value_ok(s.line, s.over_price, s.under_price) and as_of - s.snapshot_ts <= limit
-    }
-    if not sane:
-        return NO_LINE
-    rank = {b: i for i, b in enumerate(BOOK_PRIORITY)}
-    others = sorted(b for b in sane if b not in rank)
-    order = [b for b in BOOK_PRIORITY if b in sane] + others
-    chosen = order[0]
-    depth = rank.get(chosen, len(BOOK_PRIORITY))
-    snap = sane[chosen]
-    opening = next(
-        s.line for s in visible if s.book == chosen and _value_ok(s.line, s.over_price, s.under_price)
-    )
-    lines = [float(sane[b].line) for b in sorted(sane)]
-    std = round(float(np.std(lines)), 4) if len(lines) >= 2 else None
-    return MarketView(
-        float(snap.line),
-        chosen,
-        snap.source_api,
-        snap.snapshot_ts,
-        int(snap.over_price),
-        int(snap.under_price),
-        depth,
-        float(opening),
-        round(float(snap.line) - float(opening), 4),
-        len(lines),
-        std,
-        min(lines),
-        max(lines),
-    )
-
-
-def line_book_arrays(
-    odds: dict[str, np.ndarray], n_rows: int, as_of: np.ndarray, staleness_hours: float = STALENESS_HOURS
-) -> pd.DataFrame:
-    """:func:`select_line` for every market row at once; ``as_of`` is epoch seconds per market row.
-
-    Returns a DataFrame indexed 0..n_rows-1 with line, book (index), snapshot t, opening, move, n_books,
-    std, min, max, fallback_depth (NaN / -1 where there is no sane line).
+    A season has millions of snapshots, and building one typed row per snapshot for every call would
+    take most of the simulation's time budget, so each call gets the snapshots that can decide its
+    result: per book, the latest one at ``as_of`` (the book's current line) and its first
+    ``OPENING_CANDIDATES`` (where the selected book's opening line is). When none of those first
+    snapshots of the selected book passes the pipeline's sanity check (:func:`sanity_reason` at its own
+    time), the opening may lie later, and that player-game is recomputed from all its snapshots; so the
+    result always equals ``build_line_book`` on every snapshot (``tests/test_sim_odds.py`` checks it).
     """
-    m, b, t = odds["m"], odds["b"], odds["t"]
-    line, over, under = odds["line"], odds["over"], odds["under"]
-    vis = t <= as_of[m]
-    same_next = np.zeros(len(m), dtype=bool)
-    same_next[:-1] = (m[1:] == m[:-1]) & (b[1:] == b[:-1]) & vis[1:]
-    latest = vis & ~same_next
-    value_ok = (line >= LINE_MIN) & (line <= LINE_MAX) & valid_american(over) & valid_american(under)
-    sane = latest & value_ok & (as_of[m] - t <= staleness_hours * 3600)
-    si = np.nonzero(sane)[0]
-    out = pd.DataFrame(
-        {
-            "line": np.full(n_rows, np.nan),
-            "book": -1,
-            "t": -1,
-            "opening": np.nan,
-            "move": np.nan,
-            "n_books": 0,
-            "std": np.nan,
-            "min": np.nan,
-            "max": np.nan,
-            "depth": -1,
-            "over": 0,
-            "under": 0,
-        }
-    )
-    if len(si) == 0:
-        return out
-    sm, sb, sl = m[si], b[si], line[si]
-    n_books = np.bincount(sm, minlength=n_rows)
-    s1 = np.bincount(sm, weights=sl, minlength=n_rows)
-    mean = s1 / np.maximum(n_books, 1)
-    dev = (sl - mean[sm]) ** 2
-    std = np.sqrt(np.bincount(sm, weights=dev, minlength=n_rows) / np.maximum(n_books, 1))
-    order = np.lexsort((BOOK_RANK[sb], sm))
-    sel_rows = si[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = m[sel_rows][1:] != m[sel_rows][:-1]
-    sel = sel_rows[first]
-    rows = m[sel]
-    vo = np.nonzero(vis & value_ok)[0]
-    key_vo = m[vo].astype(np.int64) * 16 + b[vo]
-    key_sel = m[sel].astype(np.int64) * 16 + b[sel]
-    pos = np.searchsorted(key_vo, key_sel, side="left")  # odds sorted by (m, b, t): first = earliest
-    opening = line[vo[pos]]
-    mins = np.full(n_rows, np.inf)
-    maxs = np.full(n_rows, -np.inf)
-    np.minimum.at(mins, sm, sl)
-    np.maximum.at(maxs, sm, sl)
-    out.loc[rows, "line"] = line[sel]
-    out.loc[rows, "book"] = b[sel]
-    out.loc[rows, "t"] = t[sel]
-    out.loc[rows, "over"] = over[sel]
-    out.loc[rows, "under"] = under[sel]
-    out.loc[rows, "opening"] = opening
-    out.loc[rows, "move"] = np.round(line[sel] - opening, 4)
-    out["n_books"] = n_books
-    has2 = n_books >= 2
-    out.loc[has2, "std"] = np.round(std[has2], 4)
-    has1 = n_books >= 1
-    out.loc[has1, "min"] = mins[has1]
-    out.loc[has1, "max"] = maxs[has1]
-    out.loc[rows, "depth"] = np.minimum(BOOK_RANK[b[sel]], len(BOOK_PRIORITY))
+    policy = policy or DEFAULT_POLICY
+    n = len(keys)
+    ki = pd.MultiIndex.from_frame(keys[["player_lookup", "game_id"]])
+    m_all = ki.get_indexer(pd.MultiIndex.from_frame(odds_df[["player_lookup", "game_id"]]))
+    known = m_all >= 0
+    rows_all = np.nonzero(known)[0]
+    m = m_all[known]
+    b = pd.Categorical(odds_df["book"].to_numpy()[known]).codes.astype(np.int64)
+    t = _epoch_seconds(odds_df["snapshot_ts"])[known]
+    order = np.lexsort((t, b, m))
+    m, b, t, rows_all = m[order], b[order], t[order], rows_all[order]
+    new_pair = np.ones(len(m), dtype=bool)
+    new_pair[1:] = (m[1:] != m[:-1]) | (b[1:] != b[:-1])
+    pair_start = np.maximum.accumulate(np.where(new_pair, np.arange(len(m)), 0))
+    pos = np.arange(len(m)) - pair_start  # rank of the snapshot within its (player-game, book) by time
+    last_of_pair = np.ones(len(m), dtype=bool)
+    last_of_pair[:-1] = new_pair[1:]
+    keep = pos < OPENING_CANDIDATES
+    times = [np.asarray(a, dtype=np.int64) for a in as_of]
+    for a in times:
+        vis = t <= a[m]
+        nxt_vis = np.zeros(len(m), dtype=bool)
+        nxt_vis[:-1] = vis[1:] & ~last_of_pair[:-1]
+        keep |= vis & ~nxt_vis  # the latest visible snapshot of each book
+    snaps = _snapshots(odds_df, rows_all[keep])
+    bounds = np.searchsorted(m[keep], np.arange(n + 1))
+    snaps_all: dict[int, list[OddsSnapshot]] = {}
+
+    def all_snapshots(i: int) -> list[OddsSnapshot]:
+        if i not in snaps_all:
+            lo, hi = np.searchsorted(m, [i, i + 1])
+            snaps_all[i] = _snapshots(odds_df, rows_all[lo:hi])
+        return snaps_all[i]
+
+    out: list[list[LineBook]] = []
+    game_dates = keys["game_date"].tolist()
+    players, games = keys["player_lookup"].tolist(), keys["game_id"].tolist()
+    for a in times:
+        books = []
+        for i in range(n):
+            group = snaps[bounds[i] : bounds[i + 1]]
+            when = _utc(int(a[i]))
+            key = (game_dates[i], games[i], players[i])
+            book, _ = build_line_book(group, when, policy, key=key)
+            if book.line is not None:
+                first = [s for s in group if s.book == book.line_book][:OPENING_CANDIDATES]
+                if all(sanity_reason(s, s.snapshot_ts, policy) is not None for s in first):
+                    book, _ = build_line_book(all_snapshots(i), when, policy, key=key)
+            books.append(book)
+        out.append(books)
     return out
 
 
-def is_nan(x: float | None) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
+def _epoch_seconds(ts: pd.Series) -> np.ndarray:
+    """UTC timestamps -> int64 epoch seconds, whatever their resolution (pandas keeps s/ms/us/ns)."""
+    ts = pd.to_datetime(ts, utc=True)
+    return ((ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+
+
+def _utc(seconds: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(seconds=seconds)
+
+
+def _snapshots(odds_df: pd.DataFrame, rows: np.ndarray) -> list[OddsSnapshot]:
+    """Typed snapshots of the table's rows ``rows`` (positions), in that order."""
+    part = odds_df.iloc[rows]
+    stamps = _epoch_seconds(part["snapshot_ts"]).tolist()
+    return list(
+        map(
+            OddsSnapshot,
+            part["player_lookup"].tolist(),
+            part["player_name"].tolist(),
+            part["game_id"].tolist(),
+            part["game_date"].tolist(),
+            part["book"].tolist(),
+            part["line"].astype(float).tolist(),
+            part["over_price"].astype(np.int64).tolist(),
+            part["under_price"].astype(np.int64).tolist(),
+            [_utc(x) for x in stamps],
+            part["source_api"].tolist(),
+        )
+    )
+
+
+def line_book_frame(books: Sequence[LineBook]) -> pd.DataFrame:
+    """Line books as columns (NaN where there is no sane line): line, opening, move, std, n_books."""
+
+    def col(name: str) -> np.ndarray:
+        return np.array([np.nan if getattr(b, name) is None else getattr(b, name) for b in books], float)
+
+    return pd.DataFrame(
+        {
+            "line": col("line"),
+            "opening": col("opening_line"),
+            "move": col("line_move"),
+            "std": col("multi_book_line_std"),
+            "n_books": np.array([b.n_books for b in books], dtype=np.int64),
+            "book": [b.line_book for b in books],
+        }
+    )

@@ -1,11 +1,14 @@
-"""Realism metrics of a simulated season, with the bands of issue 2; printed by ``props simulate``.
+"""Realism metrics of a simulated season, with the bands of issues 2 and 13; printed by ``props simulate``.
 
 :func:`realism_report` takes a :class:`sim.season.Simulation` or a season directory written by it and
-recomputes the closing line (line book at each game's tip-off, :func:`sim.odds.line_book_arrays`) from
-the odds table, then measures: closing line vs actual points (MAE, OVER hit rate without pushes), mean
-points of lined player-games, share of rostered players with a line, cross-book line standard deviation
-(share <= 1.0 and share > 1.5), the busiest date (games, rostered players) and the share of viable
-feature rows (quality gate at 85) on mid-season dates.
+recomputes the closing line (the pipeline's line book at each game's tip-off, :func:`closing_lines`) from
+the odds table, then measures: closing line vs actual points (MAE, OVER hit rate without pushes, overall
+and per line tier), the closing line's MAE gain over the opening line (the selected book's first line),
+mean points of lined player-games, share of rostered players with a line, cross-book line standard
+deviation (share <= 1.0 and share > 1.5), the busiest date (games, rostered players), the share of viable
+feature rows (quality gate at 85) on mid-season dates, and the model bands: a CatBoost MAE model on the
+v12 features (``models.train.fit_model``, family ``v12_mae``) trained on the first 60 % of the dates and
+bet at edge 3+ against the feature store's line on the rest (hit rate, graded bets, OVER share).
 """
 
 from __future__ import annotations
@@ -13,16 +16,25 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-import numpy as np
 import pandas as pd
 
 from pipeline.schemas import FEATURE_NAMES
 from sim import odds as odds_mod
 
 REFERENCE_DATE = dt.date(2026, 2, 22)
+LINE_TIERS: tuple[tuple[str, float, float], ...] = (
+    ("lt12", 0.0, 12.0), ("12_18", 12.0, 18.0), ("18_25", 18.0, 25.0), ("25plus", 25.0, float("inf")))
+MODEL_TRAIN_SHARE = 0.6  # the model band trains on the first 60 % of the dates
+MODEL_ITERATIONS = 400
 BANDS: dict[str, tuple[float, float]] = {
     "line_mae": (4.5, 5.5),
-    "over_hit_rate": (0.45, 0.52),
+    # issue 13: a sharp market (lines at the median, closing line better than the opening)
+    "over_hit_rate": (0.47, 0.51),
+    **{f"over_hit_rate_line_{name}": (0.45, 0.55) for name, _, _ in LINE_TIERS},
+    "close_vs_open_mae_gain": (0.02, 0.08),
+    "model_edge3_hit_rate": (0.50, 0.555),
+    "model_edge3_bets": (300.0, float("inf")),
+    "model_edge3_over_share": (0.35, 0.65),
     "mean_points_lined": (12.0, 18.0),
     "share_rostered_with_line": (0.40, 0.70),
     "share_std_le_1": (0.60, 1.0),
@@ -31,44 +43,55 @@ BANDS: dict[str, tuple[float, float]] = {
 }
 
 
-def _epoch_seconds(ts: pd.Series) -> np.ndarray:
-    """UTC timestamps -> int64 epoch seconds, whatever their resolution (pandas keeps s/ms/us/ns)."""
-    return ((ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
-
-
 def closing_lines(odds_df: pd.DataFrame, schedule: pd.DataFrame) -> pd.DataFrame:
-    """Line book at tip-off per (player_lookup, game_id) with a snapshot: line, n_books, std."""
+    """The pipeline's line book at tip-off per (player_lookup, game_id) with a snapshot: the closing
+    ``line``, ``n_books``, ``std`` and the selected book's ``opening`` line (NaN without a sane line)."""
+    cols = ["player_lookup", "game_id", "line", "n_books", "std", "opening"]
     if odds_df.empty:
-        return pd.DataFrame(columns=["player_lookup", "game_id", "line", "n_books", "std"])
+        return pd.DataFrame(columns=cols)
     tips = schedule.sort_values("event_ts", kind="stable").groupby("game_id")["tipoff_utc"].last()
-    pg = odds_df[["player_lookup", "game_id"]].drop_duplicates().reset_index(drop=True)
-    pg["m"] = np.arange(len(pg))
-    df = odds_df.merge(pg, on=["player_lookup", "game_id"], how="left")
-    book_idx = {b: i for i, b in enumerate(odds_mod.BOOK_NAMES)}
-    b = df["book"].map(book_idx).to_numpy(np.int64)
-    t = _epoch_seconds(pd.to_datetime(df["snapshot_ts"], utc=True))
-    m = df["m"].to_numpy(np.int64)
-    order = np.lexsort((t, b, m))
-    arrays = {
-        "m": m[order],
-        "b": b[order],
-        "t": t[order],
-        "line": df["line"].to_numpy(float)[order],
-        "over": df["over_price"].to_numpy(np.int64)[order],
-        "under": df["under_price"].to_numpy(np.int64)[order],
-    }
-    tip = pd.to_datetime(pg["game_id"].map(tips), utc=True)
-    as_of = _epoch_seconds(tip)
-    lb = odds_mod.line_book_arrays(arrays, len(pg), as_of)
-    return pd.DataFrame(
-        {
-            "player_lookup": pg["player_lookup"],
-            "game_id": pg["game_id"],
-            "line": lb["line"],
-            "n_books": lb["n_books"],
-            "std": lb["std"],
-        }
-    )
+    pg = odds_df[["player_lookup", "game_id", "game_date"]].drop_duplicates(["player_lookup", "game_id"])
+    pg = pg.reset_index(drop=True)
+    tip = odds_mod._epoch_seconds(pg["game_id"].map(tips))
+    (books,) = odds_mod.line_books(odds_df, pg, tip)
+    lb = odds_mod.line_book_frame(books)
+    return pd.DataFrame({"player_lookup": pg["player_lookup"], "game_id": pg["game_id"], **{
+        c: lb[c] for c in ("line", "n_books", "std", "opening")}})
+
+
+def model_check(features: pd.DataFrame, box: pd.DataFrame, train_share: float = MODEL_TRAIN_SHARE,
+                iterations: int = MODEL_ITERATIONS) -> dict:
+    """A CatBoost MAE model on the v12 features (``models.train.fit_model``, family ``v12_mae``) trained
+    on the first ``train_share`` of the dates and bet at edge 3+ against the feature store's line on
+    the rest: graded bets, hit rate and OVER share (None when the season is too short to train)."""
+    from models import governance
+    from models.train import TrainParams, fit_model, is_dnp
+
+    j = features.merge(box[["player_lookup", "game_id", "points", "minutes", "is_dnp"]],
+                       on=["player_lookup", "game_id"])
+    j = j[~is_dnp(j["points"], j["minutes"], j["is_dnp"])].copy()
+    j["points"] = j["points"].astype(float)
+    dates = sorted(j["game_date"].unique())
+    out = {"graded": 0, "hr": None, "over_share": None, "train_rows": 0, "test_rows": 0}
+    if len(dates) < 10:
+        return out
+    cut = dates[int(len(dates) * train_share)]
+    train = j[j["game_date"] < cut].sort_values(["game_date", "game_id", "player_lookup"], kind="stable")
+    test = j[j["game_date"] >= cut].sort_values(["game_date", "game_id", "player_lookup"], kind="stable")
+    model = fit_model(train, "v12_mae", TrainParams(iterations=iterations, thread_count=2))
+    from models.features import feature_matrix
+
+    pred = model.predict(feature_matrix(test, "v12"), thread_count=2)
+    line = test["vegas_points_line"].to_numpy(float)
+    actual = test["points"].to_numpy(float)
+    t = governance.DEFAULT_THRESHOLDS
+    rec = governance.bet_record(pred, actual, line, t.edge)
+    over = governance.bet_record(pred, actual, line, t.edge, "OVER")
+    n_bets = rec["graded"] + rec["pushes"]
+    out.update(graded=rec["graded"], hr=rec["hr"], train_rows=int(len(train)), test_rows=int(len(test)),
+               over_share=(over["graded"] + over["pushes"]) / n_bets if n_bets else None,
+               first_test_date=cut.isoformat())
+    return out
 
 
 def realism_report(season_dir_or_data) -> dict:
@@ -89,16 +112,25 @@ def realism_report(season_dir_or_data) -> dict:
     played = j[(~j["is_dnp"].astype(bool)) & j["points"].notna()]
     err = played["points"] - played["line"]
     decided = played[err != 0]
+    nan = float("nan")
     values = {
-        "line_mae": float(err.abs().mean()) if len(played) else float("nan"),
-        "over_hit_rate": float((decided["points"] > decided["line"]).mean())
-        if len(decided)
-        else float("nan"),
+        "line_mae": float(err.abs().mean()) if len(played) else nan,
+        "over_hit_rate": float((decided["points"] > decided["line"]).mean()) if len(decided) else nan,
         "mean_points_lined": float(played["points"].mean()) if len(played) else float("nan"),
         "share_rostered_with_line": float(
             len(lined.merge(box[["player_lookup", "game_id"]])) / max(len(box), 1)
         ),
     }
+    for name, lo, hi in LINE_TIERS:
+        tier = decided[(decided["line"] >= lo) & (decided["line"] < hi)]
+        over = float((tier["points"] > tier["line"]).mean()) if len(tier) else nan
+        values[f"over_hit_rate_line_{name}"] = over
+    open_mae = float((played["points"] - played["opening"]).abs().mean()) if len(played) else nan
+    values["close_vs_open_mae_gain"] = 1.0 - values["line_mae"] / open_mae if open_mae > 0 else nan
+    model = model_check(feats, box)
+    values["model_edge3_hit_rate"] = nan if model["hr"] is None else float(model["hr"])
+    values["model_edge3_bets"] = float(model["graded"])
+    values["model_edge3_over_share"] = nan if model["over_share"] is None else float(model["over_share"])
     std = lined["std"].dropna()
     values["share_std_le_1"] = float((std <= 1.0).mean()) if len(std) else float("nan")
     values["share_std_gt_1_5"] = float((std > 1.5).mean()) if len(std) else float("nan")
@@ -133,6 +165,7 @@ def realism_report(season_dir_or_data) -> dict:
             "viable": int(viable[feats["game_date"] == REFERENCE_DATE].sum()),
         },
         "n_features": len(FEATURE_NAMES),
+        "model_check": model,
     }
     return report
 

@@ -33,7 +33,7 @@ from pipeline.schemas import (
 from sim import engine, features, odds
 from sim import league as L
 
-GENERATOR_VERSION = "sim-1.1"
+GENERATOR_VERSION = "sim-1.2"
 KINDS = ("schedule", "odds", "injuries", "features", "box_scores")
 UTC = dt.UTC
 
@@ -166,11 +166,14 @@ def simulate(
     morning_ts = np.array([engine.et_ts(d, 9.0) for d in mdates], dtype=np.float64)
     if progress:
         progress(f"generating odds for {len(market)} lined player-games")
-    oa = odds.generate_odds(rng_mkt, market, sd.news, open_ts, morning_ts)
-    n = len(market)
+    oa = odds.generate_odds(rng_mkt, market, sd.news, open_ts, morning_ts, s0)
+    odds_df = odds_frame(oa, market)
+    if progress:
+        progress(f"line books (pipeline rule) for {len(market)} player-games at decision time and tip-off")
+    keys = market[["player_lookup", "game_id", "game_date"]]
     dec_arr = np.array([decision[d] for d in mdates], dtype=np.int64)
-    lb_dec = odds.line_book_arrays(oa, n, dec_arr)
-    lb_close = odds.line_book_arrays(oa, n, market["tip"].to_numpy(np.int64))
+    at_dec, at_tip = odds.line_books(odds_df, keys, dec_arr, market["tip"].to_numpy(np.int64))
+    lb_dec, lb_close = odds.line_book_frame(at_dec), odds.line_book_frame(at_tip)
     key = list(zip(market["pid"], market["game_id"], strict=True))
     mkt_dec = {
         k: {"line": a, "opening": b, "move": c, "std": s}
@@ -201,7 +204,7 @@ def simulate(
         joined,
         progress=progress,
     )
-    frames = _frames(sd, oa, feats, games)
+    frames = _frames(sd, odds_df, feats)
     meta = {
         "season": season,
         "seed": seed,
@@ -212,6 +215,7 @@ def simulate(
     market_view = market[["player_lookup", "game_id", "game_date", "tip"]].copy()
     market_view["closing_line"] = lb_close["line"].to_numpy()
     market_view["closing_n_books"] = lb_close["n_books"].to_numpy()
+    market_view["opening_line"] = lb_close["opening"].to_numpy()
     market_view["decision_line"] = lb_dec["line"].to_numpy()
     market_view["decision_std"] = lb_dec["std"].to_numpy()
     market_view["decision_n_books"] = lb_dec["n_books"].to_numpy()
@@ -227,9 +231,26 @@ def simulate(
     return Simulation(frames, meta)
 
 
-def _frames(
-    sd: engine.SeasonData, oa: dict, feats: pd.DataFrame, games: pd.DataFrame
-) -> dict[str, pd.DataFrame]:
+def odds_frame(oa: dict[str, np.ndarray], market: pd.DataFrame) -> pd.DataFrame:
+    """The odds snapshots of :func:`sim.odds.generate_odds` in the contract's columns."""
+    m = oa["m"]
+    return pd.DataFrame(
+        {
+            "player_lookup": market["player_lookup"].to_numpy()[m],
+            "player_name": market["player_name"].to_numpy()[m],
+            "game_id": market["game_id"].to_numpy()[m],
+            "game_date": market["game_date"].to_numpy()[m],
+            "book": np.array(odds.BOOK_NAMES, dtype=object)[oa["b"]],
+            "line": oa["line"],
+            "over_price": oa["over"],
+            "under_price": oa["under"],
+            "snapshot_ts": pd.to_datetime(oa["t"], unit="s", utc=True),
+            "source_api": np.array(odds.SOURCE_API, dtype=object)[oa["b"]],
+        }
+    )
+
+
+def _frames(sd: engine.SeasonData, odds_df: pd.DataFrame, feats: pd.DataFrame) -> dict[str, pd.DataFrame]:
     sched = sd.schedule.copy()
     sched["tipoff_utc"] = pd.to_datetime(sched["tip"], unit="s", utc=True)
     sched["event_ts"] = pd.to_datetime(sched["event_ts"], unit="s", utc=True)
@@ -247,22 +268,6 @@ def _frames(
     box = sd.box.sort_values(["game_date", "game_id", "team_abbr", "player_lookup"], kind="stable")
     box_scores = box[list(BoxScore._fields)].reset_index(drop=True)
 
-    m = oa["m"]
-    mk = sd.market
-    odds_df = pd.DataFrame(
-        {
-            "player_lookup": mk["player_lookup"].to_numpy()[m],
-            "player_name": mk["player_name"].to_numpy()[m],
-            "game_id": mk["game_id"].to_numpy()[m],
-            "game_date": mk["game_date"].to_numpy()[m],
-            "book": np.array(odds.BOOK_NAMES, dtype=object)[oa["b"]],
-            "line": oa["line"],
-            "over_price": oa["over"],
-            "under_price": oa["under"],
-            "snapshot_ts": pd.to_datetime(oa["t"], unit="s", utc=True),
-            "source_api": np.array(odds.SOURCE_API, dtype=object)[oa["b"]],
-        }
-    )
     fv = np.array([[np.nan if v is None else v for v in t] for t in feats["features"]], dtype=np.float64)
     fdf = feats[
         ["player_lookup", "game_id", "game_date", "team_abbr", "opponent_team_abbr", "feature_version"]

@@ -85,7 +85,7 @@ def test_train_cli_registers_validated_deterministic_model(season, tmp_path, cap
     load_registry(str(tmp_path / "a" / "reg" / "registry.json")).validate()
 
 
-def test_failed_gates_register_disabled_and_force_enable_is_recorded(season, tmp_path):
+def test_failed_gates_register_disabled_without_override(season, tmp_path, capsys):
     train = load_labeled_frame(season, *parse_window(WINDOW))
     holdout = load_labeled_frame(season, *parse_window(HOLDOUT))
     impossible = governance.GateThresholds(min_bets=10**6)
@@ -93,10 +93,13 @@ def test_failed_gates_register_disabled_and_force_enable_is_recorded(season, tmp
                   params=TrainParams(iterations=20, thread_count=1), thresholds=impossible)
     spec = train_family("v12_noveg_mae", train, holdout, **kwargs)
     assert (spec.enabled, spec.status, spec.failed_gates[0]) == (False, "failed_gates", "edge3_hit_rate")
-    forced = train_family("v12_noveg_mae", train, holdout, force_enable="local demo needs models", **kwargs)
-    assert (forced.enabled, forced.status, forced.enabled_override_reason) == (
-        True, "override", "local demo needs models")
-    assert forced.failed_gates == spec.failed_gates and forced.gates == spec.gates
+    assert spec.enabled_override_reason is None
+    with pytest.raises(TypeError):
+        train_family("v12_noveg_mae", train, holdout, force_enable="local demo needs models", **kwargs)
+    # the CLI has no override either: the old flag is an error, not silently ignored
+    reg = tmp_path / "reg.json"
+    assert main(["--family", "v9_mae", "--data", season, "--registry", str(reg), "--force-enable", "x"]) == 2
+    assert "--force-enable was removed" in capsys.readouterr().err and not reg.exists()
     with pytest.raises(ValueError, match="must start after"):
         train_family("v9_mae", train, holdout, **{**kwargs, "holdout_window": parse_window(WINDOW)})
 
@@ -116,6 +119,8 @@ def test_sample_registry_is_valid_and_complete():
     assert sorted(m.family for m in reg.models) == sorted(SAMPLE_FAMILIES)
     for m in reg.models:
         assert os.path.getsize(m.artifact_uri) < 2 * 1024 * 1024
+        # domain.md section 9: enabled exactly when every gate passed; no override
+        assert m.enabled == (m.failed_gates == []) and m.status in ("promoted", "failed_gates"), m.model_id
         assert m.training_end == dt.date(2026, 1, 15) and m.holdout_end == dt.date(2026, 1, 31)
         assert m.holdout_metrics["n_rows"] > 0 and len(m.gates) == 5
 

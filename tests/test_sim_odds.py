@@ -1,6 +1,6 @@
 """Tests for sim.odds on the cached full season: books, coverage, opening and intraday snapshots, the rare
-bad snapshots, injury news moving lines, and the vectorised line book (``line_book_arrays``) against the
-row-by-row rule (``select_line``) (issue 2, domain.md section 3)."""
+bad snapshots, injury news moving lines (issue 2), and the parity of every line the simulator selects with
+the pipeline's line book, ``pipeline.domain.linebook.build_line_book`` (issue 12, domain.md section 3)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 import sim
-from pipeline.schemas import BOOK_PRIORITY, FEATURE_INDEX, KNOWN_BOOKS, OddsSnapshot
+from pipeline.domain.linebook import build_line_book, is_valid_american
+from pipeline.policy import Policy
+from pipeline.schemas import FEATURE_INDEX, KNOWN_BOOKS, OddsSnapshot
 from sim import odds as O
 from tests.test_sim_league import ET, load_kind, season_dir
 
@@ -35,27 +37,6 @@ def _secs(ts: pd.Series) -> np.ndarray:
     return ((ts - EPOCH) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
 
 
-def _arrays(df: pd.DataFrame) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
-    """Odds rows as the column arrays of sim.odds (sorted by player-game, book, time) and the player-games."""
-    pg = df[["player_lookup", "game_id", "game_date"]].drop_duplicates(["player_lookup", "game_id"])
-    pg = pg.reset_index(drop=True)
-    pg["m"] = np.arange(len(pg))
-    j = df.merge(pg[["player_lookup", "game_id", "m"]], on=["player_lookup", "game_id"])
-    m = j["m"].to_numpy(np.int64)
-    b = j["book"].map({bk: i for i, bk in enumerate(O.BOOK_NAMES)}).to_numpy(np.int64)
-    t = _secs(j["snapshot_ts"])
-    order = np.lexsort((t, b, m))
-    arrays = {
-        "m": m[order],
-        "b": b[order],
-        "t": t[order],
-        "line": j["line"].to_numpy(float)[order],
-        "over": j["over_price"].to_numpy(np.int64)[order],
-        "under": j["under_price"].to_numpy(np.int64)[order],
-    }
-    return arrays, pg
-
-
 def _snapshots(df: pd.DataFrame) -> list[OddsSnapshot]:
     return [
         OddsSnapshot(
@@ -64,22 +45,6 @@ def _snapshots(df: pd.DataFrame) -> list[OddsSnapshot]:
         )
         for r in df.itertuples(index=False)
     ]  # fmt: skip
-
-
-def _assert_same(mv: O.MarketView, row: pd.Series, key) -> None:
-    if mv.line is None:
-        assert np.isnan(row["line"]) and row["n_books"] == 0 and row["book"] == -1, key
-        return
-    assert row["line"] == mv.line and O.BOOK_NAMES[int(row["book"])] == mv.book, key
-    assert row["opening"] == mv.opening_line and row["move"] == mv.line_move, key
-    assert int(row["n_books"]) == mv.n_books and int(row["depth"]) == mv.fallback_depth, key
-    assert row["min"] == mv.min_line and row["max"] == mv.max_line, key
-    assert int(row["over"]) == mv.over_price and int(row["under"]) == mv.under_price, key
-    assert int(row["t"]) == int(mv.snapshot_ts.timestamp()), key
-    if mv.multi_book_line_std is None:
-        assert np.isnan(row["std"]), key
-    else:
-        assert row["std"] == pytest.approx(mv.multi_book_line_std, abs=1e-9), key
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +134,10 @@ def test_opening_the_day_before_and_intraday_every_15_to_60_minutes(cols):
 
 def test_bad_snapshots_are_present_but_rare(cols):
     line, over, under = cols["line"], cols["over"], cols["under"]
-    absurd = (line < O.LINE_MIN) | (line > O.LINE_MAX)
-    bad_price = ~(O.valid_american(over) & O.valid_american(under))
+    policy = Policy()
+    absurd = (line < policy.line_min) | (line > policy.line_max)
+    valid = np.vectorize(is_valid_american)
+    bad_price = ~(valid(over) & valid(under))
     assert 0.0005 <= absurd.mean() <= 0.02, absurd.mean()
     assert (line >= 100).any() and (line <= 1.0).any()  # really absurd, not just low
     assert 0.0005 <= bad_price.mean() <= 0.02, bad_price.mean()
@@ -180,37 +147,86 @@ def test_bad_snapshots_are_present_but_rare(cols):
     nxt_vis = np.zeros(len(vis), dtype=bool)
     nxt_vis[:-1] = ~_same_pair_as_previous(cols)[1:] | ~vis[1:]
     latest = vis & nxt_vis
-    stale = (cols["as_of"] - cols["t"])[latest] > O.STALENESS_HOURS * 3600
+    stale = (cols["as_of"] - cols["t"])[latest] > policy.staleness_hours * 3600
     assert 0.0005 <= stale.mean() <= 0.02, stale.mean()
 
 
-def test_line_book_arrays_equal_select_line_at_decision_time(odds, decision):
-    """The vectorised line book behind the market features == select_line, row by row."""
+def _book_tuple(b) -> tuple:
+    return (b.line, b.line_book, b.opening_line, b.line_move, b.n_books, b.multi_book_line_std,
+            b.fallback_depth, b.line_snapshot_ts, b.over_price, b.under_price, b.min_line, b.max_line)
+
+
+def test_feature_store_market_equals_the_pipeline_line_book_on_the_season(odds, decision):
+    """On 300 player-games of the full season: vegas features == build_line_book(every snapshot, decision
+    time, Policy()), and prev_game_closing_line == build_line_book at the previous game's tip-off."""
     pgs = odds[["player_lookup", "game_id"]].drop_duplicates()
     sample = pgs.sample(n=300, random_state=7)
     sub = odds.merge(sample, on=["player_lookup", "game_id"])
-    arrays, pg = _arrays(sub)
-    as_of = pg["game_date"].map(decision)
-    lb = O.line_book_arrays(arrays, len(pg), _secs(as_of))
     by_pg = {k: g for k, g in sub.groupby(["player_lookup", "game_id"])}
     feats = load_kind("features").set_index(["player_lookup", "game_id"])
+    policy = Policy()
     n_line = 0
-    for i, r in pg.iterrows():
-        key = (r["player_lookup"], r["game_id"])
-        mv = sim.select_line(_snapshots(by_pg[key]), as_of[i].to_pydatetime())
-        _assert_same(mv, lb.loc[i], key)
-        # the feature store holds the same market view
+    for key, g in by_pg.items():
+        book, _ = build_line_book(_snapshots(g), decision[g["game_date"].iloc[0]].to_pydatetime(), policy)
         f = feats.loc[key]
-        if mv.line is None:
+        if book.line is None:
             assert f["has_vegas_line"] == 0.0 and np.isnan(f["vegas_points_line"]), key
             continue
         n_line += 1
-        assert f["has_vegas_line"] == 1.0 and f["vegas_points_line"] == mv.line, key
-        assert f["vegas_opening_line"] == mv.opening_line and f["vegas_line_move"] == mv.line_move, key
-        if mv.multi_book_line_std is not None:
-            assert f["multi_book_line_std"] == pytest.approx(mv.multi_book_line_std), key
+        assert f["has_vegas_line"] == 1.0 and f["vegas_points_line"] == book.line, key
+        assert f["vegas_opening_line"] == book.opening_line and f["vegas_line_move"] == book.line_move, key
+        if book.multi_book_line_std is None:
+            assert np.isnan(f["multi_book_line_std"]), key
+        else:
+            assert f["multi_book_line_std"] == pytest.approx(book.multi_book_line_std), key
     assert n_line >= 250
     assert FEATURE_INDEX["vegas_points_line"] == 25
+
+
+def test_simulator_lines_equal_the_pipeline_line_book_on_a_small_season():
+    """Parity (issue 12): every player-game of a small simulated season; the simulator's selected line at
+    the decision time (the feature store) and at tip-off (closing line, prev_game_closing_line) equal
+    ``build_line_book`` on all of the player-game's snapshots at the same time."""
+    small = sim.simulate(seed=5, teams=("LAL", "BOS", "DEN", "MIA"), start="2026-01-05", days=14)
+    policy = Policy()
+    by_pg: dict[tuple[str, str], list[OddsSnapshot]] = {}
+    for o in small.odds:
+        by_pg.setdefault((o.player_lookup, o.game_id), []).append(o)
+    tips = {e.game_id: e.tipoff_utc for e in sorted(small.schedule, key=lambda e: e.event_ts)}
+    closing: dict[tuple[str, str], float | None] = {}
+    for key, snaps in by_pg.items():
+        book, _ = build_line_book(snaps, tips[key[1]], policy)
+        closing[key] = book.line
+    mk = small.df("_market").set_index(["player_lookup", "game_id"])
+    for key, line in closing.items():
+        got = mk.loc[key, "closing_line"]
+        assert (np.isnan(got) and line is None) or got == line, key
+    n_line = n_none = n_prev = 0
+    feats = sorted(small.features, key=lambda r: (r.player_lookup, r.game_date))
+    full = small.df("box_scores")
+    played_before = {}
+    for r in full.sort_values("game_date").itertuples(index=False):
+        played_before.setdefault(r.player_lookup, []).append((r.game_date, r.game_id))
+    for fr in feats:
+        as_of = dt.datetime.fromisoformat(small.meta["decision_ts"][fr.game_date.isoformat()])
+        book, _ = build_line_book(by_pg.get((fr.player_lookup, fr.game_id), []), as_of, policy,
+                                  key=(fr.game_date, fr.game_id, fr.player_lookup))
+        f = fr.features
+        if book.line is None:
+            n_none += 1
+            assert f[FEATURE_INDEX["has_vegas_line"]] == 0.0 and f[FEATURE_INDEX["vegas_points_line"]] is None
+        else:
+            n_line += 1
+            assert f[FEATURE_INDEX["vegas_points_line"]] == book.line
+            assert f[FEATURE_INDEX["vegas_opening_line"]] == book.opening_line
+            assert f[FEATURE_INDEX["vegas_line_move"]] == book.line_move
+            assert f[FEATURE_INDEX["multi_book_line_std"]] == book.multi_book_line_std
+        prev = [g for d, g in played_before.get(fr.player_lookup, []) if d < fr.game_date]
+        if prev:  # the previous game is in the window: its closing line (None without one)
+            expected = closing.get((fr.player_lookup, prev[-1]))
+            assert fr.prev_game_closing_line == expected, fr
+            n_prev += expected is not None
+    assert n_line > 50 and n_none > 50 and n_prev > 30
 
 
 def _snap(book: str, minutes: int, line: float, over: int = -110, under: int = -110) -> OddsSnapshot:
@@ -223,56 +239,27 @@ AS_OF = dt.datetime(2026, 1, 10, 23, 0, tzinfo=UTC) + dt.timedelta(minutes=600)
 
 
 @pytest.mark.parametrize(
-    ("snaps", "book", "line", "opening", "n_books"),
+    "snaps",
     [
-        # draftkings absurd now, fanduel bad price, betmgm stale (> 12 h): williamhill_us is selected
-        (
-            [
-                _snap("draftkings", 0, 20.5),
-                _snap("draftkings", 500, 205.0),
-                _snap("fanduel", 100, 21.5),
-                _snap("fanduel", 550, 21.5, over=50),
-                _snap("betmgm", -200, 19.5),
-                _snap("williamhill_us", 10, 4.5),
-                _snap("williamhill_us", 20, 19.5),
-                _snap("williamhill_us", 590, 21.0),
-            ],
-            "williamhill_us",
-            21.0,
-            19.5,
-            1,
-        ),
-        # only non-priority books: alphabetical order, depth = len(BOOK_PRIORITY)
-        (
-            [_snap("fliff", 0, 10.5), _snap("bovada", 5, 11.5), _snap("bovada", 300, 12.5)],
-            "bovada",
-            12.5,
-            11.5,
-            2,
-        ),
-        # snapshots after as_of are invisible; a real 20.0 line is a line
-        (
-            [_snap("fanduel", 0, 20.0), _snap("fanduel", 700, 30.5), _snap("espnbet", 5, 20.5)],
-            "fanduel",
-            20.0,
-            20.0,
-            2,
-        ),
+        # the selected book's first snapshots are insane: the opening is a later one
+        [_snap("draftkings", 0, 0.5), _snap("draftkings", 10, 21.5, over=50), _snap("draftkings", 20, 4.5),
+         _snap("draftkings", 30, 19.5), _snap("draftkings", 500, 20.5), _snap("fanduel", 5, 22.5)],
+        # the latest snapshot is insane, others stale or invisible; a non-priority book is selected
+        [_snap("draftkings", 0, 20.5), _snap("draftkings", 500, 205.0), _snap("betmgm", -200, 19.5),
+         _snap("bovada", 5, 11.5), _snap("bovada", 300, 12.5), _snap("fanduel", 700, 30.5)],
         # nothing sane at all
-        ([_snap("draftkings", 0, 0.5), _snap("fanduel", 0, 22.5, under=0)], None, None, None, 0),
+        [_snap("draftkings", 0, 0.5), _snap("fanduel", 0, 22.5, under=0)],
     ],
 )
-def test_line_book_rule_on_crafted_snapshots(snaps, book, line, opening, n_books):
-    mv = sim.select_line(snaps, AS_OF)
-    assert (mv.book, mv.line, mv.opening_line, mv.n_books) == (book, line, opening, n_books)
-    if book is not None:
-        expected_depth = BOOK_PRIORITY.index(book) if book in BOOK_PRIORITY else len(BOOK_PRIORITY)
-        assert mv.fallback_depth == expected_depth
+def test_line_books_equal_build_line_book_on_every_snapshot(snaps):
+    """sim.odds.line_books hands the pipeline's rule a subset of the snapshots (the latest per book and the
+    first few); the result is the rule's result on all of them, also when the opening lies further on."""
     df = pd.DataFrame([s._asdict() for s in snaps])
     df["snapshot_ts"] = pd.to_datetime(df["snapshot_ts"], utc=True)
-    arrays, pg = _arrays(df)
-    lb = O.line_book_arrays(arrays, len(pg), np.array([int(AS_OF.timestamp())]))
-    _assert_same(mv, lb.loc[0], book)
+    keys = df[["player_lookup", "game_id", "game_date"]].drop_duplicates()
+    (got,) = O.line_books(df, keys, np.array([int(AS_OF.timestamp())]))
+    expected, _ = build_line_book(snaps, AS_OF, Policy())
+    assert _book_tuple(got[0]) == _book_tuple(expected)
 
 
 def test_injury_news_moves_teammates_lines(odds):
@@ -285,7 +272,7 @@ def test_injury_news_moves_teammates_lines(odds):
     outs = outs[(local.dt.date == outs["game_date"]) & local.dt.hour.between(10, 15)]
     assert len(outs) >= 30
     dk = odds[odds["game_id"].isin(set(outs["game_id"]))]
-    dk = dk[(dk["book"] == "draftkings") & dk["line"].between(O.LINE_MIN, O.LINE_MAX)]
+    dk = dk[(dk["book"] == "draftkings") & dk["line"].between(Policy().line_min, Policy().line_max)]
     dk = dk.merge(feats, on=["player_lookup", "game_date", "game_id"]).sort_values("snapshot_ts")
     by_team = {k: g for k, g in dk.groupby(["game_id", "team_abbr"])}
     moves = []

@@ -9,6 +9,8 @@ import math
 import pytest
 
 import sim
+from pipeline.domain.linebook import build_line_book
+from pipeline.policy import Policy
 from pipeline.schemas import FEATURE_INDEX, BoxScore, FeatureRow, OddsSnapshot
 from sim.realism import realism_report
 
@@ -74,14 +76,16 @@ def test_features_use_prior_box_scores_only(small):
 
 
 def test_market_features_follow_line_book_rule(small):
-    """vegas_points_line == select_line(odds, decision time); NaN and has_vegas_line 0 without a line."""
+    """vegas_points_line == the pipeline's line book (odds, decision time); None and has_vegas_line 0
+    without a line."""
     odds_by = {}
     for o in small.odds:
         odds_by.setdefault((o.player_lookup, o.game_id), []).append(o)
     n_line = n_none = 0
     for fr in small.features[::5]:
         as_of = dt.datetime.fromisoformat(small.meta["decision_ts"][fr.game_date.isoformat()])
-        mv = sim.select_line(odds_by.get((fr.player_lookup, fr.game_id), []), as_of)
+        mv, _ = build_line_book(odds_by.get((fr.player_lookup, fr.game_id), []), as_of, Policy(),
+                                key=(fr.game_date, fr.game_id, fr.player_lookup))
         f = fr.features
         if mv.line is None:
             n_none += 1
