@@ -365,6 +365,20 @@ METRICS_ERROR = "metrics_error"  # key of counts when the job's metrics could no
 RUN_STATUS_NO_METRICS = "succeeded_unverified"  # runs.status of a finished job whose counts are unknown
 
 
+def run_or_submit(p, options, what: str):
+    """Runs pipeline ``p`` to completion on a local runner and returns its result; on a remote runner
+    (Dataflow) submits it and returns ``{"submitted": 1, "job_id": ...}`` at once: a flex-template launcher
+    must exit after ``run()`` (waiting would hold the launcher VM until its timeout); the job's counts are
+    in Dataflow's metrics."""
+    result = p.run()
+    if is_remote_runner(options):
+        job_id = getattr(result, "job_id", lambda: None)()
+        eprint(f"submitted Dataflow {what} job {job_id}")
+        return {"submitted": 1, "job_id": job_id}
+    result.wait_until_finish()
+    return result
+
+
 def metric_counts(result) -> dict[str, Any]:
     """The job's counters summed by name. If the runner's metrics cannot be read, the only key is
     ``metrics_error`` (the error text): the run is then recorded ``succeeded_unverified`` with that error

@@ -124,12 +124,9 @@ def run_grading(plan: GradePlan, options) -> dict[str, Any]:
     """
     p = beam.Pipeline(options=options)
     build_grading_pipeline(p, plan)
-    result = p.run()
-    if common.is_remote_runner(options):
-        job_id = getattr(result, "job_id", lambda: None)()
-        eprint(f"submitted Dataflow grading job {job_id} for {plan.dates[0]}..{plan.dates[-1]}")
-        return {"submitted": 1, "job_id": job_id}
-    result.wait_until_finish()
+    result = common.run_or_submit(p, options, f"grading {plan.dates[0]}..{plan.dates[-1]}")
+    if isinstance(result, dict):
+        return result
     return grade_counts(common.metric_counts(result))
 
 

@@ -128,12 +128,9 @@ def run_plan(plan: RunPlan, options) -> dict[str, int]:
     """
     p = beam.Pipeline(options=options)
     build_pipeline(p, plan)
-    result = p.run()
-    if common.is_remote_runner(options):
-        job_id = getattr(result, "job_id", lambda: None)()
-        eprint(f"submitted Dataflow job {job_id} for {plan.dates[0]}..{plan.dates[-1]}")
-        return {"submitted": 1, "job_id": job_id}
-    result.wait_until_finish()
+    result = common.run_or_submit(p, options, f"slate {plan.dates[0]}..{plan.dates[-1]}")
+    if isinstance(result, dict):
+        return result
     return common.summary_counts(common.metric_counts(result), plan.history)
 
 

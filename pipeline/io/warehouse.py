@@ -353,37 +353,29 @@ class DuckDBWarehouse(Warehouse):
             names = [d[0] for d in cur.description] if cur.description else []
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
-    def read_table(self, table: str, game_dates: Iterable[dt.date] | None = None):
+    @staticmethod
+    def _select(table: str, columns: str, game_dates: Iterable[dt.date] | None) -> tuple[Any, str, list]:
+        """(spec, SQL, params) reading ``columns`` of ``table``, restricted to ``game_dates`` when given."""
         spec = schemas.TABLES.get(table)
         if spec is None:
             raise ValueError(f"unknown table {table!r}")
-        sql = f'SELECT * FROM "{table}"'
+        sql = f'SELECT {columns} FROM "{table}"'
         params: list[Any] = []
         if game_dates is not None:
             if spec.partition != "game_date":
                 raise ValueError(f"table {table!r} has no game_date partition")
             params = sorted(set(game_dates))
-            if not params:
-                sql += " WHERE false"
-            else:
-                sql += f" WHERE game_date IN ({', '.join('?' for _ in params)})"
+            sql += f" WHERE game_date IN ({', '.join('?' for _ in params)})" if params else " WHERE false"
+        return spec, sql, params
+
+    def read_table(self, table: str, game_dates: Iterable[dt.date] | None = None):
+        _spec, sql, params = self._select(table, "*", game_dates)
         with self._connect() as con:
             return con.sql(sql, params=params or None).to_arrow_table().to_pandas()
 
     def read_rows(self, table: str, game_dates: Iterable[dt.date] | None = None) -> list[tuple]:
-        spec = schemas.TABLES.get(table)
-        if spec is None:
-            raise ValueError(f"unknown table {table!r}")
-        cols = ", ".join(f'"{c}"' for c in spec.row_type._fields)
-        sql = f'SELECT {cols} FROM "{table}"'
-        params: list[Any] = []
-        if game_dates is not None:
-            if spec.partition != "game_date":
-                raise ValueError(f"table {table!r} has no game_date partition")
-            params = sorted(set(game_dates))
-            if not params:
-                return []
-            sql += f" WHERE game_date IN ({', '.join('?' for _ in params)})"
+        fields = schemas.TABLES[table].row_type._fields if table in schemas.TABLES else ()
+        spec, sql, params = self._select(table, ", ".join(f'"{c}"' for c in fields) or "*", game_dates)
         with self._connect() as con:
             data = con.sql(sql, params=params or None).to_arrow_table()
         repeated = {name for name, _b, _n, rep in schemas.columns(spec.row_type) if rep}
