@@ -39,6 +39,7 @@ from pipeline.commands import common
 from pipeline.commands.common import LaunchError, eprint
 from pipeline.domain import grading as grading_lib
 from pipeline.domain import records as records_lib
+from pipeline.io import legacy_exports
 from pipeline.options import DataOptions, OptionsError, RangeOptions, date_range, parse_date
 from pipeline.schemas import BestBetResult, ModelPerformanceDaily, Pick, Prediction, PredictionAccuracy
 
@@ -384,6 +385,7 @@ def main(argv: list[str]) -> int:
     watch = common.Stopwatch()
     try:
         options = common.parse_options(argv)
+        legacy_exports.check_options(options)  # #11: never overlap --exports
         dates = resolve_dates(options)
         policy = common.load_policy(options)
         inputs = common.default_inputs(options)
@@ -410,6 +412,7 @@ def main(argv: list[str]) -> int:
         return 1
     warehouse.finish_run(run_id, dt.datetime.now(dt.UTC), "succeeded",
                          json.dumps(dict(outcome.counts, seconds=round(watch.seconds, 2))))
+    legacy_exports.after_commit(options, warehouse, dates, algorithm_version=policy.version)
     print(format_grade_summary(outcome, watch.seconds))
     rec = outcome.record
     print(f"record as of {rec['as_of']}: season {rec['season']['record']}, "

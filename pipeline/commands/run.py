@@ -26,6 +26,7 @@ from pipeline.commands import common
 from pipeline.commands.common import LaunchError, eprint
 from pipeline.domain.calendar import season_start, today_eastern
 from pipeline.graph import RunPlan, build_pipeline, plan_summary
+from pipeline.io import legacy_exports
 from pipeline.options import (
     DataOptions,
     OptionsError,
@@ -153,6 +154,7 @@ def main(argv: list[str]) -> int:
     watch = common.Stopwatch()
     try:
         options = common.parse_options(argv)
+        legacy_exports.check_options(options)  # #11: never overlap --exports
         registry = common.load_registry(options)
         policy = common.load_policy(options)
         preflight_only = options.view_as(DataOptions).preflight_only
@@ -187,6 +189,8 @@ def main(argv: list[str]) -> int:
     counts_doc = dict(counts, seconds=round(watch.seconds, 2))
     status = "submitted" if counts.get("submitted") else "succeeded"
     warehouse.finish_run(plan.run_id, dt.datetime.now(dt.UTC), status, json.dumps(counts_doc))
+    if status == "succeeded":
+        legacy_exports.after_commit(options, warehouse, plan.dates, algorithm_version=policy.version)
     print(common.format_summary(f"run {plan.dates[0]}", counts, watch.seconds))
     print(f"warehouse {plan.warehouse}  exports {plan.exports}")
     return 0
