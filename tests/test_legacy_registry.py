@@ -186,7 +186,8 @@ def test_props_run_scores_with_the_imported_registry(imported, tmp_path, capsys)
                                "--legacy-exports", str(legacy_out)])
     assert code == 0, capsys.readouterr()
     con = duckdb.connect(str(tmp_path / "props.duckdb"), read_only=True)
-    graded = con.execute("SELECT count(*) FROM best_bets_results WHERE result IN ('WIN', 'LOSS')").fetchone()[0]
+    graded = con.execute(
+        "SELECT count(*) FROM best_bets_results WHERE result IN ('WIN', 'LOSS')").fetchone()[0]
     con.close()
     doc = json.loads((legacy_out / "best-bets/all.json").read_text())
     assert validator_for("all.schema.json").is_valid(doc)
