@@ -1,7 +1,17 @@
 """The old Cloud Run system's data, mapped to ours in one place (issue #11; facts in legacy.md).
 
-Pure mapping functions only, so every reader (the registry import today; the ``bigquery-legacy://``
-table reader later) shares them.
+Pure mapping functions, so every reader (the registry import, the ``bigquery-legacy://`` table reader)
+shares them. The table mappers turn one old row into a raw record in our input contract's field names;
+``pipeline.io.parse.parse_record`` then types and validates it (validation stays in one place), so a row
+that maps to something invalid becomes a dead letter with the parser's reason::
+
+    record = odds_api_record(old_row)               # None: an in-game snapshot (ignored by rule)
+    row = parse_record("odds", record)              # OddsSnapshot, or ParseError -> dead letter
+
+Old tables -> our kinds (legacy.md section 1): ``nba_raw.odds_api_player_points_props`` and
+``nba_raw.bettingpros_player_points_props`` (fallback) -> odds; ``nba_raw.nbac_schedule`` +
+``nba_orchestration.game_postponements`` -> schedule; ``nba_raw.nbac_injury_report`` -> injuries;
+``nba_predictions.ml_feature_store_v2`` -> features; ``nba_analytics.player_game_summary`` -> box scores.
 
 Model registry (legacy.md section 3): an old ``nba_predictions.model_registry`` row becomes one of our
 registry entries (:class:`models.registry.ModelSpec`)::
@@ -25,11 +35,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from models.registry import FAMILIES, ModelSpec
-from pipeline.schemas import FEATURE_SETS, feature_names_for
+from pipeline.domain.calendar import EASTERN
+from pipeline.schemas import FEATURE_NAMES, FEATURE_SETS, REQUIRED_FEATURE_INDICES, feature_names_for
 
 # Old feature counts -> feature set (legacy.md section 3: 33 v9, 50 v12_noveg, 54 v12).
 FEATURE_SET_BY_COUNT: dict[int, str] = {len(v): k for k, v in FEATURE_SETS.items()}
@@ -164,3 +175,238 @@ def read_registry_export(text: str) -> list[dict[str, Any]]:
     if not all(isinstance(r, dict) for r in rows):
         raise LegacyRowError("model_registry export: expected JSON objects, one per row")
     return rows
+
+
+# -- old tables -> our raw records ---------------------------------------------------------------------
+
+# The old tables, by our input kind (the reader queries these; bettingpros is the odds fallback).
+LEGACY_TABLES: dict[str, str] = {
+    "odds": "nba_raw.odds_api_player_points_props",
+    "odds_fallback": "nba_raw.bettingpros_player_points_props",
+    "schedule": "nba_raw.nbac_schedule",
+    "postponements": "nba_orchestration.game_postponements",
+    "injuries": "nba_raw.nbac_injury_report",
+    "features": "nba_predictions.ml_feature_store_v2",
+    "box_scores": "nba_analytics.player_game_summary",
+}
+# The day the old schedule writer began storing true UTC tip-offs (cf4a200a); older rows hold Eastern
+# wall time labelled UTC (legacy.md 1.3).
+SCHEDULE_UTC_SINCE = dt.date(2025, 12, 23)
+GAME_STATUS_CODES: dict[int, str] = {1: "scheduled", 2: "in_progress", 3: "final"}
+ACTIVE_POSTPONEMENT_STATUSES: tuple[str, ...] = ("detected", "confirmed")
+# BettingPros' Title-case book names -> Odds API keys (ours); others are lower-cased, spaces to "_".
+BETTINGPROS_BOOKS: dict[str, str] = {
+    "DraftKings": "draftkings", "FanDuel": "fanduel", "BetMGM": "betmgm", "Caesars": "williamhill_us",
+    "PointsBet": "pointsbet", "BettingPros Consensus": "bettingpros_consensus",
+}
+# Assumed event times where the old tables keep none (documented in notes/h-legacy.md): a final result
+# becomes known this long after tip-off; a scheduled game is known from the start of its date's eve.
+FINAL_AFTER_TIPOFF = dt.timedelta(hours=3)
+
+
+def _utc(value: Any) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        ts = value
+    else:
+        ts = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00").replace(" UTC", "+00:00"))
+    return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)
+
+
+def _day(value: Any) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def american_from_decimal(price: Any) -> int | None:
+    """Decimal odds -> American, rounded to the nearest integer (1.87 -> -115, 2.10 -> 110); the old
+    ``*_american`` columns truncate (1.87 -> -114), so the decimal price is the one converted here."""
+    d = _float(price)
+    if d is None or d <= 1.0:
+        return None
+    if d >= 2.0:
+        return int(round((d - 1.0) * 100.0))
+    return -int(round(100.0 / (d - 1.0)))
+
+
+def game_id_of(game_date: Any, away: Any, home: Any) -> str | None:
+    """Our game id ``YYYYMMDD_AWAY_HOME`` rebuilt from the Eastern date and the tricodes (both old id
+    forms, official 10-digit and date-based, map to it)."""
+    d = _day(game_date)
+    if d is None or not away or not home:
+        return None
+    return f"{d:%Y%m%d}_{str(away).upper()}_{str(home).upper()}"
+
+
+def _teams_of_game_id(game_id: Any) -> tuple[str, str] | None:
+    parts = str(game_id or "").split("_")
+    return (parts[1], parts[2]) if len(parts) == 3 and len(parts[0]) == 8 else None
+
+
+def odds_api_record(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """An ``odds_api_player_points_props`` row as our odds record; None for an in-game snapshot
+    (``minutes_before_tipoff < 0``), which the pipeline never uses."""
+    mbt = row.get("minutes_before_tipoff")
+    if mbt is not None and mbt != "" and int(mbt) < 0:
+        return None
+    over = american_from_decimal(row.get("over_price"))
+    under = american_from_decimal(row.get("under_price"))
+    return {
+        "player_lookup": row.get("player_lookup"),
+        "player_name": row.get("player_name") or row.get("player_lookup"),
+        "game_id": game_id_of(row.get("game_date"), row.get("away_team_abbr"), row.get("home_team_abbr")),
+        "game_date": _day(row.get("game_date")),
+        "book": row.get("bookmaker"),
+        "line": row.get("points_line"),
+        "over_price": over if over is not None else row.get("over_price_american"),
+        "under_price": under if under is not None else row.get("under_price_american"),
+        "snapshot_ts": _utc(row.get("snapshot_timestamp")),
+        "source_api": "odds_api",
+    }
+
+
+def bettingpros_book(name: Any) -> str:
+    text = str(name or "")
+    return BETTINGPROS_BOOKS.get(text, text.strip().lower().replace(" ", "_"))
+
+
+def bettingpros_records(rows: Iterable[Mapping[str, Any]],
+                        game_ids: Mapping[tuple[dt.date, str], str]) -> list[dict[str, Any]]:
+    """BettingPros rows (one per side, every market) as our odds records: points market, active rows,
+    the over and under rows of one player x book x line x time paired. ``game_ids`` maps
+    (game_date, team) to our game id (from the schedule; the table has no game id). A side without its
+    partner still yields a record (its missing price makes it a dead letter, never a silent drop)."""
+    pairs: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        if str(row.get("market_type") or "") != "points" or not _bool(row.get("is_active", True)):
+            continue
+        d = _day(row.get("game_date"))
+        key = (row.get("player_lookup"), bettingpros_book(row.get("bookmaker")),
+               _float(row.get("points_line")), d, str(row.get("created_at")))
+        rec = pairs.setdefault(key, {
+            "player_lookup": row.get("player_lookup"),
+            "player_name": row.get("player_name") or row.get("player_lookup"),
+            "game_id": game_ids.get((d, str(row.get("player_team") or "").upper())),
+            "game_date": d, "book": key[1], "line": row.get("points_line"), "over_price": None,
+            "under_price": None, "snapshot_ts": _utc(row.get("created_at")), "source_api": "bettingpros",
+        })
+        side = str(row.get("bet_side") or "").lower()
+        if side in ("over", "under"):
+            rec[f"{side}_price"] = row.get("odds_american")
+    return list(pairs.values())
+
+
+def schedule_tipoff(row: Mapping[str, Any]) -> dt.datetime | None:
+    """The tip-off instant: ``game_date_est`` is true UTC from 2025-12-23; older rows hold Eastern wall
+    time labelled UTC, re-read as Eastern here."""
+    ts = _utc(row.get("game_date_est"))
+    d = _day(row.get("game_date"))
+    if ts is None or d is None or d >= SCHEDULE_UTC_SINCE:
+        return ts
+    return ts.replace(tzinfo=None).replace(tzinfo=EASTERN).astimezone(dt.UTC)
+
+
+def latest_schedule_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """One row per (game_id, game_date), the highest status winning (the old ``v_nbac_schedule_latest``)."""
+    best: dict[tuple, Mapping[str, Any]] = {}
+    for row in rows:
+        key = (row.get("game_id"), str(_day(row.get("game_date"))))
+        status = int(row.get("game_status") or 0)
+        if key not in best or status > int(best[key].get("game_status") or 0):
+            best[key] = row
+    return list(best.values())
+
+
+def schedule_record(row: Mapping[str, Any],
+                    postponements: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """An ``nbac_schedule`` row (+ its active ``game_postponements`` rows, matched on the official id and
+    the original date) as our schedule event."""
+    d = _day(row.get("game_date"))
+    tipoff = schedule_tipoff(row)
+    code = int(row["game_status"]) if row.get("game_status") not in (None, "") else None
+    status = GAME_STATUS_CODES.get(code, f"unknown status code {code}")
+    text = str(row.get("game_status_text") or "").strip().lower()
+    new_date = None
+    event_ts = (dt.datetime.combine(d, dt.time(0), tzinfo=EASTERN).astimezone(dt.UTC) - dt.timedelta(days=1)
+                if d else None)
+    if text == "postponed" or text.startswith("rescheduled"):
+        status = "postponed"
+    for p in postponements:
+        if (str(p.get("game_id")) == str(row.get("game_id")) and _day(p.get("original_date")) == d
+                and str(p.get("status") or "") in ACTIVE_POSTPONEMENT_STATUSES):
+            new_date = _day(p.get("new_date"))
+            status = "postponed" if new_date is not None else "cancelled"
+            event_ts = _utc(p.get("detected_at")) or event_ts
+    if status == "final" and tipoff is not None:
+        event_ts = tipoff + FINAL_AFTER_TIPOFF
+    elif status == "in_progress" and tipoff is not None:
+        event_ts = tipoff
+    return {
+        "game_id": game_id_of(d, row.get("away_team_tricode"), row.get("home_team_tricode")),
+        "game_date": d, "tipoff_utc": tipoff, "home_team": row.get("home_team_tricode"),
+        "away_team": row.get("away_team_tricode"), "status": status, "new_game_date": new_date,
+        "event_ts": event_ts,
+    }
+
+
+def injury_report_time(report_date: Any, report_hour: Any) -> dt.datetime | None:
+    """The report instant: the report date at the Eastern hour (daylight saving time included), in UTC."""
+    d = _day(report_date)
+    if d is None or report_hour is None or report_hour == "":
+        return None
+    return dt.datetime.combine(d, dt.time(int(report_hour)), tzinfo=EASTERN).astimezone(dt.UTC)
+
+
+def injury_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``nbac_injury_report`` row as our injury report (status lowercase, as the old table has it)."""
+    return {
+        "player_lookup": row.get("player_lookup"), "game_date": _day(row.get("game_date")),
+        "status": str(row.get("injury_status") or "").strip().lower() or None,
+        "reason": row.get("reason") or row.get("reason_category") or "",
+        "report_ts": injury_report_time(row.get("report_date"), row.get("report_hour")),
+    }
+
+
+def _team_from_context(row: Mapping[str, Any]) -> str | None:
+    teams = _teams_of_game_id(row.get("game_id"))
+    if teams is None or row.get("is_home") in (None, ""):
+        return None
+    away, home = teams
+    return home if _bool(row.get("is_home")) else away
+
+
+def feature_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``ml_feature_store_v2`` row as our feature row: ``feature_{i}_value`` -> the catalogue names
+    (NULL stays missing; the legacy arrays with defaults are not read), team from the date-based game id
+    and ``is_home``, required defaults counted from ``default_feature_indices``."""
+    record: dict[str, Any] = {name: row.get(f"feature_{i}_value") for i, name in enumerate(FEATURE_NAMES)}
+    defaults = [int(i) for i in (row.get("default_feature_indices") or [])]
+    record.update({
+        "player_lookup": row.get("player_lookup"), "game_id": row.get("game_id"),
+        "game_date": _day(row.get("game_date")), "team_abbr": _team_from_context(row),
+        "opponent_team_abbr": row.get("opponent_team_abbr"), "feature_version": row.get("feature_version"),
+        "feature_quality_score": _float(row.get("feature_quality_score")),
+        "quality_alert_level": row.get("quality_alert_level"),
+        "matchup_quality_pct": _float(row.get("matchup_quality_pct")),
+        "required_default_count": sum(1 for i in defaults if i in REQUIRED_FEATURE_INDICES),
+        "default_feature_indices": defaults,
+    })
+    return record
+
+
+def box_score_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``player_game_summary`` row as our box score (the old table keeps no starter flag or
+    plus-minus here: starter false, plus-minus missing)."""
+    return {
+        "player_lookup": row.get("player_lookup"), "game_id": row.get("game_id"),
+        "game_date": _day(row.get("game_date")), "team_abbr": row.get("team_abbr"),
+        "points": row.get("points"), "minutes": _float(row.get("minutes_played")),
+        "is_dnp": _bool(row.get("is_dnp")), "starter": _bool(row.get("starter_flag")),
+        "plus_minus": row.get("plus_minus"), "opponent_team_abbr": row.get("opponent_team_abbr"),
+    }
