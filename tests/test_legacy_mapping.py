@@ -53,7 +53,8 @@ def test_in_game_snapshots_are_ignored_and_missing_prices_fall_back_to_american(
 
 def test_bettingpros_sides_pair_points_only_with_a_game_id_from_the_schedule():
     base = {"game_date": D, "market_type": "points", "player_lookup": "jaysontatum",
-            "player_name": "Jayson Tatum", "player_team": "BOS", "bookmaker": "Caesars", "points_line": 27.5, "is_active": True,
+            "player_name": "Jayson Tatum", "player_team": "BOS", "bookmaker": "Caesars", "points_line": 27.5,
+            "is_active": True,
             "created_at": dt.datetime(2026, 2, 22, 19, 0, tzinfo=UTC)}
     rows = [dict(base, bet_side="over", odds_american=-143), dict(base, bet_side="under", odds_american=105),
             dict(base, bet_side="over", odds_american=-120, market_type="assists"),
