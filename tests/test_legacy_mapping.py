@@ -156,3 +156,85 @@ def test_box_scores_from_player_game_summary():
     dnp = parse_record("box_scores", lg.box_score_record(dict(row, points=None, minutes_played=None,
                                                                is_dnp=True)))
     assert dnp.points is None and dnp.is_dnp
+
+
+# -- the reader's assembly (fallback, postponements, versions), on an in-memory fetch ------------------
+
+
+def _tables() -> dict[str, list[dict]]:
+    other_day = D + dt.timedelta(days=1)
+    return {
+        "odds": [_odds_row(), _odds_row(minutes_before_tipoff=-5, points_line=30.5)],
+        "odds_fallback": [
+            {"game_date": D, "market_type": "points", "bet_side": side, "player_lookup": lookup,
+             "player_name": lookup, "player_team": team, "bookmaker": "DraftKings", "points_line": 19.5,
+             "odds_american": price, "is_active": True,
+             "created_at": dt.datetime(2026, 2, 22, 18, tzinfo=UTC)}
+            for lookup, team in (("lebronjames", "LAL"), ("jaylenbrown", "BOS"))
+            for side, price in (("over", -110), ("under", -110))],
+        "schedule": [_sched(), _sched(data_source="cdn_static"),
+                     _sched(game_id="0022500450", away_team_tricode="MIA", home_team_tricode="DEN")],
+        "postponements": [{"game_id": "0022500450", "original_date": D, "new_date": other_day,
+                           "status": "detected", "detected_at": dt.datetime(2026, 2, 22, 12, tzinfo=UTC)}],
+        "injuries": [{"report_date": D, "report_hour": 13, "game_date": D, "player_lookup": "lebronjames",
+                      "injury_status": "probable", "reason": "Ankle"}],
+        "features": [_feature_row(feature_version="v2_39features"), _feature_row(feature_3_value=None)],
+        "box_scores": [{"player_lookup": "lebronjames", "game_date": D, "game_id": "20260222_LAL_BOS",
+                        "points": 28, "minutes_played": 34.0, "is_dnp": False, "team_abbr": "LAL"}],
+    }
+
+
+def _fetch(tables):
+    calls = []
+
+    def query(project, key, dates):
+        calls.append((project, key, tuple(dates)))
+        return [dict(r) for r in tables[key]]
+    return query, calls
+
+
+def test_reader_uses_bettingpros_only_for_players_the_odds_api_lacks():
+    query, calls = _fetch(_tables())
+    rows, dead = lg.read_rows_legacy("bigquery-legacy://nba-props-platform", "odds", [D], query=query)
+    assert dead == []
+    by_player = {(r.player_lookup, r.source_api): r for r in rows}
+    assert set(by_player) == {("lebronjames", "odds_api"), ("jaylenbrown", "bettingpros")}
+    assert by_player[("lebronjames", "odds_api")].line == 24.5  # the in-game 30.5 snapshot is ignored
+    assert by_player[("jaylenbrown", "bettingpros")].game_id == "20260222_LAL_BOS"
+    assert {c[0] for c in calls} == {"nba-props-platform"} and all(c[2] == (D,) for c in calls)
+
+
+def test_reader_schedule_dedupes_and_applies_postponements():
+    query, _ = _fetch(_tables())
+    rows, dead = lg.read_rows_legacy("bigquery-legacy://p", "schedule", [D], query=query)
+    assert dead == [] and len(rows) == 2
+    by_id = {r.game_id: r for r in rows}
+    assert by_id["20260222_MIA_DEN"].status == "postponed"
+    assert by_id["20260222_MIA_DEN"].new_game_date == D + dt.timedelta(days=1)
+    assert by_id["20260222_LAL_BOS"].status == "scheduled"
+
+
+def test_reader_records_a_missing_postponements_table_as_a_dead_letter():
+    tables = _tables()
+
+    def query(project, key, dates):
+        if key == "postponements":
+            raise LookupError("Not found: Table p:nba_orchestration.game_postponements")
+        return tables[key]
+    rows, dead = lg.read_rows_legacy("bigquery-legacy://p", "schedule", [D], query=query)
+    assert len(rows) == 2 and len(dead) == 1 and "postponements not applied" in dead[0].error
+
+
+def test_reader_features_take_the_widest_version_and_bad_rows_become_dead_letters():
+    tables = _tables()
+    tables["features"].append(_feature_row(player_lookup="nobody", is_home=None))  # no team: dead letter
+    query, _ = _fetch(tables)
+    rows, dead = lg.read_rows_legacy("bigquery-legacy://p", "features", [D], query=query)
+    assert [(r.player_lookup, r.feature_version) for r in rows] == [("lebronjames", "v2_54features")]
+    assert rows[0].features[3] is None
+    assert len(dead) == 1 and "team_abbr" in dead[0].error and '"player_lookup": "nobody"' in dead[0].payload
+
+
+def test_reader_rejects_a_bad_uri():
+    with pytest.raises(ValueError, match="bigquery-legacy://PROJECT"):
+        lg.read_rows_legacy("bigquery-legacy://p.dataset", "odds", [D])

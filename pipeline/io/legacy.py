@@ -38,6 +38,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import apache_beam as beam
+
 from models.registry import FAMILIES, ModelSpec
 from pipeline.domain.calendar import EASTERN
 from pipeline.schemas import FEATURE_NAMES, FEATURE_SETS, REQUIRED_FEATURE_INDICES, feature_names_for
@@ -410,3 +412,177 @@ def box_score_record(row: Mapping[str, Any]) -> dict[str, Any]:
         "is_dnp": _bool(row.get("is_dnp")), "starter": _bool(row.get("starter_flag")),
         "plus_minus": row.get("plus_minus"), "opponent_team_abbr": row.get("opponent_team_abbr"),
     }
+
+
+# -- the bigquery-legacy:// reader -------------------------------------------------------------------
+
+LEGACY_SCHEME = "bigquery-legacy://"
+# Injury reports for a game date are issued on that date or the days just before it; the table is
+# partitioned by report_date, so the read is bounded to this many days before the first date.
+INJURY_REPORT_LOOKBACK_DAYS = 3
+
+
+def is_legacy(location: str | None) -> bool:
+    return bool(location) and location.startswith(LEGACY_SCHEME)
+
+
+def parse_legacy_uri(uri: str) -> str:
+    """``bigquery-legacy://PROJECT`` -> PROJECT; ValueError with an example otherwise."""
+    project = uri[len(LEGACY_SCHEME):] if uri.startswith(LEGACY_SCHEME) else ""
+    if not project or "." in project or "/" in project:
+        raise ValueError(f"expected bigquery-legacy://PROJECT (e.g. bigquery-legacy://nba-props-platform), "
+                         f"got {uri!r}")
+    return project
+
+
+def legacy_sql(project: str, table_key: str) -> str:
+    """The one partition-filtered query of an old table (parameters ``@dates``; injuries also
+    ``@report_from`` / ``@report_to`` on their ``report_date`` partitions)."""
+    table = f"`{project}.{LEGACY_TABLES[table_key]}`"
+    if table_key == "injuries":
+        return (f"SELECT * FROM {table} WHERE report_date BETWEEN @report_from AND @report_to "
+                "AND game_date IN UNNEST(@dates)")
+    if table_key == "postponements":
+        return f"SELECT * FROM {table} WHERE original_date IN UNNEST(@dates)"
+    if table_key == "odds_fallback":
+        return f"SELECT * FROM {table} WHERE game_date IN UNNEST(@dates) AND market_type = 'points'"
+    return f"SELECT * FROM {table} WHERE game_date IN UNNEST(@dates)"
+
+
+def _query(project: str, table_key: str, dates: list[dt.date]) -> list[dict[str, Any]]:
+    from google.cloud import bigquery
+
+    from pipeline.io import cloud
+
+    params = [bigquery.ArrayQueryParameter("dates", "DATE", dates)]
+    if table_key == "injuries":
+        params += [bigquery.ScalarQueryParameter("report_from", "DATE",
+                                                 min(dates) - dt.timedelta(days=INJURY_REPORT_LOOKBACK_DAYS)),
+                   bigquery.ScalarQueryParameter("report_to", "DATE", max(dates))]
+    config = bigquery.QueryJobConfig(query_parameters=params)
+    job = cloud.bigquery_client(project).query(legacy_sql(project, table_key), job_config=config)
+    return [dict(r.items()) for r in job.result(page_size=50_000)]
+
+
+def _dead(kind: str, step: str, error: str, payload: Mapping[str, Any], game_date: Any = None):
+    from pipeline import schemas
+
+    return schemas.DeadLetter(source=kind, step=step, error=error,
+                              payload=json.dumps(dict(payload), sort_keys=True, default=str),
+                              event_ts=None, game_date=_day(game_date))
+
+
+def _typed(kind: str, pairs: Iterable[tuple[Mapping[str, Any], dict[str, Any] | None]]) -> tuple[list, list]:
+    """(typed rows, dead letters) of (old row, mapped record) pairs; a None record is an ignored row."""
+    from pipeline.io.parse import ParseError, parse_record
+
+    rows, dead = [], []
+    for old, record in pairs:
+        if record is None:
+            continue
+        try:
+            rows.append(parse_record(kind, record))
+        except ParseError as exc:
+            dead.append(_dead(kind, "legacy_map", exc.reason, old, old.get("game_date")))
+    return rows, dead
+
+
+def latest_feature_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """One feature-store row per player x game date: the feature version with the most features
+    (``v2_54features`` over ``v2_39features``), as the old worker's auto-detection prefers."""
+    def width(row: Mapping[str, Any]) -> int:
+        m = re.search(r"(\d+)features", str(row.get("feature_version") or ""))
+        return int(m.group(1)) if m else 0
+
+    best: dict[tuple, Mapping[str, Any]] = {}
+    for row in rows:
+        key = (row.get("player_lookup"), str(_day(row.get("game_date"))))
+        if key not in best or width(row) > width(best[key]):
+            best[key] = row
+    return list(best.values())
+
+
+def read_rows_legacy(inputs: str, kind: str, dates: Iterable[dt.date], *, query=None) -> tuple[list, list]:
+    """(typed rows, dead letters) of one of our input kinds read from the old tables of ``inputs``
+    (``bigquery-legacy://PROJECT``) for some dates: partition-filtered queries, mapped here, typed by
+    io/parse.py. ``query(project, table_key, dates)`` is the fetch (default: BigQuery)."""
+    project = parse_legacy_uri(inputs)
+    dates = sorted(set(dates))
+    if not dates:
+        return [], []
+    query = query or _query
+    if kind == "odds":
+        old = query(project, "odds", dates)
+        rows, dead = _typed(kind, ((r, odds_api_record(r)) for r in old))
+        covered = {(r.game_date, r.player_lookup) for r in rows}
+        sched, _ = read_rows_legacy(inputs, "schedule", dates, query=query)
+        game_ids = {}
+        for ev in sched:
+            game_ids[(ev.game_date, ev.home_team)] = ev.game_id
+            game_ids[(ev.game_date, ev.away_team)] = ev.game_id
+        fallback = [r for r in query(project, "odds_fallback", dates)
+                    if (_day(r.get("game_date")), r.get("player_lookup")) not in covered]
+        more, more_dead = _typed(kind, ((r, r) for r in bettingpros_records(fallback, game_ids)))
+        return rows + more, dead + more_dead
+    if kind == "schedule":
+        dead = []
+        try:
+            postponements = query(project, "postponements", dates)
+        except Exception as exc:  # noqa: BLE001 - the table has no known DDL: its absence is recorded
+            postponements = []
+            dead.append(_dead(kind, "legacy_postponements",
+                              f"{LEGACY_TABLES['postponements']} unreadable ({type(exc).__name__}); "
+                              "postponements not applied", {"dates": [d.isoformat() for d in dates]}))
+        old = latest_schedule_rows(query(project, "schedule", dates))
+        rows, more = _typed(kind, ((r, schedule_record(r, postponements)) for r in old))
+        return rows, dead + more
+    if kind == "injuries":
+        return _typed(kind, ((r, injury_record(r)) for r in query(project, "injuries", dates)))
+    if kind == "features":
+        return _typed(kind, ((r, feature_record(r)) for r in latest_feature_rows(query(project, "features",
+                                                                                       dates))))
+    if kind == "box_scores":
+        return _typed(kind, ((r, box_score_record(r)) for r in query(project, "box_scores", dates)))
+    raise ValueError(f"unknown input kind {kind!r}")
+
+
+class ReadLegacyFn(beam.DoFn):
+    """Reads one kind for the dates (the element) from the old tables; emits rows at their event time."""
+
+    DEAD_LETTERS = "dead_letters"
+
+    def __init__(self, inputs: str, kind: str):
+        self.inputs, self.kind = inputs, kind
+        self.rows_counter = beam.metrics.Metrics.counter("props.io", f"legacy_{kind}_rows")
+        self.dead_counter = beam.metrics.Metrics.counter("props.io", f"legacy_{kind}_dead_letters")
+
+    def process(self, dates: list[dt.date]):
+        from pipeline.io.parse import event_time
+
+        rows, dead = read_rows_legacy(self.inputs, self.kind, dates)
+        for d in dead:
+            self.dead_counter.inc()
+            yield beam.pvalue.TaggedOutput(self.DEAD_LETTERS, d)
+        for row in rows:
+            self.rows_counter.inc()
+            yield beam.window.TimestampedValue(row, event_time(self.kind, row).timestamp())
+
+
+class ReadLegacyInputs(beam.PTransform):
+    """Reads one input kind for some dates from ``bigquery-legacy://PROJECT`` (the old tables).
+
+    Returns a ``DoOutputsTuple`` like ``files.ReadInputs``: ``.rows`` and ``.dead_letters``.
+    """
+
+    def __init__(self, inputs: str, kind: str, dates: Iterable[dt.date]):
+        super().__init__()
+        parse_legacy_uri(inputs)
+        self.inputs, self.kind, self.dates = inputs, kind, sorted(set(dates))
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Dates" >> beam.Create([self.dates])
+            | "QueryLegacyTables" >> beam.ParDo(ReadLegacyFn(self.inputs, self.kind)).with_outputs(
+                ReadLegacyFn.DEAD_LETTERS, main="rows")
+        )

@@ -29,6 +29,10 @@ class ReadSource(beam.PTransform):
         self.inputs, self.kind, self.dates = inputs, kind, sorted(set(dates))
 
     def expand(self, pbegin):
+        if self.inputs.startswith("bigquery-legacy://"):  # the old system's tables (issue #11)
+            from pipeline.io import legacy
+
+            return pbegin | legacy.ReadLegacyInputs(self.inputs, self.kind, self.dates)
         if is_bigquery(self.inputs):
             from pipeline.io import bigquery
 
@@ -40,6 +44,10 @@ class ReadSource(beam.PTransform):
 
 def read_local(inputs: str, kind: str, dates: Iterable[dt.date]):
     """(typed rows, dead letters) of one kind for some dates, read in bulk without Beam."""
+    if inputs.startswith("bigquery-legacy://"):  # the old system's tables (issue #11)
+        from pipeline.io import legacy
+
+        return legacy.read_rows_legacy(inputs, kind, dates)
     if is_bigquery(inputs):
         from pipeline.io import bigquery
 
