@@ -141,6 +141,8 @@ def test_feature_columns_map_by_index_and_null_stays_missing():
     assert fr.team_abbr == "LAL" and fr.opponent_team_abbr == "BOS"  # away: the game id's first team
     assert fr.feature_quality_score == 91.5 and fr.default_feature_indices == (25, 41)
     assert fr.required_default_count == 0  # 25 and 41 are not required features
+    assert fr.prev_game_closing_line is None  # no line (feature 25 NULL): no previous line either
+    assert parse_record("features", lg.feature_record(_feature_row())).prev_game_closing_line == 25.0 - 54.0
     home = parse_record("features", lg.feature_record(_feature_row(is_home=True, opponent_team_abbr="LAL")))
     assert home.team_abbr == "BOS"
     assert parse_record("features", lg.feature_record(_feature_row(default_feature_indices=[0, 5, 41]))

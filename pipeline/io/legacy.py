@@ -398,8 +398,17 @@ def feature_record(row: Mapping[str, Any]) -> dict[str, Any]:
         "matchup_quality_pct": _float(row.get("matchup_quality_pct")),
         "required_default_count": sum(1 for i in defaults if i in REQUIRED_FEATURE_INDICES),
         "default_feature_indices": defaults,
+        "prev_game_closing_line": previous_game_line(row),
     })
     return record
+
+
+def previous_game_line(row: Mapping[str, Any]) -> float | None:
+    """The previous game's line, which the line book needs for ``prop_line_delta``: the old store keeps
+    ``vegas_points_line`` (25) and ``prop_line_delta`` (54, current line - previous game's line), so it
+    is feature 25 - feature 54 when both are present."""
+    line, delta = _float(row.get("feature_25_value")), _float(row.get("feature_54_value"))
+    return None if line is None or delta is None else round(line - delta, 2)
 
 
 def box_score_record(row: Mapping[str, Any]) -> dict[str, Any]:
