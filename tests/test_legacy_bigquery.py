@@ -42,18 +42,19 @@ def _json(value):
     return value
 
 
-def _create(client, key: str, rows: list[dict]) -> None:
+def _create(client, key: str, rows: list[dict], project: str = PROJECT) -> None:
+    """Creates the old table of ``key`` (columns typed from the rows, old partitioning) and loads rows."""
     from google.cloud import bigquery
 
     dataset, name = lg.LEGACY_TABLES[key].split(".")
-    client.create_dataset(bigquery.Dataset(f"{PROJECT}.{dataset}"), exists_ok=True)
+    client.create_dataset(bigquery.Dataset(f"{project}.{dataset}"), exists_ok=True)
     fields: dict[str, tuple[str, str]] = {}
     for row in rows:
         for col, value in row.items():
             if value is not None and value != []:
                 fields.setdefault(col, _bq_type(value))
     schema = [bigquery.SchemaField(c, t, mode=m) for c, (t, m) in fields.items()]
-    table = bigquery.Table(f"{PROJECT}.{dataset}.{name}", schema=schema)
+    table = bigquery.Table(f"{project}.{dataset}.{name}", schema=schema)
     part = PARTITION.get(key, "game_date")
     if part:
         table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY,
