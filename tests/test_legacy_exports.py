@@ -217,3 +217,15 @@ def test_overlapping_prefixes_are_refused(exports, legacy):
 def test_separate_prefixes_are_accepted():
     lx.check_prefixes("gs://b/props", "gs://b/v1")
     lx.check_prefixes("./exports", "./exports-v1")
+
+
+def test_missing_markers_of_a_warehouse_frame_become_null():
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": pd.array([1, None], dtype="Int64"), "b": [np.nan, 2.0],
+                          "c": [pd.NaT, pd.Timestamp("2026-02-22T23:00:00Z")],
+                          "d": [np.array(["x"]), np.array([])]})
+    rows = lx._records_of(frame)
+    assert rows[0]["b"] is None and rows[0]["c"] is None and rows[1]["a"] is None
+    assert rows[0]["a"] == 1 and rows[1]["b"] == 2.0 and list(rows[0]["d"]) == ["x"]

@@ -419,13 +419,17 @@ def status_document(
 
 
 def _records_of(frame) -> list[dict[str, Any]]:
+    """Rows of a warehouse DataFrame as dicts, pandas' missing markers (NaN, NaT, NA) as None."""
+    import pandas as pd
+
     if frame is None or len(frame) == 0:
         return []
     rows = frame.to_dict("records")
     for r in rows:
         for k, v in list(r.items()):
-            if v is not None and not isinstance(v, (list, tuple, str)) and type(v).__name__ in (
-                    "NAType", "NaTType", "float") and v != v:
+            if v is None or isinstance(v, (str, list, tuple)) or hasattr(v, "__len__"):
+                continue
+            if pd.isna(v):
                 r[k] = None
     return rows
 
