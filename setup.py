@@ -30,7 +30,7 @@ setup(
         "matplotlib==3.11.2",
     ],
     extras_require={
-        "test": ["pytest==9.2.0", "ruff==0.17.6"],
+        "test": ["pytest==9.2.0", "ruff==0.17.6", "jsonschema==4.26.0"],
     },
     entry_points={"console_scripts": ["props=pipeline.cli:main"]},
 )

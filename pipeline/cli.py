@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("pipeline.commands.report", "an HTML report with plots"),
     "simulate": ("sim.cli", "write a synthetic season in the input formats"),
     "train": ("models.train", "train a family, run the promotion gates, register"),
+    "legacy": ("pipeline.commands.legacy", "switch-over from the old system (import-registry)"),
 }
 
 

@@ -118,6 +118,22 @@ class DataOptions(PipelineOptions):
         )
 
 
+class LegacyOptions(PipelineOptions):
+    """The old Cloud Run system's website files (issue #11): ``props run`` and ``props grade``. Not in the
+    flex-template metadata (a local / scheduler flag for the switch-over period)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        _add(
+            parser,
+            "legacy_exports",
+            default=None,
+            help="Also write the old Cloud Run website's files (best-bets/all.json, record.json, "
+            "today.json, status.json in the old shapes) under this folder or gs://BUCKET/v1 after each "
+            "committed run or grade. Must not overlap --exports.",
+        )
+
+
 class SlateOptions(PipelineOptions):
     """One slate: ``props run``."""
 

@@ -54,6 +54,7 @@ from pipeline.grade_graph import (  # noqa: F401 - re-exported: props report rea
     record_as_of,
     season_results,
 )
+from pipeline.io import legacy_exports
 from pipeline.options import DataOptions, OptionsError, RangeOptions, date_range, parse_date
 from pipeline.schemas import BestBetResult, ModelPerformanceDaily, PredictionAccuracy
 
@@ -207,6 +208,7 @@ def main(argv: list[str]) -> int:
     watch = common.Stopwatch()
     try:
         options = common.parse_options(argv)
+        legacy_exports.check_options(options)  # #11: never overlap --exports
         dates = resolve_dates(options)
         policy = common.load_policy(options)
         inputs = common.default_inputs(options)
@@ -254,8 +256,10 @@ def main(argv: list[str]) -> int:
     counts_doc = dict(counts, seconds=round(watch.seconds, 2))
     if abandoned:
         counts_doc["abandoned_runs"] = abandoned
-    warehouse.finish_run(run_id, dt.datetime.now(dt.UTC), common.run_status(counts),
-                         json.dumps(counts_doc, default=str))
+    status = common.run_status(counts)
+    warehouse.finish_run(run_id, dt.datetime.now(dt.UTC), status, json.dumps(counts_doc, default=str))
+    if status == "succeeded":
+        legacy_exports.after_commit(options, warehouse, dates, algorithm_version=policy.version)
     print(format_grade_summary(dates, counts, watch.seconds))
     if abandoned:
         print(abandoned_line(abandoned))

@@ -39,6 +39,7 @@ from pipeline.commands import common
 from pipeline.commands.common import LaunchError, eprint
 from pipeline.domain.calendar import season_start, today_eastern
 from pipeline.graph import RunPlan, build_pipeline, plan_summary
+from pipeline.io import legacy_exports
 from pipeline.options import (
     DataOptions,
     OptionsError,
@@ -232,6 +233,7 @@ def main(argv: list[str]) -> int:
     try:
         options = common.parse_options(argv)
         cloud.launch_preflight(options)  # before anything touches Google Cloud (Beam's clients included)
+        legacy_exports.check_options(options)  # #11: never overlap --exports
         registry = common.load_registry(options)
         policy = common.load_policy(options)
         preflight_only = options.view_as(DataOptions).preflight_only
@@ -276,6 +278,8 @@ def main(argv: list[str]) -> int:
         counts_doc["abandoned_runs"] = abandoned
     status = common.run_status(counts)  # succeeded / submitted / succeeded_unverified (no metrics)
     warehouse.finish_run(plan.run_id, dt.datetime.now(dt.UTC), status, json.dumps(counts_doc))
+    if status == "succeeded":
+        legacy_exports.after_commit(options, warehouse, plan.dates, algorithm_version=policy.version)
     print(common.format_summary(f"run {plan.dates[0]}", counts, watch.seconds))
     if abandoned:
         print(abandoned_line(abandoned))

@@ -35,6 +35,10 @@ class ReadSource(beam.PTransform):
         self.window = event_window_hours
 
     def expand(self, pbegin):
+        if self.inputs.startswith("bigquery-legacy://"):  # the old system's tables (issue #11)
+            from pipeline.io import legacy
+
+            return pbegin | legacy.ReadLegacyInputs(self.inputs, self.kind, self.dates)
         if is_bigquery(self.inputs):
             from pipeline.io import bigquery
 
@@ -48,6 +52,10 @@ class ReadSource(beam.PTransform):
 def read_local(inputs: str, kind: str, dates: Iterable[dt.date],
                event_window_hours: tuple[float, float] | None = None):
     """(typed rows, dead letters) of one kind for some dates, read in bulk without Beam."""
+    if inputs.startswith("bigquery-legacy://"):  # the old system's tables (issue #11)
+        from pipeline.io import legacy
+
+        return legacy.read_rows_legacy(inputs, kind, dates)
     if is_bigquery(inputs):
         from pipeline.io import bigquery
 

@@ -1,0 +1,96 @@
+"""``props legacy``: tools for switching over from the old Cloud Run system (issue #11).
+
+    props legacy import-registry --source model_registry.json --out models/registry.json \\
+        [--artifacts gs://nba-props-platform-models/catboost] [--append]
+
+``import-registry`` turns the old ``nba_predictions.model_registry`` rows (a JSON export of the table:
+``bq query --format=json 'SELECT * FROM nba_predictions.model_registry'`` or ``bq extract`` as
+newline-delimited JSON) into our registry file. Each row's artifact is its ``gcs_path``, or, with
+``--artifacts DIR``, the file of the same name under DIR (models copied elsewhere, e.g. locally); its
+sha256 is computed from the bytes. The mapping rules (family, enabled, status) are in
+``pipeline.io.legacy``. The written registry is validated like any other (artifacts loaded, feature names
+checked) before it is written; a row that cannot be imported is listed with its reason and the command
+exits 1 (the other rows are still written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import posixpath
+import sys
+
+from pipeline.commands.common import eprint
+
+
+def _artifact_uri(gcs_path: str, artifacts: str | None) -> str:
+    if not artifacts:
+        return gcs_path
+    name = posixpath.basename(gcs_path)
+    if "://" in artifacts:
+        return artifacts.rstrip("/") + "/" + name
+    import os
+
+    return os.path.abspath(os.path.join(artifacts, name))
+
+
+def import_registry(source: str, out: str, *, artifacts: str | None = None,
+                    append: bool = False) -> tuple[object, list[str]]:
+    """Imports the rows of ``source`` into the registry file ``out``; returns (registry, problems)."""
+    from models.registry import Registry, RegistryError, load_registry, read_bytes, sha256_of
+    from pipeline.io.legacy import LegacyRowError, read_registry_export, registry_spec_from_legacy
+
+    rows = read_registry_export(read_bytes(source).decode())
+    registry = load_registry(out) if append else Registry([], out)
+    problems: list[str] = []
+    for row in rows:
+        model_id = row.get("model_id", "?")
+        gcs_path = row.get("gcs_path")
+        if not gcs_path:
+            problems.append(f"model {model_id}: no gcs_path")
+            continue
+        uri = _artifact_uri(str(gcs_path), artifacts)
+        try:
+            digest = sha256_of(uri)
+        except Exception as e:  # noqa: BLE001 - any I/O failure: the artifact is not there
+            problems.append(f"model {model_id}: artifact {uri} unreadable ({type(e).__name__}: {e})")
+            continue
+        try:
+            spec = registry_spec_from_legacy(row, artifact_uri=uri, sha256=digest)
+            Registry([spec], out).validate()
+        except (LegacyRowError, RegistryError, ValueError) as e:
+            problems.append(str(e))
+            continue
+        registry = registry.upsert(spec)
+    registry.validate()
+    registry.write(out)
+    return registry, problems
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="props legacy", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    imp = sub.add_parser("import-registry", help="old model_registry rows -> our registry file")
+    imp.add_argument("--source", required=True,
+                     help="JSON export of nba_predictions.model_registry (array or newline-delimited)")
+    imp.add_argument("--out", required=True, help="Registry file to write (local or gs://)")
+    imp.add_argument("--artifacts", default=None,
+                     help="Folder (local or gs://) holding the .cbm files by name; default: each gcs_path")
+    imp.add_argument("--append", action="store_true",
+                     help="Add to the existing --out registry instead of replacing it")
+    args = parser.parse_args(argv)
+    try:
+        registry, problems = import_registry(args.source, args.out, artifacts=args.artifacts,
+                                             append=args.append)
+    except Exception as e:  # noqa: BLE001 - a launch-time tool: say why and exit
+        eprint(f"props legacy import-registry: {type(e).__name__}: {e}")
+        return 2
+    for p in problems:
+        eprint(f"not imported: {p}")
+    enabled = sum(m.enabled for m in registry.models)
+    print(f"imported {len(registry.models)} models ({enabled} enabled) into {args.out}; "
+          f"{len(problems)} not imported")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
