@@ -12,7 +12,7 @@ and ``DIR/box_scores/game_date=D/part-*.jsonl``); the default ``DIR`` is
 
 Usage::
 
-    props train --family v12_mae [--window 2025-10-21:2026-01-15] [--holdout 2026-01-16:2026-01-31]
+    props train --family v12_mae [--window 2025-10-21:2025-12-31] [--holdout 2026-01-01:2026-02-15]
                 [--data DIR] [--registry PATH] [--out DIR] [--seed 42] [--threads 2]
 
 A model that fails a gate is registered ``enabled: false`` with its failed gates recorded (domain.md
@@ -22,8 +22,9 @@ The sample models shipped in ``models/sample/`` are built by THE documented comm
 
     props train --all-sample-families
 
-which trains the six sample families on the default windows of the simulated season and writes
-``models/sample/registry.json`` and ``models/sample/*.cbm``.
+which trains the six sample families on the default windows of the simulated season (training
+2025-10-21..2025-12-31, holdout 2026-01-01..2026-02-15) and writes ``models/sample/registry.json`` and
+``models/sample/*.cbm``.
 """
 
 from __future__ import annotations
@@ -62,8 +63,12 @@ SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 SAMPLE_FAMILIES: tuple[str, ...] = (
     "v9_mae", "v9_q43", "v12_mae", "v12_noveg_mae", "v12_noveg_q43", "v12_vegas_q43",
 )
-DEFAULT_WINDOW = (dt.date(2025, 10, 21), dt.date(2026, 1, 15))
-DEFAULT_HOLDOUT = (dt.date(2026, 1, 16), dt.date(2026, 1, 31))
+# The sample models' windows (sim-1.2 season 2025-10-21..2026-04-12): ten weeks of training, then a
+# holdout of six and a half weeks (~5,000 lined player-games) so the gates' ">= 50 graded bets" and the
+# OVER/UNDER splits rest on hundreds of bets; the season after the holdout (2026-02-16..) is left for the
+# backtest.
+DEFAULT_WINDOW = (dt.date(2025, 10, 21), dt.date(2025, 12, 31))
+DEFAULT_HOLDOUT = (dt.date(2026, 1, 1), dt.date(2026, 2, 15))
 DEFAULT_SEED = 42
 DEFAULT_THREADS = 2
 DEFAULT_REGISTRY = "./models_registry/registry.json"

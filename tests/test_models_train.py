@@ -15,6 +15,8 @@ from models import governance  # noqa: E402
 from models.registry import load_registry  # noqa: E402
 from models.synthetic import synthetic_frame, write_layout  # noqa: E402
 from models.train import (  # noqa: E402
+    DEFAULT_HOLDOUT,
+    DEFAULT_WINDOW,
     SAMPLE_DIR,
     SAMPLE_FAMILIES,
     TrainParams,
@@ -121,7 +123,9 @@ def test_sample_registry_is_valid_and_complete():
         assert os.path.getsize(m.artifact_uri) < 2 * 1024 * 1024
         # domain.md section 9: enabled exactly when every gate passed; no override
         assert m.enabled == (m.failed_gates == []) and m.status in ("promoted", "failed_gates"), m.model_id
-        assert m.training_end == dt.date(2026, 1, 15) and m.holdout_end == dt.date(2026, 1, 31)
+        # built by the documented command: its default windows
+        assert (m.training_start, m.training_end) == DEFAULT_WINDOW, m.model_id
+        assert (m.holdout_start, m.holdout_end) == DEFAULT_HOLDOUT, m.model_id
         assert m.holdout_metrics["n_rows"] > 0 and len(m.gates) == 5
 
 

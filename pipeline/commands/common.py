@@ -208,6 +208,14 @@ def date_plans(
     return plans
 
 
+def trained_until(registry) -> dt.date | None:
+    """The end of the models' training windows that a local default date must come after: the latest
+    ``training_end`` over the enabled models or, when none is enabled, over every registered model (so the
+    default date never falls inside a sample model's window, even when nothing will be scored)."""
+    models = registry.enabled() or registry.models
+    return max((m.training_end for m in models), default=None)
+
+
 def busiest_date(inputs: str, after: dt.date | None) -> dt.date:
     """The date with the most games (ties: the earliest) after ``after``, from the inputs' manifest or
     the schedule folders."""

@@ -47,8 +47,7 @@ def main(argv: list[str]) -> int:
         inputs = common.default_inputs(options)
         if game_date is None:
             registry = common.load_registry(options)
-            trained_until = max((m.training_end for m in registry.enabled()), default=None)
-            game_date = common.busiest_date(inputs, trained_until)
+            game_date = common.busiest_date(inputs, common.trained_until(registry))
         since = parse_timestamp(stream.since, "since")
         until = parse_timestamp(stream.until, "until")
         events, dead = day_events(inputs, [game_date], since=since, until=until)

@@ -75,8 +75,7 @@ def build_plan(
         game_date = parse_date(slate.game_date, "game_date")
         if game_date is None:
             if options.view_as(DataOptions).inputs is None:
-                trained_until = max((m.training_end for m in registry.enabled()), default=None)
-                game_date = common.busiest_date(inputs, trained_until)
+                game_date = common.busiest_date(inputs, common.trained_until(registry))
             else:
                 game_date = today_eastern()
         dates = [game_date]
@@ -222,6 +221,18 @@ def finish_killed(warehouse, run_id: str, exports_uri: str | None, killed: RunKi
     return 128 + killed.signum
 
 
+def no_scoring_note(registry, models: Sequence, dates: Sequence[dt.date]) -> str | None:
+    """The plain sentence for the launch and summary lines when no model will score ``dates`` (``models``:
+    the plan's eligible models); None when some will. A disabled model is never scored, so such a run
+    writes no prediction and no pick."""
+    if models:
+        return None
+    if not registry.enabled():
+        return f"no enabled model ({len(registry.models)} registered, all disabled): nothing will be scored"
+    return (f"no enabled model eligible for {', '.join(map(str, dates))} (training windows must end "
+            "before the date): nothing will be scored")
+
+
 def main(argv: list[str]) -> int:
     common.prepare_local_environment()
     if "-h" in argv or "--help" in argv:
@@ -251,6 +262,8 @@ def main(argv: list[str]) -> int:
         return dry_run(plan, options)
 
     started = dt.datetime.now(dt.UTC)
+    # said on the launch and summary lines, never silently
+    note = no_scoring_note(registry, plan.models, plan.dates)
     abandoned = clean_up_dead_runs(warehouse, plan.exports)
     try:
         with killable():  # from the row's insert on: a SIGTERM always finishes the row
@@ -259,6 +272,7 @@ def main(argv: list[str]) -> int:
                 f"props run {plan.dates[0]} as of {plan.date_plans[plan.dates[0]].as_of:%Y-%m-%dT%H:%MZ}: "
                 f"{len(plan.date_plans[plan.dates[0]].games)} games, {len(plan.models)} models, "
                 f"policy {policy.version}, run {plan.run_id}"
+                + (f"; {note}" if note else "")
             )
             counts = run_plan(plan, options)
     except RunKilled as killed:
@@ -281,6 +295,8 @@ def main(argv: list[str]) -> int:
     if status == "succeeded":
         legacy_exports.after_commit(options, warehouse, plan.dates, algorithm_version=policy.version)
     print(common.format_summary(f"run {plan.dates[0]}", counts, watch.seconds))
+    if note:
+        print(f"run {plan.dates[0]}: {note}")
     if abandoned:
         print(abandoned_line(abandoned))
     print(f"warehouse {plan.warehouse}  exports {plan.exports}")

@@ -40,8 +40,7 @@ def served_dates(options, inputs: str, registry) -> list[dt.date]:
     if game_date is not None:
         return [game_date]
     if options.view_as(DataOptions).inputs is None:
-        trained_until = max((m.training_end for m in registry.enabled()), default=None)
-        return [common.busiest_date(inputs, trained_until)]
+        return [common.busiest_date(inputs, common.trained_until(registry))]
     return [today_eastern()]
 
 
