@@ -476,9 +476,11 @@ def model_performance_series(accuracy_rows: Iterable[PredictionAccuracy], as_of_
     family: dict[str, str | None] = {}
     # A fixed order: float sums (bias, error) must not depend on the order a runner hands rows over, so a
     # re-grade writes bit-identical rows.
-    ordered = sorted(accuracy_rows, key=lambda r: (r.model_id, r.game_date, r.game_id, r.player_lookup,
-                                                   r.line if r.line is not None else -1.0,
-                                                   r.predicted_points if r.predicted_points is not None else -1.0))
+    def order(r: PredictionAccuracy) -> tuple:
+        return (r.model_id, r.game_date, r.game_id, r.player_lookup, -1.0 if r.line is None else r.line,
+                -1.0 if r.predicted_points is None else r.predicted_points)
+
+    ordered = sorted(accuracy_rows, key=order)
     for row in ordered:
         per_model = daily[row.model_id]
         per_model[row.game_date] = per_model.get(row.game_date, _DayStats()).add(_row_stats(row, policy))
