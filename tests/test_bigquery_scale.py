@@ -139,6 +139,29 @@ def test_a_row_bigquery_rejects_becomes_a_dead_letter_and_the_job_completes(ware
     assert "not-a-number" in dead.error or "Cannot convert" in dead.error
     assert json.loads(dead.payload)["pick_id"] == bad.pick_id
     assert len(dead.payload) <= schemas.DEAD_LETTER_PAYLOAD_CHARS
+    assert [t.table_id for t in warehouse.client.list_tables(f"{PROJECT}.{warehouse.dataset}")
+            if t.table_id.startswith("_staging_")] == []
+
+
+def test_a_retried_promotion_stores_the_rejected_rows_once(warehouse):
+    """Dataflow may retry the promoting bundle: the DoFn is called twice with the same side input."""
+    from pipeline.io.bigquery import CreateStagingFn, PromoteDatesFn, rejected_dead_letter
+
+    d = DATES[0]
+    staging = {t: f"_staging_{t}_retry" for t in TABLES}
+    rejected_staging = "_staging_dead_letters_retry_rejected"
+    list(CreateStagingFn(warehouse.uri, [*staging.items(), ("dead_letters", rejected_staging)]).process(None))
+    dead = [rejected_dead_letter((f"{PROJECT}:{warehouse.dataset}._staging_best_bets_retry",
+                                  {"pick_id": "x", "game_date": d.isoformat(), "run_id": "r1"},
+                                  [{"reason": "invalid", "message": "bad"}]), staging_tables={
+        v: k for k, v in staging.items()}, dates=[d])]
+    fn = PromoteDatesFn(warehouse.uri, staging, TABLES, {}, rejected_staging)
+    fn.setup()
+    for _ in range(2):
+        (out,) = list(fn.process([d.isoformat()], dead, 4))
+    assert out == (d, {"best_bets": 0, "filter_summary": 0, "dead_letters": 1, "transaction_dates": 1,
+                       "rejected_rows": 1})
+    assert [r.step for r in warehouse.read_rows("dead_letters", [d])] == ["stage_best_bets"]
 
 
 def test_rejected_rows_are_clipped_and_dated():

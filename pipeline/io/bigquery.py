@@ -213,9 +213,11 @@ def _string_list(values: Iterable[str]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
-def replace_script(project: str, dataset: str, tables: Iterable[str], staging: Mapping[str, str],
-                   dates: Iterable[dt.date], *, protected: Collection[str] = ()) -> str:
-    """The one-transaction SQL script that replaces ``dates`` of ``tables`` from staging tables.
+def replace_script(project: str, dataset: str, tables: Iterable[str],
+                   staging: Mapping[str, str | tuple[str, ...]], dates: Iterable[dt.date], *,
+                   protected: Collection[str] = ()) -> str:
+    """The one-transaction SQL script that replaces ``dates`` of ``tables`` from staging tables (one
+    staging table per table, or several whose rows are inserted together).
 
     Dates and protected game ids are inlined as literals (dates are ``datetime.date``, ids are checked
     against ``[A-Za-z0-9_.:-]``): the emulator does not pass query parameters into script statements.
@@ -229,7 +231,9 @@ def replace_script(project: str, dataset: str, tables: Iterable[str], staging: M
         lines.append(f"DELETE FROM {target} WHERE {where};")
         if t in staging:
             cols = ", ".join(f"`{c}`" for c in schemas.TABLES[t].row_type._fields)
-            src = f"`{project}.{dataset}.{staging[t]}`"
+            sources = (staging[t],) if isinstance(staging[t], str) else tuple(staging[t])
+            src = f"`{project}.{dataset}.{sources[0]}`" if len(sources) == 1 else "(" + " UNION ALL ".join(
+                f"SELECT {cols} FROM `{project}.{dataset}.{s}`" for s in sources) + ")"
             lines.append(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {src} WHERE {where};")
     lines.append("COMMIT TRANSACTION;")
     return "\n".join(lines)
@@ -347,10 +351,11 @@ class BigQueryWarehouse(Warehouse):
 
     # -- staging --------------------------------------------------------------------------------
 
-    def create_staging(self, table: str, tag: str | None = None) -> str:
+    def create_staging(self, table: str, tag: str | None = None, *, staging: str | None = None) -> str:
         """Creates an empty staging table shaped like ``table`` that expires after ``STAGING_TTL``;
-        returns its table id (``_staging_<table>_<tag>``). Idempotent (a retried bundle may call it twice)."""
-        staging = f"{STAGING_PREFIX}{table}_{tag or uuid.uuid4().hex[:12]}"
+        returns its table id (``staging`` or ``_staging_<table>_<tag>``). Idempotent (a retried bundle may
+        call it twice)."""
+        staging = staging or f"{STAGING_PREFIX}{table}_{tag or uuid.uuid4().hex[:12]}"
         self.client.create_table(self.staging_table(table, staging), exists_ok=True)
         return staging
 
@@ -363,9 +368,10 @@ class BigQueryWarehouse(Warehouse):
         dest.expires = dt.datetime.now(dt.UTC) + STAGING_TTL
         return dest
 
-    def load(self, table_id: str, table: str, rows: Iterable[tuple]) -> int:
-        """Appends typed rows of ``table``'s type to ``table_id`` with ONE load job (NDJSON, WRITE_APPEND):
-        no streaming buffer, so the rows are visible to DML at once."""
+    def load(self, table_id: str, table: str, rows: Iterable[tuple], *, truncate: bool = False) -> int:
+        """Appends typed rows of ``table``'s type to ``table_id`` with ONE load job (NDJSON, WRITE_APPEND;
+        WRITE_TRUNCATE with ``truncate``, so a retried call replaces instead of duplicating): no streaming
+        buffer, so the rows are visible to DML at once."""
         from google.cloud import bigquery
 
         rows = list(rows)
@@ -374,7 +380,8 @@ class BigQueryWarehouse(Warehouse):
         data = "\n".join(json.dumps(row_to_json(r), allow_nan=False) for r in rows).encode("utf-8")
         job_config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON, schema=table_schema(table),
-            write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
+            write_disposition=(bigquery.WriteDisposition.WRITE_TRUNCATE if truncate
+                               else bigquery.WriteDisposition.WRITE_APPEND))
         self.client.load_table_from_file(io.BytesIO(data), self._ref(table_id),
                                          job_config=job_config).result()
         return len(rows)
@@ -785,13 +792,13 @@ class CreateStagingFn(beam.DoFn):
     before any row is written: the writes wait on this step's output, so no staging table is ever created
     by ``WriteToBigQuery`` without an expiry."""
 
-    def __init__(self, warehouse_uri: str, staging: Mapping[str, str]):
-        self.warehouse_uri, self.staging = warehouse_uri, dict(staging)
+    def __init__(self, warehouse_uri: str, staging: Iterable[tuple[str, str]]):
+        self.warehouse_uri, self.staging = warehouse_uri, tuple(staging)  # (table, staging table id)
 
     def process(self, _unused):
         warehouse = BigQueryWarehouse.from_uri(self.warehouse_uri, create=False)
-        for table, staging in self.staging.items():
-            warehouse.create_staging(table, staging[len(f"{STAGING_PREFIX}{table}_"):])
+        for table, staging in self.staging:
+            warehouse.create_staging(table, staging=staging)
         yield len(self.staging)
 
 
@@ -801,15 +808,17 @@ class PromoteDatesFn(beam.DoFn):
     The element is the list of the job's dates (one element: one transaction per job, however many dates a
     backfill chunk has). The ``rejected`` side input (the dead letters of rows BigQuery rejected for good)
     is also the barrier: in batch a side input is ready only once the producing writes have finished.
-    Rejected rows are loaded into the dead-letter staging table first (one load job), so they commit with
-    the dates. Emits ``(date, {table: rows stored for that date})`` per date (one counting query) plus
+    Rejected rows are loaded into their own staging table first (one WRITE_TRUNCATE load job, only when
+    there are any: a retried bundle never loads them twice), so they commit with the dates.
+    Emits ``(date, {table: rows stored for that date})`` per date (one counting query) plus
     ``"transaction_dates"`` (how many dates the one transaction covered) and ``"rejected_rows"``.
     """
 
     def __init__(self, warehouse_uri: str, staging: Mapping[str, str], tables: tuple[str, ...],
-                 protected: Mapping[str, tuple[str, ...]]):
+                 protected: Mapping[str, tuple[str, ...]], rejected_staging: str):
         self.warehouse_uri, self.staging, self.tables, self.protected = (
             warehouse_uri, dict(staging), tables, dict(protected))
+        self.rejected_staging = rejected_staging
 
     def setup(self):
         self._warehouse = BigQueryWarehouse.from_uri(self.warehouse_uri, create=False)
@@ -821,9 +830,12 @@ class PromoteDatesFn(beam.DoFn):
         if rejected:
             log.warning("%d rows were rejected by BigQuery; they are stored as dead letters", len(rejected))
             self._rejected.inc(len(rejected))
-            self._warehouse.load(self.staging["dead_letters"], "dead_letters", rejected)
+            # WRITE_TRUNCATE into its own staging table: a retried bundle never loads them twice
+            self._warehouse.load(self.rejected_staging, "dead_letters", rejected, truncate=True)
         protected = sorted({g for d in dates_iso for g in self.protected.get(d, ())})
-        self._warehouse.promote(days, self.tables, self.staging, protected_pick_game_ids=protected)
+        staging: dict[str, str | tuple[str, ...]] = dict(self.staging)
+        staging["dead_letters"] = (self.staging["dead_letters"], self.rejected_staging)
+        self._warehouse.promote(days, self.tables, staging, protected_pick_game_ids=protected)
         self._transactions.inc()
         counts = self._warehouse.date_counts(self.tables, days)
         for day in days:
@@ -886,6 +898,7 @@ class WriteToBigQueryWarehouse(beam.PTransform):
         self.protected = {d.isoformat(): tuple(ids) for d, ids in (protected_pick_game_ids or {}).items()}
         tag = staging_tag(self.dates) if run_tag is None else run_tag
         self.staging = {t: f"{STAGING_PREFIX}{t}_{tag}" for t in self.tables}
+        self.rejected_staging = f"{STAGING_PREFIX}dead_letters_{tag}_rejected"
 
     def expand(self, pcoll):
         from apache_beam.io.gcp.bigquery import BigQueryDisposition, WriteToBigQuery
@@ -912,7 +925,8 @@ class WriteToBigQueryWarehouse(beam.PTransform):
         ready = (
             pcoll.pipeline
             | "StagingTrigger" >> beam.Create([None])
-            | "CreateStaging" >> beam.ParDo(CreateStagingFn(self.warehouse_uri, self.staging))
+            | "CreateStaging" >> beam.ParDo(CreateStagingFn(
+                self.warehouse_uri, [*self.staging.items(), ("dead_letters", self.rejected_staging)]))
         )
 
         failed = []
@@ -940,13 +954,15 @@ class WriteToBigQueryWarehouse(beam.PTransform):
             pcoll.pipeline
             | "RunDates" >> beam.Create([[d.isoformat() for d in self.dates]])
             | "PromoteDates" >> beam.ParDo(
-                PromoteDatesFn(self.warehouse_uri, self.staging, self.tables, self.protected),
+                PromoteDatesFn(self.warehouse_uri, self.staging, self.tables, self.protected,
+                               self.rejected_staging),
                 rejected=beam.pvalue.AsList(rejected), staging_ready=beam.pvalue.AsSingleton(ready))
         )
         _ = (
             pcoll.pipeline
             | "DropStagingTrigger" >> beam.Create([None])
-            | "DropStaging" >> beam.ParDo(DropStagingFn(self.warehouse_uri, self.staging),
+            | "DropStaging" >> beam.ParDo(DropStagingFn(
+                self.warehouse_uri, {**self.staging, "rejected": self.rejected_staging}),
                                           promoted=beam.pvalue.AsList(promoted))
         )
         return promoted
