@@ -278,12 +278,15 @@ class DateReference:
         return model_refs(registry.eligible_for(game_date), self.policy) if registry is not None else ()
 
     def load(self, game_date: dt.date) -> DateContext:
+        from pipeline.domain.context import player_contexts
+
         problems: list[tuple[str, str]] = []
         features = [r for r in self.features if r.game_date == game_date]
         contexts = {k: v for k, v in self.contexts.items()}
+        # every feature row has a context, as in batch (no box scores known: the empty history's)
+        contexts.update({k: v for k, v in player_contexts(features, []).items() if k not in contexts})
         if self.inputs:
             from pipeline.domain.calendar import season_start
-            from pipeline.domain.context import player_contexts
             from pipeline.io.sources import read_local
 
             rows, _dead = read_local(self.inputs, "features", [game_date])  # dead-lettered by props run
@@ -808,9 +811,10 @@ class CompleteModelSetFn(beam.DoFn):
         yield Scored(consensus=out.consensus, player_game=request.player_game)
 
     @on_timer(JOIN_TIMEOUT)
-    def timeout(self, key=_KEY, join=_JOIN_STATE, timer=_JOIN_TIMEOUT):
+    def timeout(self, key=_KEY, join=_JOIN_STATE, timer=_JOIN_TIMEOUT, fired=beam.DoFn.TimestampParam):
         state = read_state(join, JOIN_DEFAULTS)
-        now = float(self._clock())
+        # the timer fires at the earliest deadline: every version due by then is overdue
+        now = max(float(self._clock()), float(fired))
         pending = state["pending"]
         for seq in sorted(s for s, e in pending.items() if e["deadline"] <= now):
             entry = pending.pop(seq)
