@@ -105,6 +105,7 @@ def build_stream_plan(options, *, registry=None, policy=None, warehouse=None, ru
         warehouse=warehouse_uri,
         exports=common.exports_uri(options) if warehouse is not None else None,
         initial=tuple(rebuild), dates=tuple(dates), inputs=inputs,
+        state_grace_s=None if stream.state_grace_seconds is None else float(stream.state_grace_seconds),
         # The periodic refresh needs an SDF source, which only Dataflow runs (beam-notes).
         feature_refresh_seconds=float(stream.feature_refresh_seconds) if common.is_remote_runner(options)
         else 0.0)
