@@ -94,7 +94,7 @@ def build_stream_plan(options, *, registry=None, policy=None, warehouse=None, ru
     rebuild = day_events(inputs, dates, until=rebuild_as_of)[0] if rebuild_as_of else []
     warehouse_uri = common.warehouse_uri(options) if warehouse is not None else None
     reference = DateReference(policy, inputs=inputs, registry_uri=registry.uri, registry=registry,
-                              warehouse_uri=warehouse_uri)
+                              warehouse_uri=warehouse_uri, history_fn=common.graded_history)
     history = common.graded_history(warehouse, dates, policy) if warehouse is not None else {}
     project = stream.pubsub_project
     return StreamPlan(

@@ -257,12 +257,15 @@ class DateReference:
         message); ``registry``: an in-memory registry used when there is no uri (tests).
       warehouse_uri: published picks and graded history of the date (None: none).
       features, contexts: rows known in memory (tests, or a launch that already read them).
+      history_fn: ``(warehouse, dates, policy) -> graded history`` (the command passes
+        ``commands.common.graded_history``; layers below the commands never import them).
     """
 
     def __init__(self, policy: Policy, *, inputs: str | None = None, registry_uri: str | None = None,
                  registry=None, warehouse_uri: str | None = None, features: Sequence[FeatureRow] = (),
-                 contexts: Mapping | None = None):
+                 contexts: Mapping | None = None, history_fn: Callable | None = None):
         self.policy, self.inputs, self.registry_uri = policy, inputs, registry_uri
+        self.history_fn = history_fn
         self.registry, self.warehouse_uri = registry, warehouse_uri
         self.features, self.contexts = tuple(features), dict(contexts or {})
 
@@ -303,13 +306,13 @@ class DateReference:
         published, history = {}, {}
         if self.warehouse_uri:
             try:
-                from pipeline.commands.common import graded_history
                 from pipeline.io.stream_sinks import published_picks
                 from pipeline.io.warehouse import open_warehouse
 
                 wh = open_warehouse(self.warehouse_uri)
                 published = published_picks(wh, [game_date]).get(game_date.isoformat(), {})
-                history = graded_history(wh, [game_date], self.policy) or {}
+                if self.history_fn is not None:
+                    history = self.history_fn(wh, [game_date], self.policy) or {}
             except Exception as exc:  # noqa: BLE001 - recorded as a dead letter, the date still runs
                 problems.append(("warehouse", slate.format_exception(exc)))
         return DateContext(tuple(features), contexts, models, published, history, tuple(problems))
