@@ -9,6 +9,7 @@ messages go to dead letters while the job keeps running.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -337,8 +338,11 @@ def test_three_days_replayed_into_one_running_stream_match_batch_per_date_and_cl
         assert code == 0
         _wait_drained(job, wh, exports, topics)
         time.sleep(3.0)  # D1's and D2's grace period (1 s of processing time) runs out
-        late = fx.odds("late-probe", "draftkings", 10.5)._replace(
-            game_id="20260105_LAL_MIA", game_date=__import__("datetime").date(2026, 1, 5))
+        # A D1 snapshot timed on D1's evening (inside the parse boundary's event-time window, so it is the
+        # cleared date's state that rejects it, not the parse).
+        late = fx.odds("lateprobe", "draftkings", 10.5)._replace(
+            game_id="20260105_LAL_MIA", game_date=dt.date(2026, 1, 5),
+            snapshot_ts=dt.datetime(2026, 1, 6, 3, 0, tzinfo=dt.UTC))
         pub = pubsub.Publisher(PROJECT, topics["events"])
         data, attrs = pubsub.message_for("odds", late)
         pub.publish(data, attrs)
@@ -353,4 +357,4 @@ def test_three_days_replayed_into_one_running_stream_match_batch_per_date_and_cl
         got = sorted((r["pick_id"], r["direction"], r["line"], r["rank"]) for r in rows
                      if str(r["game_date"]) == d and r["status"] == status)
         assert got == expected[d], d
-    assert [d for d in dead if "late-probe" in d["payload"] and "2026-01-05" in d["error"]], dead
+    assert [d for d in dead if "lateprobe" in d["payload"] and "2026-01-05" in d["error"]], dead
