@@ -57,6 +57,7 @@ PARAMS: dict[str, tuple[str, str, str]] = {
     "picks_changes_topic": ("Picks-changes topic", RESOURCE_ID, "TEXT"),
     "debounce_seconds": ("Debounce (seconds)", NUMBER, "NUMBER"),
     "feature_refresh_seconds": ("Feature-store refresh (seconds)", NUMBER, "NUMBER"),
+    "state_grace_seconds": ("State grace period (seconds)", NUMBER, "NUMBER"),
 }
 ENUM_VALUES = {
     "run_mode": ["FIRST", "RETRY", "FINAL_RETRY", "LAST_CALL", "BACKFILL"],

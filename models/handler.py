@@ -177,3 +177,53 @@ def build_keyed_handler(specs: list[ModelSpec], *, batch_size: int = 512) -> Key
     mappings = [KeyModelMapping([s.model_id], handler_for(s, batch_size=None)) for s in specs]
     return _PinnedBatchKeyedModelHandler(mappings, batch_size=batch_size,
                                          max_models_per_worker_hint=len(specs))
+
+
+class _ModelCache(dict):
+    """model_id -> loaded CatBoostRegressor (a dict subclass so Beam can hold it as the 'model')."""
+
+
+class RegistryModelHandler(ModelHandler[tuple, tuple, _ModelCache]):
+    """One handler for every model a running stream may score, loaded on first use from its registry
+    entry carried by each element: examples ``(ref, (row_key, vector))`` where ``ref`` has
+    ``model_id``, ``artifact_uri``, ``feature_count``, ``sha256`` (``transforms.streaming.ModelRef``).
+
+    This is the stream's model update path: a model promoted after the launch arrives in a ScoringRequest's
+    model set (from a registry event or a date initialisation) and is loaded when first seen, with the
+    same checks as ``CatBoostModelHandler.load_model`` (sha256, feature count); a disabled model is no
+    longer in any set, so it is no longer scored. Outputs ``(model_id, PredictionResult)`` like the keyed
+    handler. Batches are pinned (beam-notes) and may mix models; each model's rows are one predict call.
+    """
+
+    def __init__(self, *, batch_size: int = 512, thread_count: int = 1):
+        super().__init__(min_batch_size=batch_size, max_batch_size=batch_size)
+        self._batch_size, self._thread_count = batch_size, thread_count
+
+    def load_model(self) -> _ModelCache:
+        return _ModelCache()
+
+    def run_inference(self, batch: Sequence[tuple], model: _ModelCache,
+                      inference_args: dict[str, Any] | None = None) -> Iterable[tuple]:
+        by_model: dict[str, list[int]] = {}
+        refs = {}
+        for i, (ref, _example) in enumerate(batch):
+            by_model.setdefault(ref.model_id, []).append(i)
+            refs[ref.model_id] = ref
+        out: list[Any] = [None] * len(batch)
+        for model_id, rows in by_model.items():
+            ref = refs[model_id]
+            handler = CatBoostModelHandler(
+                ref.artifact_uri, model_id=model_id, feature_count=ref.feature_count, min_batch_size=None,
+                max_batch_size=None, thread_count=self._thread_count, expected_sha256=ref.sha256)
+            if model_id not in model:
+                model[model_id] = handler.load_model()
+            results = handler.run_inference([batch[i][1] for i in rows], model[model_id])
+            for i, result in zip(rows, results, strict=True):
+                out[i] = (model_id, result)
+        return out
+
+    def get_num_bytes(self, batch: Sequence[tuple]) -> int:
+        return sum(getattr(vec, "nbytes", 0) + len(key) for _ref, (key, vec) in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return METRICS_NAMESPACE

@@ -244,6 +244,9 @@ class StreamOptions(PipelineOptions):
             default=1.0,
             help="Best bets of a date are recomputed at most once per this many seconds.",
         )
+        _add(parser, "state_grace_seconds", type=float, default=None,
+             help="Seconds a date's stream state is kept after its last game is done, then cleared "
+             "(default: windows.STATE_GRACE_S, 6 hours).")
         _add(
             parser,
             "pubsub_emulator",

@@ -1,30 +1,35 @@
 """Builds the streaming graph (``props stream``); never runs it.
 
-``build_stream_pipeline(p, plan, messages=None)`` wires the events source (the Pub/Sub subscription of
-``pipeline/io/pubsub.py``, or ``messages``: any PCollection of PubsubMessages, e.g. a TestStream) through
-``transforms.streaming.RescorePlayerGames`` (the slate's ScorePlayers and SelectBestBetsFn inside) into
-the sinks of ``pipeline/io/stream_sinks.py``, and returns the named outputs so tests can assert on them::
+``build_stream_pipeline(p, plan, messages=None)`` wires the events source (the Pub/Sub subscription, or
+``messages``: any PCollection of PubsubMessages, e.g. a TestStream) through
+``transforms.streaming.RescorePlayerGames`` into the sinks of ``pipeline/io/stream_sinks.py``, and returns
+the named outputs so tests can assert on them::
 
     plan = commands.stream.build_stream_plan(options)
     with beam.Pipeline(options=streaming_options) as p:
         outputs = build_stream_pipeline(p, plan)
 
-Launch-time state (feature rows and contexts of the served dates, and on a restart the events already
-ingested up to ``--rebuild-as-of``) enters the same keyed state as the stream through a ``Create``.
+One job serves every game date of the season: a date's reference data (feature rows, contexts, eligible
+models, published picks, graded history) is loaded by ``plan.reference`` the first time an event of the
+date arrives, and the date's state is cleared after its games are over (``windows.STATE_GRACE_S``).
+Messages with ``kind=registry`` (a registry document, see :func:`parse_registry_message`) change the
+eligible models of every open date without a restart. On a restart the events already ingested up to
+``--rebuild-as-of`` enter through a ``Create`` (``plan.initial``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import json
 from typing import Any, NamedTuple
 
 import apache_beam as beam
 
-from pipeline.domain.schedule import DatePlan
 from pipeline.policy import Policy
 from pipeline.schemas import VERSIONED_TABLES
-from pipeline.transforms.slate import ModelInfo, stamp
+from pipeline.transforms.slate import stamp
+
+REGISTRY_KIND = "registry"
 
 
 class StreamPlan(NamedTuple):
@@ -32,28 +37,65 @@ class StreamPlan(NamedTuple):
 
     run_id: str
     policy: Policy
-    models: tuple[ModelInfo, ...]
-    model_handler: Any
-    date_plans: Mapping[dt.date, DatePlan]  # eligible models per served date
-    players_by_game: Mapping[str, tuple[str, ...]]
-    initial: tuple  # (pg, StreamEvent) launch-time state
-    history: Mapping[str, Any]
-    published: Mapping[str, Mapping[str, Any]]  # date_iso -> pick_id -> Pick (warehouse at launch)
+    reference: Any  # transforms.streaming.DateReference: loads a date on first sight
+    history: dict
     debounce_seconds: float
     subscription: str | None  # full path of the events subscription
     picks_changes_topic: str | None  # full path
     warehouse: str | None
     exports: str | None
-    clock: Any = None  # processing clock of the debounce timer (None: wall clock; TestStream: 0-based)
+    clock: Any = None  # processing clock of the timers (None: wall clock; TestStream: 0-based)
+    initial: tuple = ()  # StreamEvents routed before the stream's (restart: --rebuild-as-of)
+    dates: tuple = ()  # dates named at launch (--game-date / rebuild); the job serves every date it sees
+    published: dict = {}  # date_iso -> pick_id -> Pick seeds (tests; the job reads them per date)
     inputs: str | None = None  # where the feature store is re-read from (Dataflow refresh)
-    feature_refresh_seconds: float = 0.0  # > 0: periodic re-read of the served dates' feature rows
-    game_dates: Mapping[str, dt.date] = {}  # game_id -> game_date (injury routing), from the feature rows
-    schedule: tuple = ()  # the served dates' schedule events read at launch (ScheduleEvent)
+    feature_refresh_seconds: float = 0.0  # > 0: periodic re-read of the launch dates' feature rows
     scoring_timeout_s: float | None = None  # None: windows.SCORING_TIMEOUT_S
+    state_grace_s: float | None = None  # None: windows.STATE_GRACE_S
+    model_handler: Any = None  # None: models.handler.RegistryModelHandler
 
-    @property
-    def dates(self) -> list[dt.date]:
-        return sorted(self.date_plans)
+
+def registry_message(registry, *, base_uri: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """(data, attributes) of a ``kind=registry`` message: the registry document (``Registry.to_json``),
+    published after the registry file was changed (a model promoted, retrained or disabled)."""
+    attrs = {"kind": REGISTRY_KIND, "event_ts": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    base = base_uri or getattr(registry, "base_uri", None)
+    if base:
+        attrs["base_uri"] = base
+    return registry.to_json().encode("utf-8"), attrs
+
+
+def parse_registry_message(data: bytes, attrs: dict):
+    """A ``kind=registry`` message -> a validated Registry (artifacts are checked when first loaded)."""
+    from models.registry import REGISTRY_VERSION, ModelSpec, Registry
+
+    doc = json.loads(data.decode("utf-8"))
+    if not isinstance(doc, dict) or doc.get("registry_version") != REGISTRY_VERSION:
+        raise ValueError(f"not a registry document (registry_version {REGISTRY_VERSION} expected)")
+    base = attrs.get("base_uri")
+    return Registry([ModelSpec.from_dict(m, base) for m in doc.get("models") or []]).validate(
+        check_artifacts=False)
+
+
+class SplitRegistryFn(beam.DoFn):
+    """PubsubMessages -> main: event messages; ``registry``: StreamEvent("registry", Registry);
+    ``dead_letters``: registry messages that do not parse."""
+
+    def process(self, message):
+        from pipeline.transforms import slate
+        from pipeline.transforms.streaming import StreamEvent
+
+        attrs = dict(message.attributes or {})
+        if attrs.get("kind") != REGISTRY_KIND:
+            yield message
+            return
+        try:
+            yield beam.pvalue.TaggedOutput(REGISTRY_KIND, StreamEvent(
+                REGISTRY_KIND, parse_registry_message(message.data, attrs)))
+        except Exception as exc:  # noqa: BLE001 - a bad registry message must not stop the job
+            yield beam.pvalue.TaggedOutput(slate.DEAD, slate.dead_letter(
+                "pubsub:registry", "parse", slate.format_exception(exc),
+                message.data.decode("utf-8", errors="replace")))
 
 
 class ReadFeatureRowsFn(beam.DoFn):
@@ -107,36 +149,39 @@ def build_stream_pipeline(p: beam.Pipeline, plan: StreamPlan, messages=None,
     """Builds the streaming graph on ``p``; returns ``events``, ``changes`` (DateChanges),
     ``player_games``, ``scored``, the versioned rows ``gate_decisions``, ``line_diagnostics``,
     ``predictions``, ``consensus`` (stamped with the run id and policy version, as written),
-    ``dead_letters`` and ``change_messages`` (bytes).
+    ``cleared`` (state the clearing timers cleared), ``dead_letters`` and ``change_messages`` (bytes).
 
     ``feature_ticks`` replaces the feature refresh's PeriodicImpulse (tests); the refresh is wired when
     ``plan.feature_refresh_seconds > 0`` and ``plan.inputs`` is set (``props stream`` does so on Dataflow).
     """
     from pipeline.io import pubsub, stream_sinks
-    from pipeline.transforms import streaming
+    from pipeline.transforms import slate, streaming
 
     if messages is None:
         if not plan.subscription:
             raise ValueError("build_stream_pipeline: no subscription and no messages")
-        parsed = p | "ReadEvents" >> pubsub.ReadEvents(plan.subscription, plan.policy.event_time_window_hours)
-    else:
-        parsed = messages | "ParseEvents" >> pubsub.ParseMessages(plan.policy.event_time_window_hours)
-    events = parsed.events
-    if plan.inputs and (plan.feature_refresh_seconds > 0 or feature_ticks is not None):
+        from apache_beam.io.gcp.pubsub import ReadFromPubSub
+
+        messages = p | "ReadEvents" >> ReadFromPubSub(
+            subscription=plan.subscription, with_attributes=True, timestamp_attribute="event_ts")
+    split = messages | "SplitRegistry" >> beam.ParDo(SplitRegistryFn()).with_outputs(
+        REGISTRY_KIND, slate.DEAD, main="events")
+    parsed = split.events | "ParseEvents" >> pubsub.ParseMessages(plan.policy.event_time_window_hours)
+    events = (parsed.events, split[REGISTRY_KIND]) | "EventsAndRegistry" >> beam.Flatten()
+    if plan.inputs and plan.dates and (plan.feature_refresh_seconds > 0 or feature_ticks is not None):
         refreshed = p | "RefreshFeatures" >> RefreshFeatureRows(
             plan.inputs, plan.dates, plan.feature_refresh_seconds, ticks=feature_ticks)
-        events = (parsed.events, refreshed) | "EventsAndFeatureRefresh" >> beam.Flatten()
+        events = (events, refreshed) | "EventsAndFeatureRefresh" >> beam.Flatten()
     initial = None
     if plan.initial:
         initial = p | "InitialState" >> beam.Create(list(plan.initial), reshuffle=False)
 
     out = events | "Rescore" >> streaming.RescorePlayerGames(
-        policy=plan.policy, models=plan.models, date_plans=plan.date_plans, model_handler=plan.model_handler,
-        players_by_game=plan.players_by_game, history=plan.history, debounce_seconds=plan.debounce_seconds,
-        published=plan.published, run_id=plan.run_id, initial=initial,
-        clock=plan.clock, game_dates=plan.game_dates, launch_schedule=plan.schedule,
-        scoring_timeout_s=plan.scoring_timeout_s)
-    dead = (parsed[pubsub.DEAD], out["dead_letters"]) | "AllDeadLetters" >> beam.Flatten()
+        policy=plan.policy, reference=plan.reference, history=plan.history,
+        debounce_seconds=plan.debounce_seconds, published=plan.published, run_id=plan.run_id,
+        initial=initial, clock=plan.clock, scoring_timeout_s=plan.scoring_timeout_s,
+        state_grace_s=plan.state_grace_s, model_handler=plan.model_handler)
+    dead = (parsed[pubsub.DEAD], split[slate.DEAD], out["dead_letters"]) | "AllDeadLetters" >> beam.Flatten()
     versioned = {
         table: out[table] | f"Stamp_{table}" >> beam.Map(stamp, plan.run_id, plan.policy.version)
         for table in VERSIONED_TABLES
@@ -145,9 +190,10 @@ def build_stream_pipeline(p: beam.Pipeline, plan: StreamPlan, messages=None,
         stream_sinks.WriteStreamOutputs(
             warehouse_uri=plan.warehouse, exports_uri=plan.exports,
             picks_changes_topic=plan.picks_changes_topic,
-            latest_date=max(plan.dates) if plan.dates else None, policy_version=plan.policy.version,
+            latest_date=None, policy_version=plan.policy.version,
             history=plan.history, run_id=plan.run_id))
     return {
         "events": events, "changes": out["changes"], "player_games": out["player_games"],
-        "scored": out["scored"], **versioned, "dead_letters": dead, "change_messages": messages_out,
+        "scored": out["scored"], **versioned, "cleared": out["cleared"], "dead_letters": dead,
+        "change_messages": messages_out,
     }

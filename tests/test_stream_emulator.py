@@ -276,3 +276,81 @@ def test_restart_while_messages_are_in_flight_recovers_every_update_and_duplicat
         by_pick.setdefault(pick_id, []).append(version)
     assert all(sorted(v) == list(range(1, len(v) + 1)) for v in by_pick.values()), by_pick
     assert all(r["version"] == max(by_pick[r["pick_id"]]) for r in rows)
+
+
+SEASON_DATES = ("2026-01-05", "2026-01-06", "2026-01-07")
+
+
+def _pre_tipoff_cut(inputs: str, date: str) -> str:
+    """A date's last event before its first tip-off (its picks lock at tip-off; the batch run at this
+    ``--as-of`` decides what the stream's picks were when they locked), ``UNTIL`` for the last date."""
+    import datetime as dt
+
+    from pipeline.commands import common
+    from pipeline.commands.stream import day_events
+    from pipeline.io.parse import event_time
+
+    day = dt.date.fromisoformat(date)
+    first_tip = min(e.tipoff_utc for e in common.read_schedule(inputs, [day])[0])
+    until = dt.datetime.fromisoformat(UNTIL.replace("Z", "+00:00"))
+    events = day_events(inputs, [day], until=min(until, first_tip - dt.timedelta(seconds=1)))[0]
+    return max(event_time(e.kind, e.row) for e in events).isoformat().replace("+00:00", "Z")
+
+
+def test_three_days_replayed_into_one_running_stream_match_batch_per_date_and_clear_finished_dates(
+        day, pubsub_emulator):  # noqa: F811
+    """``props replay --start D1 --end D3`` into one ``props stream``: D1 and D2 are replayed to their
+    finals, D3 up to ``UNTIL`` (before its first tip-off). Each date's picks (locked for D1/D2, active
+    for D3) equal ``props run --game-date D --as-of <D's last event before its first tip-off>``; D1's and
+    D2's state is cleared after their finals (grace 1 s): a D1 odds snapshot published afterwards is a
+    dead letter of the cleared date, never a re-opened state."""
+    from pipeline.commands import replay, run
+    from pipeline.io import pubsub
+    from tests import slate_fixtures as fx
+
+    host, topics = pubsub_emulator, _topics(pubsub_emulator)
+    root = day["root"] / "season"
+    wh, exports = root / "season.duckdb", root / "exports"
+    expected = {}
+    for d in SEASON_DATES:
+        out = root / f"batch-{d}"
+        code = run.main(["--inputs", day["inputs"], "--registry", _registry(day), "--game-date", d,
+                         "--as-of", _pre_tipoff_cut(day["inputs"], d), "--run-mode", "RETRY",
+                         "--warehouse", f"duckdb://{out}/wh.duckdb", "--exports", str(out / "exports")])
+        assert code == 0
+        expected[d] = sorted((r["pick_id"], r["direction"], r["line"], r["rank"])
+                             for r in _query(out / "wh.duckdb", "SELECT * FROM best_bets"))
+    assert sum(map(len, expected.values())) >= 2, expected  # the comparison is not of empty lists
+
+    args = ["--inputs", day["inputs"], "--registry", _registry(day),
+            "--warehouse", f"duckdb://{wh}", "--exports", str(exports), "--pubsub-emulator", host,
+            "--pubsub-project", PROJECT, "--events-topic", topics["events"],
+            "--events-subscription", topics["sub"], "--picks-changes-topic", topics["changes"],
+            "--debounce-seconds", "0.3", "--state-grace-seconds", "1"]
+    root.mkdir(parents=True, exist_ok=True)
+    job = StreamJob(args, root / "season.log")
+    job.wait_running()
+    try:
+        code = replay.main(["--inputs", day["inputs"], "--start", SEASON_DATES[0], "--end", SEASON_DATES[-1],
+                            "--until", UNTIL, "--pubsub-emulator", host, "--pubsub-project", PROJECT,
+                            "--events-topic", topics["events"]])
+        assert code == 0
+        _wait_drained(job, wh, exports, topics)
+        time.sleep(3.0)  # D1's and D2's grace period (1 s of processing time) runs out
+        late = fx.odds("late-probe", "draftkings", 10.5)._replace(
+            game_id="20260105_LAL_MIA", game_date=__import__("datetime").date(2026, 1, 5))
+        pub = pubsub.Publisher(PROJECT, topics["events"])
+        data, attrs = pubsub.message_for("odds", late)
+        pub.publish(data, attrs)
+        pub.flush()
+        _wait_drained(job, wh, exports, topics)
+        rows = _query(wh, "SELECT * FROM best_bets")
+        dead = _query(wh, "SELECT step, error, payload FROM dead_letters WHERE step = 'stream_date_state'")
+    finally:
+        job.stop()
+    for d in SEASON_DATES:
+        status = "active" if d == SEASON_DATES[-1] else "locked"
+        got = sorted((r["pick_id"], r["direction"], r["line"], r["rank"]) for r in rows
+                     if str(r["game_date"]) == d and r["status"] == status)
+        assert got == expected[d], d
+    assert [d for d in dead if "late-probe" in d["payload"] and "2026-01-05" in d["error"]], dead

@@ -83,7 +83,7 @@ def stream(day) -> Path:
     plan = plan._replace(clock=zero_clock, scoring_timeout_s=1000.0, subscription=None,
                          picks_changes_topic=None)
     events, _dead = day_events(day["inputs"], [DATE], until=UNTIL)
-    games = latest_games(plan.schedule, UNTIL)
+    games = latest_games(common.read_schedule(day["inputs"], [DATE])[0], UNTIL)
     heartbeat = [
         schemas.ScheduleEvent(game_id=g.game_id, game_date=g.game_date, tipoff_utc=g.tipoff_utc,
                               home_team=g.home_team, away_team=g.away_team, status=g.status,

@@ -18,15 +18,12 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 
-from pipeline.commands.stream import initial_state, routing
 from pipeline.domain.context import player_contexts
-from pipeline.domain.schedule import DatePlan
 from pipeline.io.pubsub import message_for
 from pipeline.policy import load_policy
 from pipeline.schemas import ScheduleEvent
 from pipeline.stream_graph import StreamPlan, build_stream_pipeline
-from pipeline.transforms.slate import ModelInfo
-from pipeline.transforms.streaming import split_key, zero_clock
+from pipeline.transforms.streaming import DateReference, split_key, zero_clock
 from tests import slate_fixtures as fx
 
 G1, G2, G3 = fx.GAME_ID, "20260222_NYK_MIA", "20260222_DEN_PHX"
@@ -63,25 +60,18 @@ def _collect(x, name):
 
 @pytest.fixture(scope="module")
 def outputs():
-    from models.handler import build_keyed_handler
-
     COLLECTED.clear()
     registry = fx.tiny_registry()
-    specs = registry.enabled()
-    models = tuple(ModelInfo(s.model_id, s.family, s.feature_set, load_policy(None).min_edge(s.loss))
-                   for s in specs)
-    plan_date = fx.date_plan(tuple(m.model_id for m in models))
     features = [fx.feature_row("alpha", avg=30.0), fx.feature_row("delta", avg=30.0),
                 fx.feature_row("gamma", avg=30.0, game_id=G2, team="NYK", opp="MIA"),
                 fx.feature_row("eps", avg=30.0, game_id=G3, team="DEN", opp="PHX")]
     contexts = player_contexts(features, [fx.box("alpha", 2), fx.box("delta", 2)])
+    policy = load_policy(None)
     plan = StreamPlan(
-        run_id="stream-test", policy=load_policy(None), models=models,
-        model_handler=build_keyed_handler(specs),
-        date_plans={fx.GAME_DATE: DatePlan(**{**plan_date._asdict(), "run_mode": "RETRY"})},
-        players_by_game=routing(features)[0], game_dates=routing(features)[1],
-        initial=tuple(initial_state(features, contexts)), history={}, published={}, debounce_seconds=0.5,
-        subscription=None, picks_changes_topic=None, warehouse=None, exports=None, clock=zero_clock,
+        run_id="stream-test", policy=policy,
+        reference=DateReference(policy, registry=registry, features=features, contexts=contexts),
+        history={}, debounce_seconds=0.5, subscription=None, picks_changes_topic=None, warehouse=None,
+        exports=None, clock=zero_clock,
         scoring_timeout_s=SCORING_TIMEOUT_TEST_S)
     stream = (
         TestStream()

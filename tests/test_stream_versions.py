@@ -23,16 +23,15 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.commands.stream import initial_state, routing
 from pipeline.domain.context import player_contexts
-from pipeline.domain.schedule import DatePlan, GameState
+from pipeline.domain.schedule import GameState
 from pipeline.io.pubsub import message_for
 from pipeline.policy import Policy, load_policy
 from pipeline.schemas import ScheduleEvent
 from pipeline.stream_graph import StreamPlan, build_stream_pipeline
 from pipeline.transforms import slate
 from pipeline.transforms.slate import ModelInfo
-from pipeline.transforms.streaming import zero_clock
+from pipeline.transforms.streaming import DateReference, zero_clock
 from tests import slate_fixtures as fx
 
 G1 = fx.GAME_ID
@@ -85,20 +84,27 @@ EVENTS = [
 ]
 
 
-def run_stream(warehouse: str | None, *, broken: bool = False) -> dict[str, list]:
-    from models.handler import build_keyed_handler
+def _registry(broken: bool = False):
+    """The tiny registry; ``broken``: v9_mae's entry names the v12 feature set (54 numbers for a
+    33-feature model), so its inference fails for real."""
+    import dataclasses
 
+    from models.registry import Registry
+
+    specs = fx.tiny_registry().enabled()
+    if broken:
+        specs = [dataclasses.replace(s, feature_set="v12") if s.family == "v9_mae" else s for s in specs]
+    return Registry(specs)
+
+
+def run_stream(warehouse: str | None, *, broken: bool = False) -> dict[str, list]:
     COLLECTED.clear()
-    specs, models = _models(broken)
-    plan_date = fx.date_plan(tuple(m.model_id for m in models))
     contexts = player_contexts(FEATURES, [fx.box("alpha", 2)])
-    players_by_game, game_dates = routing(FEATURES)
     plan = StreamPlan(
-        run_id="stream-versions", policy=POLICY, models=models, model_handler=build_keyed_handler(specs),
-        date_plans={fx.GAME_DATE: DatePlan(**{**plan_date._asdict(), "run_mode": "RETRY"})},
-        players_by_game=players_by_game, game_dates=game_dates, schedule=(sched(G1), sched(BAD)),
-        initial=tuple(initial_state(FEATURES, contexts)), history={}, published={}, debounce_seconds=0.5,
-        subscription=None, picks_changes_topic=None, warehouse=warehouse, exports=None, clock=zero_clock,
+        run_id="stream-versions", policy=POLICY,
+        reference=DateReference(POLICY, registry=_registry(broken), features=FEATURES, contexts=contexts),
+        history={}, debounce_seconds=0.5, subscription=None, picks_changes_topic=None, warehouse=warehouse,
+        exports=None, clock=zero_clock,
         scoring_timeout_s=1000.0)
     stream = (TestStream().advance_watermark_to(0).add_elements(EVENTS)
               .advance_processing_time(5).advance_processing_time(5)

@@ -389,7 +389,7 @@ def run_or_submit(p, options, what: str):
     result = p.run()
     if is_remote_runner(options):
         job_id = getattr(result, "job_id", lambda: None)()
-        eprint(f"submitted Dataflow {what} job {job_id}")
+        eprint(f"submitted Dataflow job {job_id} ({what})")
         return {"submitted": 1, "job_id": job_id}
     result.wait_until_finish()
     return result

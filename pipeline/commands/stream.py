@@ -1,25 +1,26 @@
 """``props stream``: the streaming job - re-score a player the moment his line moves.
 
     props stream                                  # local default: the Pub/Sub emulator (started if needed),
-                                                  # topics/subscriptions created, the simulated season's
-                                                  # busiest date after the models' training window
-    props stream --game-date 2026-02-22 --debounce-seconds 0.5
+                                                  # topics/subscriptions created; serves every date
+    props stream --debounce-seconds 0.5
     props stream --rebuild-as-of 2026-02-22T20:00:00Z      # restart: rebuild state from --inputs first
     props stream --pubsub-project my-proj --runner DataflowRunner ...   # real Pub/Sub, never an emulator
 
-The launch resolves everything first (policy, registry, served dates, eligible models, graded history,
-the dates' feature rows and player contexts from --inputs, the picks already published from the
-warehouse), then runs ``pipeline.stream_graph.build_stream_pipeline`` on the streaming DirectRunner until
-it is killed. Each pick change goes to ``best_bets`` / ``best_bets_history``, the exports and the
+One job serves the whole season. The launch validates the policy and the registry; each game date is
+initialised when its first event arrives (its feature rows and player contexts from --inputs, its
+eligible models by the registry's leakage guard, its published picks and graded history from the
+warehouse) and cleared after its games are over plus ``windows.STATE_GRACE_S``. A ``kind=registry``
+message changes the models of the open dates without a restart. The graph is
+``pipeline.stream_graph.build_stream_pipeline``, run on the streaming DirectRunner until it is killed.
+Each pick change goes to ``best_bets`` / ``best_bets_history``, the exports and the
 picks-changes topic; every new version of a player-game writes its gate decision, line diagnostics,
 predictions and consensus (versioned rows, ``version`` >= 1) like a batch run does (version 0).
-In a second terminal: ``props replay --date D`` publishes the day's events.
+In a second terminal: ``props replay --date D`` (or ``--start D1 --end D2``) publishes the days' events.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Sequence
 
 from pipeline.commands import common
@@ -36,45 +37,18 @@ from pipeline.options import (
 
 
 def served_dates(options, inputs: str, registry) -> list[dt.date]:
+    """The dates named at launch (rebuilt on a restart): --game-date, else the day of --rebuild-as-of
+    and the day before (a restart mid-season), else today (the simulated season's busiest date)."""
     game_date = parse_date(options.view_as(SlateOptions).game_date, "game_date")
     if game_date is not None:
         return [game_date]
+    rebuild = parse_timestamp(options.view_as(StreamOptions).rebuild_as_of, "rebuild_as_of")
+    if rebuild is not None:
+        day = rebuild.date()
+        return [day - dt.timedelta(days=1), day]
     if options.view_as(DataOptions).inputs is None:
         return [common.busiest_date(inputs, common.trained_until(registry))]
     return [today_eastern()]
-
-
-def routing(features: Sequence) -> tuple[dict[str, tuple[str, ...]], dict[str, dt.date]]:
-    """(game_id -> players with a feature row, game_id -> game_date) from the served dates' feature rows:
-    the routing of schedule and injury events (dates from the rows, never parsed from a game id)."""
-    players: dict[str, set[str]] = defaultdict(set)
-    dates: dict[str, dt.date] = {}
-    for r in features:
-        players[r.game_id].add(r.player_lookup)
-        dates.setdefault(r.game_id, r.game_date)
-    return {g: tuple(sorted(ps)) for g, ps in players.items()}, dates
-
-
-def initial_state(features: Sequence, contexts: dict, rebuild_events: Sequence = ()) -> list[tuple]:
-    """The launch-time keyed state: (pg, StreamEvent) for each feature row, its context
-    (``contexts``: ``domain.context.player_contexts``, keyed by (game_id, player_lookup)), then the
-    rebuild events (typed rows already routed by the graph's own router)."""
-    from pipeline.transforms.slate import pg_key
-    from pipeline.transforms.streaming import RoutePlayerGamesFn, StreamEvent
-
-    out = []
-    for r in features:
-        key = pg_key(r.game_id, r.player_lookup)
-        out.append((key, StreamEvent("features", r)))
-        ctx = contexts.get((r.game_id, r.player_lookup))
-        if ctx is not None:
-            out.append((key, StreamEvent("context", ctx)))
-    if rebuild_events:
-        router = RoutePlayerGamesFn(*routing(features))
-        router.setup()
-        for ev in rebuild_events:
-            out.extend(router.process(ev))
-    return out
 
 
 def day_events(inputs: str, dates: Sequence[dt.date], *, since: dt.datetime | None = None,
@@ -99,55 +73,38 @@ def day_events(inputs: str, dates: Sequence[dt.date], *, since: dt.datetime | No
 
 
 def build_stream_plan(options, *, registry=None, policy=None, warehouse=None, run_id: str | None = None):
-    """Resolves a StreamPlan (see the module docstring); raises LaunchError with a clear message."""
-    from pipeline.domain.calendar import season_start
+    """Resolves a StreamPlan (see the module docstring); raises LaunchError with a clear message.
+
+    Nothing about a game date is resolved here: the job learns dates from their events and loads each
+    date's reference data when it first sees it (``transforms.streaming.DateReference``). The launch only
+    validates the registry and, on a restart (``--rebuild-as-of``), reads the events to rebuild from."""
     from pipeline.io import pubsub
-    from pipeline.io.sources import read_local
-    from pipeline.io.stream_sinks import published_picks
     from pipeline.stream_graph import StreamPlan
+    from pipeline.transforms.streaming import DateReference
 
     stream = options.view_as(StreamOptions)
     inputs = common.default_inputs(options)
     policy = policy or common.load_policy(options)
     registry = registry or common.load_registry(options)
-    dates = served_dates(options, inputs, registry)
-    events, _dead = common.read_schedule(inputs, dates)
-    plans = common.date_plans(events, dates, run_mode=policy.streaming_run_mode, as_of=None,
-                              offset_minutes=60, registry=registry)
-    if not plans:
-        raise LaunchError(f"no scheduled games on {', '.join(map(str, dates))} in {inputs}; "
-                          "check --game-date")
-    specs, infos = common.model_infos(registry, plans, policy)
-    if not specs:
-        raise LaunchError(f"no enabled model is eligible for {', '.join(map(str, dates))} (training windows "
-                          "must end before the date); check --registry")
-    from models.handler import build_keyed_handler
-
-    features, _fdead = read_local(inputs, "features", sorted(plans))
-    first = min(plans)
-    start = season_start(first)
-    box_dates = [start + dt.timedelta(days=i) for i in range((max(plans) - start).days)]
-    box_scores, _bdead = read_local(inputs, "box_scores", box_dates)
-    from pipeline.domain.context import player_contexts
-
-    contexts = player_contexts(features, box_scores)
+    if not registry.enabled():
+        raise LaunchError("no enabled model in the registry; check --registry")
     rebuild_as_of = parse_timestamp(stream.rebuild_as_of, "rebuild_as_of")
-    rebuild = day_events(inputs, sorted(plans), until=rebuild_as_of)[0] if rebuild_as_of else []
-    players_by_game, game_dates = routing(features)
-    history = common.graded_history(warehouse, sorted(plans), policy) if warehouse is not None else {}
-    published = published_picks(warehouse, sorted(plans)) if warehouse is not None else {}
+    dates = served_dates(options, inputs, registry)
+    rebuild = day_events(inputs, dates, until=rebuild_as_of)[0] if rebuild_as_of else []
+    warehouse_uri = common.warehouse_uri(options) if warehouse is not None else None
+    reference = DateReference(policy, inputs=inputs, registry_uri=registry.uri, registry=registry,
+                              warehouse_uri=warehouse_uri, history_fn=common.graded_history)
+    history = common.graded_history(warehouse, dates, policy) if warehouse is not None else {}
     project = stream.pubsub_project
     return StreamPlan(
-        run_id=run_id or common.new_run_id("stream"), policy=policy, models=infos,
-        model_handler=build_keyed_handler(specs), date_plans=plans,
-        players_by_game=players_by_game, game_dates=game_dates, schedule=tuple(events),
-        initial=tuple(initial_state(features, contexts, rebuild)), history=history or {}, published=published,
-        debounce_seconds=float(stream.debounce_seconds),
+        run_id=run_id or common.new_run_id("stream"), policy=policy, reference=reference,
+        history=history or {}, debounce_seconds=float(stream.debounce_seconds),
         subscription=pubsub.subscription_path(project, stream.events_subscription),
         picks_changes_topic=pubsub.topic_path(project, stream.picks_changes_topic),
-        warehouse=common.warehouse_uri(options) if warehouse is not None else None,
+        warehouse=warehouse_uri,
         exports=common.exports_uri(options) if warehouse is not None else None,
-        inputs=inputs,
+        initial=tuple(rebuild), dates=tuple(dates), inputs=inputs,
+        state_grace_s=None if stream.state_grace_seconds is None else float(stream.state_grace_seconds),
         # The periodic refresh needs an SDF source, which only Dataflow runs (beam-notes).
         feature_refresh_seconds=float(stream.feature_refresh_seconds) if common.is_remote_runner(options)
         else 0.0)
@@ -219,9 +176,8 @@ def main(argv: list[str]) -> int:
         if proc is not None:
             pubsub.stop_emulator(proc)
         return 2
-    eprint(f"props stream {', '.join(map(str, plan.dates))}: {len(plan.models)} models, "
-           f"{sum(len(v) for v in plan.players_by_game.values())} player-games, "
-           f"debounce {plan.debounce_seconds} s, "
+    eprint(f"props stream (every date it sees; launch dates {', '.join(map(str, plan.dates))}): "
+           f"{len(plan.reference.registry.enabled())} enabled models, debounce {plan.debounce_seconds} s, "
            f"reading {plan.subscription}, changes to {plan.picks_changes_topic}, run {plan.run_id}")
     direct_runner.apply_for(options)  # the local streaming runner only; never Dataflow
     try:

@@ -474,7 +474,14 @@ def model_performance_series(accuracy_rows: Iterable[PredictionAccuracy], as_of_
     the rows plus 30 additions per (date, model)."""
     daily: dict[str, dict[dt.date, _DayStats]] = defaultdict(dict)
     family: dict[str, str | None] = {}
-    for row in accuracy_rows:
+    # A fixed order: float sums (bias, error) must not depend on the order a runner hands rows over, so a
+    # re-grade writes bit-identical rows.
+    def order(r: PredictionAccuracy) -> tuple:
+        return (r.model_id, r.game_date, r.game_id, r.player_lookup, -1.0 if r.line is None else r.line,
+                -1.0 if r.predicted_points is None else r.predicted_points)
+
+    ordered = sorted(accuracy_rows, key=order)
+    for row in ordered:
         per_model = daily[row.model_id]
         per_model[row.game_date] = per_model.get(row.game_date, _DayStats()).add(_row_stats(row, policy))
         if row.family is not None or row.model_id not in family:

@@ -22,11 +22,20 @@ the latest version of each pick without duplicates (``QUALIFY ROW_NUMBER() ... =
 
 The Beam sink: :class:`WriteToBigQueryWarehouse` takes the slate's ``(table, row)`` pairs (the input of
 ``slate_sink.WriteSlateOutputs``) and writes them with Beam's own ``WriteToBigQuery`` (explicit schemas,
-STREAMING_INSERTS into per-run staging tables), then promotes each run date from staging to the contract
-tables in one transaction per date (the same SQL as ``replace_dates``). Why staging + promote rather than
-``WRITE_TRUNCATE`` on a partition: Beam's file loads to ``t$YYYYMMDD`` replace a partition but are not
-atomic across the seven slate tables, and the emulator does not implement decorators; staging + one
-transaction gives the same idempotence, keeps the protected-picks rule, and is tested here.
+STREAMING_INSERTS, ``RETRY_ON_TRANSIENT_ERROR``) into per-job staging tables created up front with a
+one-day expiry; rows BigQuery rejects for good become ``dead_letters`` rows (``rejected_dead_letter``);
+then ALL the job's dates (a backfill chunk of 14 dates too) are promoted from staging in ONE transaction
+(the same SQL as ``replace_dates``), retried with bounded exponential backoff when a concurrent transaction
+wins (``txn_backoff_caps``: up to 30 minutes). Why staging + promote rather than ``WRITE_TRUNCATE`` on a
+partition: Beam's file loads to ``t$YYYYMMDD`` replace a partition but are not atomic across the seven
+slate tables, and the emulator does not implement decorators; staging + one transaction gives the same
+idempotence, keeps the protected-picks rule, and is tested here.
+
+Streaming (``props stream``): :meth:`BigQueryWarehouse.append_pick_history` appends history rows with
+``insertAll`` and insert ids (no load job, no DDL, no DML), readers take the latest version from the
+``best_bets_latest`` view (:meth:`BigQueryWarehouse.latest_picks`), and
+:meth:`BigQueryWarehouse.append_dead_letters` writes a batch of dead letters with one load job. The design
+against BigQuery's quotas is in ``notes/h-bq.md``.
 
 Inputs (``--inputs bigquery://PROJECT.DATASET``): one query per kind and run,
 ``SELECT * FROM DATASET.KIND WHERE game_date IN UNNEST(@dates)`` (a partition filter), each record parsed
@@ -45,10 +54,11 @@ import io
 import json
 import logging
 import math
+import random
 import re
 import time
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -57,14 +67,33 @@ import apache_beam as beam
 from pipeline import schemas
 from pipeline.io import cloud
 from pipeline.io.parse import ParseError, dead_letter, parse_record, raw_event_time, raw_game_date
-from pipeline.io.warehouse import SLATE_TABLES, Warehouse, _check_replace_args, unique_picks, version_rows
+from pipeline.io.warehouse import (
+    SLATE_TABLES,
+    Warehouse,
+    _check_replace_args,
+    dead_letter_batch,
+    unique_picks,
+    version_rows,
+)
 
 log = logging.getLogger(__name__)
 
 LATEST_PICKS_VIEW = "best_bets_latest"
 STAGING_PREFIX = "_staging_"
-STAGING_TTL = dt.timedelta(hours=6)
-MAX_TXN_ATTEMPTS = 6
+# Staging tables expire on their own a day after creation (a crashed job leaves nothing behind for long);
+# a job drops them as soon as its transaction committed.
+STAGING_TTL = dt.timedelta(days=1)
+# Conflict retry of a replace / upsert transaction: BigQuery aborts a transaction that mutates a table
+# another transaction is mutating ("Transaction is aborted due to concurrent update"). Bounded exponential
+# backoff with full jitter: waits drawn from [0, min(MAX, FIRST * 2**n)], i.e. caps of 2, 4, 8, 16, 32, 64
+# then 120 s, until TXN_RETRY_BUDGET_S of waiting has passed (about 20 attempts). A 14-date backfill
+# transaction over the seven slate tables takes tens of seconds to a few minutes on BigQuery, so 30 minutes
+# outlasts several other jobs' transactions queued ahead of it; past that the job fails loudly.
+TXN_BACKOFF_FIRST_S = 2.0
+# insertAll request size: BigQuery recommends at most 500 rows per request (10 MB hard limit).
+STREAM_INSERT_CHUNK = 500
+TXN_BACKOFF_MAX_S = 120.0
+TXN_RETRY_BUDGET_S = 30 * 60.0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -184,9 +213,11 @@ def _string_list(values: Iterable[str]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
-def replace_script(project: str, dataset: str, tables: Iterable[str], staging: Mapping[str, str],
-                   dates: Iterable[dt.date], *, protected: Collection[str] = ()) -> str:
-    """The one-transaction SQL script that replaces ``dates`` of ``tables`` from staging tables.
+def replace_script(project: str, dataset: str, tables: Iterable[str],
+                   staging: Mapping[str, str | tuple[str, ...]], dates: Iterable[dt.date], *,
+                   protected: Collection[str] = ()) -> str:
+    """The one-transaction SQL script that replaces ``dates`` of ``tables`` from staging tables (one
+    staging table per table, or several whose rows are inserted together).
 
     Dates and protected game ids are inlined as literals (dates are ``datetime.date``, ids are checked
     against ``[A-Za-z0-9_.:-]``): the emulator does not pass query parameters into script statements.
@@ -200,7 +231,9 @@ def replace_script(project: str, dataset: str, tables: Iterable[str], staging: M
         lines.append(f"DELETE FROM {target} WHERE {where};")
         if t in staging:
             cols = ", ".join(f"`{c}`" for c in schemas.TABLES[t].row_type._fields)
-            src = f"`{project}.{dataset}.{staging[t]}`"
+            sources = (staging[t],) if isinstance(staging[t], str) else tuple(staging[t])
+            src = f"`{project}.{dataset}.{sources[0]}`" if len(sources) == 1 else "(" + " UNION ALL ".join(
+                f"SELECT {cols} FROM `{project}.{dataset}.{s}`" for s in sources) + ")"
             lines.append(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {src} WHERE {where};")
     lines.append("COMMIT TRANSACTION;")
     return "\n".join(lines)
@@ -236,6 +269,20 @@ def upsert_versions_script(project: str, dataset: str, staging: Mapping[str, str
         lines.append(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {src};")
     lines.append("COMMIT TRANSACTION;")
     return "\n".join(lines)
+
+
+def txn_backoff_caps(first: float = TXN_BACKOFF_FIRST_S, cap: float = TXN_BACKOFF_MAX_S,
+                     budget: float = TXN_RETRY_BUDGET_S) -> list[float]:
+    """The upper bounds of the waits between conflict retries: ``first * 2**n`` capped at ``cap``, as many
+    as fit in ``budget`` seconds in total. Each wait is drawn uniformly from ``[0, bound]`` (full jitter:
+    two jobs that conflicted do not retry in lockstep)."""
+    caps: list[float] = []
+    bound, total = first, 0.0
+    while total + bound <= budget:
+        caps.append(bound)
+        total += bound
+        bound = min(cap, bound * 2)
+    return caps
 
 
 def _is_conflict(exc: Exception) -> bool:
@@ -304,21 +351,45 @@ class BigQueryWarehouse(Warehouse):
 
     # -- staging --------------------------------------------------------------------------------
 
-    def stage(self, table: str, rows: list[tuple], *, tag: str | None = None) -> str:
-        """Loads rows into a fresh staging table (one load job, NDJSON); returns its table id."""
+    def create_staging(self, table: str, tag: str | None = None, *, staging: str | None = None) -> str:
+        """Creates an empty staging table shaped like ``table`` that expires after ``STAGING_TTL``;
+        returns its table id (``staging`` or ``_staging_<table>_<tag>``). Idempotent (a retried bundle may
+        call it twice)."""
+        staging = staging or f"{STAGING_PREFIX}{table}_{tag or uuid.uuid4().hex[:12]}"
+        self.client.create_table(self.staging_table(table, staging), exists_ok=True)
+        return staging
+
+    def staging_table(self, table: str, staging: str):
+        """The ``bigquery.Table`` a staging table is created from: ``table``'s schema, ``expires`` set to
+        now + ``STAGING_TTL`` (bqemulator accepts but does not keep ``expirationTime``)."""
         from google.cloud import bigquery
 
-        staging = f"{STAGING_PREFIX}{table}_{tag or uuid.uuid4().hex[:12]}"
         dest = bigquery.Table(self._ref(staging), schema=table_schema(table))
         dest.expires = dt.datetime.now(dt.UTC) + STAGING_TTL
-        self.client.create_table(dest)
-        if rows:
-            data = "\n".join(json.dumps(row_to_json(r), allow_nan=False) for r in rows).encode("utf-8")
-            job_config = bigquery.LoadJobConfig(
-                source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON, schema=table_schema(table),
-                write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
-            self.client.load_table_from_file(io.BytesIO(data), self._ref(staging),
-                                             job_config=job_config).result()
+        return dest
+
+    def load(self, table_id: str, table: str, rows: Iterable[tuple], *, truncate: bool = False) -> int:
+        """Appends typed rows of ``table``'s type to ``table_id`` with ONE load job (NDJSON, WRITE_APPEND;
+        WRITE_TRUNCATE with ``truncate``, so a retried call replaces instead of duplicating): no streaming
+        buffer, so the rows are visible to DML at once."""
+        from google.cloud import bigquery
+
+        rows = list(rows)
+        if not rows:
+            return 0
+        data = "\n".join(json.dumps(row_to_json(r), allow_nan=False) for r in rows).encode("utf-8")
+        job_config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON, schema=table_schema(table),
+            write_disposition=(bigquery.WriteDisposition.WRITE_TRUNCATE if truncate
+                               else bigquery.WriteDisposition.WRITE_APPEND))
+        self.client.load_table_from_file(io.BytesIO(data), self._ref(table_id),
+                                         job_config=job_config).result()
+        return len(rows)
+
+    def stage(self, table: str, rows: list[tuple], *, tag: str | None = None) -> str:
+        """Loads rows into a fresh staging table (one load job, NDJSON); returns its table id."""
+        staging = self.create_staging(table, tag)
+        self.load(staging, table, rows)
         return staging
 
     def drop(self, tables: Iterable[str]) -> None:
@@ -333,20 +404,24 @@ class BigQueryWarehouse(Warehouse):
                              protected=protected_pick_game_ids)
         self._run_transaction(sql, f"replace of {dates}")
 
-    def _run_transaction(self, sql: str, what: str) -> None:
-        """Runs a multi-statement transaction, retrying when a concurrent transaction wins the conflict."""
-        delay = 0.5
-        for attempt in range(1, MAX_TXN_ATTEMPTS + 1):
+    def _run_transaction(self, sql: str, what: str, *,
+                         sleep: Callable[[float], None] = time.sleep) -> int:
+        """Runs a multi-statement transaction, retrying when a concurrent transaction wins the conflict
+        (bounded exponential backoff with jitter, :func:`txn_backoff_caps`). Returns the attempts used;
+        raises the last conflict once the retry budget is spent, any other error at once."""
+        caps = txn_backoff_caps()
+        for attempt in range(1, len(caps) + 2):
             try:
                 self.client.query(sql).result()
-                return
+                return attempt
             except Exception as exc:
-                if not _is_conflict(exc) or attempt == MAX_TXN_ATTEMPTS:
+                if not _is_conflict(exc) or attempt > len(caps):
                     raise
-                log.warning("%s conflicted with a concurrent transaction (attempt %d): retrying",
-                            what, attempt)
-                time.sleep(delay)
-                delay *= 2
+                wait = random.uniform(0, caps[attempt - 1])  # noqa: S311 - jitter, not security
+                log.warning("%s conflicted with a concurrent transaction (attempt %d): retrying in %.1f s",
+                            what, attempt, wait)
+                sleep(wait)
+        raise AssertionError("unreachable")
 
     # -- the interface --------------------------------------------------------------------------
 
@@ -394,17 +469,7 @@ class BigQueryWarehouse(Warehouse):
 
     def append(self, table: str, rows: Iterable[tuple]) -> int:
         """Appends rows through a load job (WRITE_APPEND): no streaming buffer, rows DML-visible at once."""
-        from google.cloud import bigquery
-
-        rows = list(rows)
-        if not rows:
-            return 0
-        data = "\n".join(json.dumps(row_to_json(r), allow_nan=False) for r in rows).encode("utf-8")
-        job_config = bigquery.LoadJobConfig(
-            source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON, schema=table_schema(table),
-            write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
-        self.client.load_table_from_file(io.BytesIO(data), self._ref(table), job_config=job_config).result()
-        return len(rows)
+        return self.load(table, table, rows)
 
     def upsert_picks(self, picks: Iterable[tuple], history: Iterable[tuple]) -> int:
         """Streaming: stages the changed picks and their history rows, then one transaction replaces the
@@ -424,6 +489,51 @@ class BigQueryWarehouse(Warehouse):
         finally:
             self.drop(staging.values())
         return len(history)
+
+    # -- streaming writes (no load job, DDL or transaction per pick change) --------------------------
+
+    def insert_streaming(self, table: str, rows: Iterable[tuple], insert_ids: Iterable[str]) -> int:
+        """Appends typed rows with ``insertAll`` (``insert_rows_json``) in chunks of
+        ``STREAM_INSERT_CHUNK`` rows, each row with its insert id, so a retried call (a redelivered
+        bundle) is deduplicated by BigQuery (best effort, about a minute) and readers dedupe the rest by
+        key. No load job, no DDL, no DML: it never conflicts with a batch job's transaction. Raises
+        (``RuntimeError``, errors clipped) when BigQuery rejects a row: the caller dead-letters the batch."""
+        rows, ids = list(rows), list(insert_ids)
+        if len(rows) != len(ids):
+            raise ValueError(f"{len(rows)} rows but {len(ids)} insert ids")
+        for i in range(0, len(rows), STREAM_INSERT_CHUNK):
+            chunk = [row_to_json(r) for r in rows[i:i + STREAM_INSERT_CHUNK]]
+            errors = self.client.insert_rows_json(self._ref(table), chunk,
+                                                  row_ids=ids[i:i + STREAM_INSERT_CHUNK])
+            if errors:
+                raise RuntimeError(schemas.clip_text(
+                    f"BigQuery rejected {len(errors)} rows of {table}: {json.dumps(errors, default=str)}"))
+        return len(rows)
+
+    def append_pick_history(self, history: Iterable[tuple]) -> int:
+        """Streaming: appends ``best_bets_history`` rows (one per pick version) with insert id
+        ``<pick_id>:<version>``. The stream's current picks are served by the ``best_bets_latest`` view
+        (:meth:`latest_picks`): ``best_bets`` stays the batch jobs' table, so the stream never runs a
+        transaction against it."""
+        rows = list({(h.pick_id, h.version): h for h in history}.values())
+        return self.insert_streaming("best_bets_history", rows, [f"{h.pick_id}:{h.version}" for h in rows])
+
+    def latest_picks(self, game_dates: Iterable[dt.date]) -> list[tuple]:
+        """The latest version of each streamed pick of some dates (``BestBetHistory`` rows, from the
+        ``best_bets_latest`` view: one row per pick_id even when a redelivery duplicated a version)."""
+        dates = sorted(set(game_dates))
+        if not dates:
+            return []
+        rows = self.query(f"SELECT * FROM `{self._ref(LATEST_PICKS_VIEW)}` WHERE game_date IN UNNEST(?) "
+                          "ORDER BY pick_id", [dates])
+        return [json_to_row("best_bets_history", r) for r in rows]
+
+    def append_dead_letters(self, rows: Iterable[tuple]) -> int:
+        """Streaming: a BATCH of dead letters (the stream buffers them per window) with ONE load job.
+        Payload and error are cut by ``schemas.clip_text`` here too (the one truncation); exact duplicates
+        within the batch are written once. A load job (not ``insertAll``) so the batch jobs' DELETE of a
+        date never meets rows in the streaming buffer."""
+        return self.load("dead_letters", "dead_letters", dead_letter_batch(rows))
 
     def upsert_versions(self, rows_by_table: Mapping[str, Iterable[tuple]]) -> dict[str, int]:
         """Streaming: stages the versioned rows, then one transaction replaces the stored rows of the same
@@ -455,6 +565,20 @@ class BigQueryWarehouse(Warehouse):
 
         config = bigquery.QueryJobConfig(query_parameters=[_param(None, p) for p in (params or ())])
         return [dict(r.items()) for r in self.client.query(sql, job_config=config).result()]
+
+    def date_counts(self, tables: Iterable[str], dates: Iterable[dt.date]) -> dict[dt.date, dict[str, int]]:
+        """Rows stored per date and table, for some dates of game_date-partitioned tables (one query)."""
+        tables, dates = list(tables), sorted(set(dates))
+        out = {d: dict.fromkeys(tables, 0) for d in dates}
+        if not tables or not dates:
+            return out
+        in_dates = _date_list(dates)
+        sql = " UNION ALL ".join(
+            f"SELECT '{t}' AS t, game_date, COUNT(*) AS n FROM `{self._ref(t)}` "
+            f"WHERE game_date IN ({in_dates}) GROUP BY game_date" for t in tables)
+        for r in self.query(sql):
+            out[r["game_date"]][r["t"]] = int(r["n"])
+        return out
 
     def read_rows(self, table: str, game_dates: Iterable[dt.date] | None = None) -> list[tuple]:
         """Typed rows of a whole table or of some dates of a partitioned table (one query)."""
@@ -632,50 +756,94 @@ def load_raw_inputs(inputs: str, kind: str, rows: Iterable[tuple], *, location: 
 
 
 # ------------------------------------------------------------------------------------------------
-# The Beam sink: WriteToBigQuery into per-run staging tables, then one transaction per date
+# The Beam sink: WriteToBigQuery into per-job staging tables, then ONE transaction for all the job's dates
 # ------------------------------------------------------------------------------------------------
 
+REJECTED_SOURCE = "bigquery"
 
-class PromoteDateFn(beam.DoFn):
-    """Per run date: the replace transaction from the run's staging tables (after every insert landed).
 
-    The ``failed`` side input (rows BigQuery rejected) is the barrier: in batch a side input is ready
-    only once the producing writes have finished. Any rejected row fails the promotion, so a date is
-    never replaced by a partial set (the rejected rows are logged with their errors).
+def rejected_dead_letter(failed: tuple, staging_tables: Mapping[str, str], dates: list[dt.date]
+                         ) -> schemas.DeadLetter:
+    """A row BigQuery rejected for good (``WriteToBigQuery``'s ``failed_rows_with_errors`` element
+    ``(destination, row, errors)``) as a dead letter: step ``stage_<table>``, the errors and the row as
+    payload (both cut by ``schemas.clip_text``), dated by the row's game_date when it is a run date (else
+    the job's first date, so a re-run replaces it), with the row's run_id."""
+    destination, row, errors = failed
+    table_id = str(destination).rsplit(".", 1)[-1]
+    table = staging_tables.get(table_id, table_id)
+    row = row if isinstance(row, Mapping) else {"row": row}
+    try:
+        game_date = dt.date.fromisoformat(str(row.get("game_date")))
+    except ValueError:
+        game_date = None
+    if game_date not in set(dates):
+        game_date = dates[0]
+    error_text = json.dumps(errors, default=str, sort_keys=True)
+    run_id = row.get("run_id")
+    return schemas.DeadLetter(
+        source=REJECTED_SOURCE, step=f"stage_{table}",
+        error=schemas.clip_text(f"BigQuery rejected the row: {error_text}"),
+        payload=schemas.clip_text(json.dumps(row, default=str, sort_keys=True)),
+        event_ts=None, game_date=game_date, run_id=run_id if isinstance(run_id, str) else None)
+
+
+class CreateStagingFn(beam.DoFn):
+    """Creates the job's staging tables (one per replaced table, empty, expiring after ``STAGING_TTL``)
+    before any row is written: the writes wait on this step's output, so no staging table is ever created
+    by ``WriteToBigQuery`` without an expiry."""
+
+    def __init__(self, warehouse_uri: str, staging: Iterable[tuple[str, str]]):
+        self.warehouse_uri, self.staging = warehouse_uri, tuple(staging)  # (table, staging table id)
+
+    def process(self, _unused):
+        warehouse = BigQueryWarehouse.from_uri(self.warehouse_uri, create=False)
+        for table, staging in self.staging:
+            warehouse.create_staging(table, staging=staging)
+        yield len(self.staging)
+
+
+class PromoteDatesFn(beam.DoFn):
+    """All the job's dates in ONE replace transaction from the job's staging tables.
+
+    The element is the list of the job's dates (one element: one transaction per job, however many dates a
+    backfill chunk has). The ``rejected`` side input (the dead letters of rows BigQuery rejected for good)
+    is also the barrier: in batch a side input is ready only once the producing writes have finished.
+    Rejected rows are loaded into their own staging table first (one WRITE_TRUNCATE load job, only when
+    there are any: a retried bundle never loads them twice), so they commit with the dates.
+    Emits ``(date, {table: rows stored for that date})`` per date (one counting query) plus
+    ``"transaction_dates"`` (how many dates the one transaction covered) and ``"rejected_rows"``.
     """
 
     def __init__(self, warehouse_uri: str, staging: Mapping[str, str], tables: tuple[str, ...],
-                 protected: Mapping[str, tuple[str, ...]]):
+                 protected: Mapping[str, tuple[str, ...]], rejected_staging: str):
         self.warehouse_uri, self.staging, self.tables, self.protected = (
             warehouse_uri, dict(staging), tables, dict(protected))
+        self.rejected_staging = rejected_staging
 
     def setup(self):
         self._warehouse = BigQueryWarehouse.from_uri(self.warehouse_uri, create=False)
+        self._rejected = beam.metrics.Metrics.counter("props.io", "bigquery_rejected_rows")
+        self._transactions = beam.metrics.Metrics.counter("props.io", "bigquery_replace_transactions")
 
-    def process(self, date_iso: str, failed: list):
-        if failed:
-            raise RuntimeError(f"{len(failed)} rows were rejected by BigQuery; {date_iso} not replaced. "
-                               f"First: {failed[0]!r}")
-        from google.api_core import exceptions as gexc
-
-        present = {}
-        for table, staging in self.staging.items():
-            try:
-                self._warehouse.client.get_table(self._warehouse._ref(staging))
-                present[table] = staging
-            except gexc.NotFound:  # no rows for that table in this run: the date is only cleared
-                pass
-        day = dt.date.fromisoformat(date_iso)
-        self._warehouse.promote([day], self.tables, present,
-                                protected_pick_game_ids=self.protected.get(date_iso, ()))
-        counts = {t: self._warehouse.query(
-            f"SELECT COUNT(*) AS n FROM `{self._warehouse._ref(t)}` WHERE game_date = ?", [day])[0]["n"]
-            for t in self.tables}
-        yield day, counts
+    def process(self, dates_iso: list[str], rejected: list, staging_ready: int):
+        days = sorted(dt.date.fromisoformat(d) for d in dates_iso)
+        if rejected:
+            log.warning("%d rows were rejected by BigQuery; they are stored as dead letters", len(rejected))
+            self._rejected.inc(len(rejected))
+            # WRITE_TRUNCATE into its own staging table: a retried bundle never loads them twice
+            self._warehouse.load(self.rejected_staging, "dead_letters", rejected, truncate=True)
+        protected = sorted({g for d in dates_iso for g in self.protected.get(d, ())})
+        staging: dict[str, str | tuple[str, ...]] = dict(self.staging)
+        staging["dead_letters"] = (self.staging["dead_letters"], self.rejected_staging)
+        self._warehouse.promote(days, self.tables, staging, protected_pick_game_ids=protected)
+        self._transactions.inc()
+        counts = self._warehouse.date_counts(self.tables, days)
+        for day in days:
+            yield day, {**counts[day], "transaction_dates": len(days), "rejected_rows": len(rejected)}
 
 
 class DropStagingFn(beam.DoFn):
-    """Drops the run's staging tables once every date is promoted (they also expire on their own)."""
+    """Drops the job's staging tables once the transaction committed (they also expire on their own)."""
 
     def __init__(self, warehouse_uri: str, staging: Mapping[str, str]):
         self.warehouse_uri, self.staging = warehouse_uri, dict(staging)
@@ -686,23 +854,33 @@ class DropStagingFn(beam.DoFn):
         yield len(promoted)
 
 
+def staging_tag(dates: Iterable[dt.date]) -> str:
+    """A staging-table suffix unique per job (random) that names the job's date span for operators."""
+    dates = sorted(dates)
+    return f"{dates[0]:%Y%m%d}_{len(dates)}d_{uuid.uuid4().hex[:8]}"
+
+
 class WriteToBigQueryWarehouse(beam.PTransform):
     """Writes ``(table_name, row)`` pairs to the BigQuery warehouse with Beam's ``WriteToBigQuery``.
 
-    Same contract as ``Warehouse.replace_dates`` (each run date replaced atomically, a date with no
-    rows still cleared, protected picks kept), implemented as: rows -> ``WriteToBigQuery``
-    (STREAMING_INSERTS, explicit schema from the row type, CREATE_IF_NEEDED) into per-run staging tables
-    ``_staging_<table>_<run tag>`` -> one DELETE+INSERT transaction per date -> staging dropped.
+    Same contract as ``Warehouse.replace_dates`` (all the job's dates replaced atomically in ONE
+    transaction, a date with no rows still cleared, protected picks kept), implemented as:
+    staging tables created with an expiry -> rows -> ``WriteToBigQuery`` (STREAMING_INSERTS, explicit
+    schema from the row type, ``RETRY_ON_TRANSIENT_ERROR``) into ``_staging_<table>_<run tag>`` -> rows
+    BigQuery rejects for good become ``dead_letters`` rows -> one DELETE+INSERT transaction for all dates ->
+    staging dropped.
 
     Args:
       warehouse_uri: ``bigquery://PROJECT.DATASET``.
-      dates: the run's game dates.
+      dates: the job's game dates.
       protected_pick_game_ids: per date, game ids whose stored picks must not change.
-      tables: tables to replace (default ``SLATE_TABLES``).
-      run_tag: suffix of the staging tables (default: random); two concurrent runs never share staging.
+      tables: tables to replace (default ``SLATE_TABLES``; must include ``dead_letters``, where rejected
+        rows go).
+      run_tag: suffix of the staging tables (default: random); two concurrent jobs never share staging.
 
     Returns:
-      A PCollection of ``(date, {table: rows stored for that date})``.
+      A PCollection of ``(date, {table: rows stored for that date, "transaction_dates": n,
+      "rejected_rows": n})``, complete once the transaction committed (the exports wait on it).
     """
 
     def __init__(self, warehouse_uri: str, dates: Iterable[dt.date],
@@ -715,22 +893,27 @@ class WriteToBigQueryWarehouse(beam.PTransform):
         if not self.dates:
             raise ValueError("WriteToBigQueryWarehouse needs at least one date")
         self.tables = tuple(SLATE_TABLES if tables is None else tables)
+        if "dead_letters" not in self.tables:
+            raise ValueError("WriteToBigQueryWarehouse needs the dead_letters table (rejected rows go there)")
         self.protected = {d.isoformat(): tuple(ids) for d, ids in (protected_pick_game_ids or {}).items()}
-        tag = run_tag or uuid.uuid4().hex[:12]
+        tag = staging_tag(self.dates) if run_tag is None else run_tag
         self.staging = {t: f"{STAGING_PREFIX}{t}_{tag}" for t in self.tables}
+        self.rejected_staging = f"{STAGING_PREFIX}dead_letters_{tag}_rejected"
 
     def expand(self, pcoll):
         from apache_beam.io.gcp.bigquery import BigQueryDisposition, WriteToBigQuery
+        from apache_beam.io.gcp.bigquery_tools import RetryStrategy
 
         dates, tables = list(self.dates), self.tables
         first, date_set = dates[0], set(dates)
+        staging_tables = {v: k for k, v in self.staging.items()}
 
         def check(pair):
             if pair[0] not in tables:
                 raise ValueError(f"rows for table {pair[0]!r}, which this sink does not replace ({tables})")
             return pair
 
-        def encode(pair, table):
+        def encode(pair, table, _staging_ready):
             _, row = pair
             if getattr(row, "game_date", None) is None:
                 row = row._replace(game_date=first)
@@ -739,6 +922,12 @@ class WriteToBigQueryWarehouse(beam.PTransform):
             return row_to_json(row)
 
         pcoll = pcoll | "CheckTables" >> beam.Map(check)
+        ready = (
+            pcoll.pipeline
+            | "StagingTrigger" >> beam.Create([None])
+            | "CreateStaging" >> beam.ParDo(CreateStagingFn(
+                self.warehouse_uri, [*self.staging.items(), ("dead_letters", self.rejected_staging)]))
+        )
 
         failed = []
         for t in self.tables:
@@ -746,27 +935,34 @@ class WriteToBigQueryWarehouse(beam.PTransform):
             result = (
                 pcoll
                 | f"Select{label}" >> beam.Filter(lambda pair, t=t: pair[0] == t)
-                | f"Encode{label}" >> beam.Map(encode, t)
+                | f"Encode{label}" >> beam.Map(encode, t, beam.pvalue.AsSingleton(ready))
                 | f"Stage{label}" >> WriteToBigQuery(
                     table=f"{self.project}:{self.dataset}.{self.staging[t]}",
                     schema=beam_table_schema(t),
                     method=WriteToBigQuery.Method.STREAMING_INSERTS,
-                    create_disposition=BigQueryDisposition.CREATE_IF_NEEDED,
-                    write_disposition=BigQueryDisposition.WRITE_APPEND)
+                    create_disposition=BigQueryDisposition.CREATE_NEVER,
+                    write_disposition=BigQueryDisposition.WRITE_APPEND,
+                    insert_retry_strategy=RetryStrategy.RETRY_ON_TRANSIENT_ERROR)
             )
             failed.append(result.failed_rows_with_errors)
-        rejected = tuple(failed) | "RejectedRows" >> beam.Flatten()
+        rejected = (
+            tuple(failed)
+            | "RejectedRows" >> beam.Flatten()
+            | "RejectedDeadLetters" >> beam.Map(rejected_dead_letter, staging_tables, dates)
+        )
         promoted = (
             pcoll.pipeline
-            | "RunDates" >> beam.Create([d.isoformat() for d in self.dates])
+            | "RunDates" >> beam.Create([[d.isoformat() for d in self.dates]])
             | "PromoteDates" >> beam.ParDo(
-                PromoteDateFn(self.warehouse_uri, self.staging, self.tables, self.protected),
-                failed=beam.pvalue.AsList(rejected))
+                PromoteDatesFn(self.warehouse_uri, self.staging, self.tables, self.protected,
+                               self.rejected_staging),
+                rejected=beam.pvalue.AsList(rejected), staging_ready=beam.pvalue.AsSingleton(ready))
         )
         _ = (
             pcoll.pipeline
             | "DropStagingTrigger" >> beam.Create([None])
-            | "DropStaging" >> beam.ParDo(DropStagingFn(self.warehouse_uri, self.staging),
+            | "DropStaging" >> beam.ParDo(DropStagingFn(
+                self.warehouse_uri, {**self.staging, "rejected": self.rejected_staging}),
                                           promoted=beam.pvalue.AsList(promoted))
         )
         return promoted

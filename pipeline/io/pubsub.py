@@ -1,8 +1,8 @@
 """Pub/Sub for the streaming job: the events source, message parsing, topics, publishing, the emulator.
 
-* :class:`ReadEvents` reads the ONE events subscription (every kind on it, attribute ``kind`` =
-  odds | schedule | injuries | features, attribute ``event_ts`` = event time) with Beam's
-  ``ReadFromPubSub`` and parses each message with :class:`ParseMessageFn` into a
+* The streaming graph (``pipeline/stream_graph.py``) reads the ONE events subscription (every kind on it,
+  attribute ``kind`` = odds | schedule | injuries | features | registry, attribute ``event_ts`` = event
+  time) with Beam's ``ReadFromPubSub``; :class:`ParseMessages` parses each message into a
   ``transforms.streaming.StreamEvent``; malformed messages become ``DeadLetter`` rows (never raised,
   never dropped). One subscription because several ``ReadFromPubSub`` sources starve each other on the
   local runner (beam-notes); on Dataflow separate subscriptions work as well.
@@ -156,25 +156,6 @@ class ParseMessages(beam.PTransform):
     def expand(self, messages):
         return messages | "ParseMessage" >> beam.ParDo(ParseMessageFn(self._window)).with_outputs(
             DEAD, main="events")
-
-
-class ReadEvents(beam.PTransform):
-    """The events subscription -> parsed events + dead letters (event time from ``event_ts``)."""
-
-    def __init__(self, subscription: str, event_window_hours: tuple[float, float] | None = None):
-        super().__init__()
-        self._subscription = subscription
-        self._window = event_window_hours
-
-    def expand(self, pbegin):
-        from apache_beam.io.gcp.pubsub import ReadFromPubSub
-
-        return (
-            pbegin
-            | "ReadPubSub" >> ReadFromPubSub(subscription=self._subscription, with_attributes=True,
-                                             timestamp_attribute="event_ts")
-            | "Parse" >> ParseMessages(self._window)
-        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ date (every run date is present even with no rows, so a zero-pick re-run clears 
 DoFn call per date:
 
 1. replaces the date's rows of every slate table in one transaction (``Warehouse.replace_dates``: DuckDB
-   locally; on BigQuery, Beam's ``WriteToBigQuery`` sink has committed them already and this step waits
-   for it); picks of games already started are protected (kept as stored);
+   locally; on BigQuery, ``bigquery.WriteToBigQueryWarehouse`` has committed ALL the job's dates already
+   in one transaction, and this step waits for that commit through a side input); picks of games already
+   started are protected (kept as stored);
 2. then writes ``best-bets/{date}.json`` and ``admin/picks/{date}.json`` through Beam FileSystems (a local
    folder or ``gs://``) from what the warehouse holds for the date after the commit (the picks are read
    back, so a started game's kept picks are exported too; the other tables hold exactly the run's rows),

@@ -82,10 +82,11 @@ def write_exports(exports_uri: str, game_date: dt.date, picks: Sequence[schemas.
     written = [exports_lib.write_json(
         exports_lib.join_uri(exports_uri, f"best-bets/{game_date.isoformat()}.json"), doc,
         cache_control=exports_lib.DATED_CACHE_CONTROL)]
-    if latest:
-        written.append(exports_lib.write_json(
-            exports_lib.join_uri(exports_uri, "best-bets/latest.json"), doc,
-            cache_control=exports_lib.LATEST_CACHE_CONTROL))
+    if latest:  # latest.json only moves forward (the one rule of batch and stream: exports.write_latest)
+        uri = exports_lib.write_latest(exports_uri, game_date, doc,
+                                       cache_control=exports_lib.LATEST_CACHE_CONTROL)
+        if uri is not None:
+            written.append(uri)
     return written
 
 

@@ -148,6 +148,21 @@ class Warehouse(abc.ABC):
         """Streaming: versioned rows (see the module docstring); returns the rows written per table."""
 
     @abc.abstractmethod
+    def append_pick_history(self, history: Iterable[tuple]) -> int:
+        """Streaming: appends ``best_bets_history`` rows, idempotent on (pick_id, version) for readers
+        (BigQuery: ``insertAll`` with insert ids, no load job, DDL or transaction; DuckDB: one short
+        transaction). Returns the rows given (one per (pick_id, version))."""
+
+    @abc.abstractmethod
+    def latest_picks(self, game_dates: Iterable[dt.date]) -> list[tuple]:
+        """Streaming: the latest version of each pick of ``game_dates`` in ``best_bets_history``
+        (``BestBetHistory`` rows by pick_id; BigQuery reads the ``best_bets_latest`` view)."""
+
+    @abc.abstractmethod
+    def append_dead_letters(self, rows: Iterable[tuple]) -> int:
+        """Streaming: one batch of dead letters in one write (:func:`dead_letter_batch`); rows written."""
+
+    @abc.abstractmethod
     def insert_run(self, run: schemas.RunRecord) -> None: ...
 
     @abc.abstractmethod
@@ -179,6 +194,26 @@ def latest_versions(rows: Iterable[tuple]) -> list[tuple]:
         k = (r.game_date, r.game_id, r.player_lookup)
         top[k] = max(top.get(k, 0), r.version or 0)
     return [r for r in rows if (r.version or 0) == top[(r.game_date, r.game_id, r.player_lookup)]]
+
+
+def latest_history(rows: Iterable[tuple]) -> list[tuple]:
+    """Per pick_id, the history row of the highest (version, changed_at): what ``best_bets_latest`` shows."""
+    top: dict[str, tuple] = {}
+    for r in rows:
+        have = top.get(r.pick_id)
+        if have is None or (r.version, r.changed_at) > (have.version, have.changed_at):
+            top[r.pick_id] = r
+    return [top[k] for k in sorted(top)]
+
+
+def dead_letter_batch(rows: Iterable[tuple]) -> list[tuple]:
+    """The rows an ``append_dead_letters`` call writes: error and payload cut by ``schemas.clip_text``
+    (the one truncation), exact duplicates (a redelivered element) once, order kept."""
+    out: dict[tuple, tuple] = {}
+    for r in rows:
+        r = r._replace(error=schemas.clip_text(r.error), payload=schemas.clip_text(r.payload))
+        out.setdefault(tuple(r), r)
+    return list(out.values())
 
 
 def version_rows(rows_by_table: Mapping[str, Iterable[tuple]]) -> dict[str, tuple[list, list[tuple]]]:
@@ -409,6 +444,19 @@ class DuckDBWarehouse(Warehouse):
                 con.execute("ROLLBACK")
                 raise
         return len(history)
+
+    def append_pick_history(self, history: Iterable[tuple]) -> int:
+        return self.upsert_picks((), history)
+
+    def latest_picks(self, game_dates: Iterable[dt.date]) -> list[tuple]:
+        dates = sorted(set(game_dates))
+        if not dates:
+            return []
+        rows = [r for r in self.read_rows("best_bets_history") if r.game_date in set(dates)]
+        return latest_history(rows)
+
+    def append_dead_letters(self, rows: Iterable[tuple]) -> int:
+        return self.append("dead_letters", dead_letter_batch(rows))
 
     def table_exists(self, table: str) -> bool:
         """Whether ``table`` exists (graded-history reads tell "none yet" from a failure)."""

@@ -1,36 +1,53 @@
-"""The streaming transforms: per player-game state, scoring on a complete model set, per game-date best
-bets with a debounce, lifecycle.
+"""The streaming transforms of the season-long job: per game-date reference state, per player-game state,
+scoring on a complete model set, per game-date best bets with a debounce, lifecycle, state clearing.
 
-Shapes (``pg`` = ``"game_id|player"``)::
+Shapes (``pg`` = ``"game_id|player"``, stable for the player-game's life; versions live in values)::
 
-    StreamEvent --RoutePlayerGames--> (pg, StreamEvent)
-        --PlayerGameStateFn (stateful, per pg)--> on every change of what a batch run would write for
-                                                   the player-game, a new version n (key "pg#n"):
+    StreamEvent(schedule | registry) --KeyBySeason--> SeasonDatesFn ("season": the open dates)
+        -> on a registry event, (date_iso, StreamEvent("registry", Registry)) for every open date
+    StreamEvent --KeyByDate--> DateStateFn (stateful per date_iso)
+        first sight of a date: load its reference data once (DateReference.load: feature rows + contexts,
+        published picks, graded history, eligible models by ``registry.eligible_for``)
+        -> (pg, StreamEvent) routed to the player-games (+ features / context / models events)
+        -> init:    (date_iso, ("init", DateInit))        published picks + history for the date's best bets
+        -> clear:   after every game of the date is final (or cancelled / postponed) + ``state_grace_s``
+                    of processing time, a ``clear`` event to every player-game and to the date's best bets
+    (pg, StreamEvent) --PlayerGameStateFn (stateful, per pg)--> on every change of what a batch run would
+                    write for the player-game (decision, book, diagnostics, features, context, tip-off,
+                    model set), a new version n:
                                               + gate_decisions, line_diagnostics (version n)
-                                              + main:     PlayerGame (viable, with or without a line)
+                                              + main:     ScoringRequest(PlayerGame "pg#n", models)
                                               + removed:  PlayerGameRemoved (no longer viable)
                                               + ticks:    GameTick (event-time clock, tip-off, status)
-    PlayerGame --slate.InferRawPredictions (RunInference)--> raw predictions
-    PlayerGame + raw --CompleteModelSetFn (stateful, per "pg#n", timer)--> predictions + consensus
-                                              (version n) + Scored, or one dead letter if incomplete
-    Scored + removed + ticks --BestBetsStateFn (stateful, per game_date, debounced)--> PickChanges
+    ScoringRequest --RunInference(models.handler.RegistryModelHandler)--> raw predictions
+    ScoringRequest + raw --CompleteModelSetFn (stateful, per pg; versions in the value, timer)-->
+                    predictions + consensus (version n) + Scored, or one dead letter if incomplete
+    Scored + removed + ticks + init + clear --BestBetsStateFn (stateful, per game_date, debounced)-->
+                    PickChanges
 
 The player-game state rebuilds the line book with ``linebook.build_line_book`` at ``as_of`` = the latest
 event time it has seen (payload time: snapshot / report / schedule-event time) and decides with
 ``gate.decide_player_game`` (run mode ``policy.streaming_run_mode``): the same functions, in the same
 order, as the batch ``slate.JoinPlayerGameFn``. Scoring uses the slate's ``score_player_game`` (all
-models or nothing); the date state selects with the slate's ``SelectBestBetsFn`` and diffs with
+models or nothing) with the model set the version carries (so a registry change re-scores with exactly
+the new set); the date state selects with the slate's ``SelectBestBetsFn`` and diffs with
 ``domain.lifecycle.diff_picks``. No rule is re-implemented here.
+
+State is stored with :class:`StateCoder`: plain dicts with a ``schema`` number, NamedTuples as
+``{field: value}`` maps rebuilt by name (a field added with a default reads old state; an in-place
+Dataflow update can add fields), never pickled classes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import importlib
+import pickle
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import apache_beam as beam
-from apache_beam.coders import PickleCoder
+from apache_beam.coders import Coder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
     BagStateSpec,
@@ -46,18 +63,23 @@ from pipeline.domain import linebook as linebook_lib
 from pipeline.domain.schedule import latest_games
 from pipeline.io.parse import event_time
 from pipeline.policy import Policy
-from pipeline.schemas import FeatureRow, Pick, ScheduleEvent
+from pipeline.schemas import FeatureRow, Pick
 from pipeline.transforms import slate
 from pipeline.transforms.slate import DEAD, DIAGNOSTICS, GATE, PREDICTIONS, PlayerGame, Scored, pg_key
 
 REMOVED = "removed"
 TICKS = "ticks"
 CONSENSUS = "consensus"
+INIT = "init"
+CLEARED = "cleared"
 EVENT_KINDS: tuple[str, ...] = ("odds", "schedule", "injuries", "features")
+DONE_STATUSES = ("final", "cancelled", "postponed")  # a game that will not be played (again) on its date
+STATE_SCHEMA = 2  # bump when a state dict changes meaning; readers fill defaults for missing fields
 
 
 class StreamEvent(NamedTuple):
-    """A parsed event (``kind`` in EVENT_KINDS, or ``context`` for a launch-time PlayerContext)."""
+    """A parsed event (``kind`` in EVENT_KINDS), or an internal one: ``context`` (PlayerContext),
+    ``models`` (tuple of ModelRef), ``registry`` (a Registry), ``clear`` (None)."""
 
     kind: str
     row: Any
@@ -93,6 +115,42 @@ class DateChanges(NamedTuple):
     now: dt.datetime
 
 
+class ModelRef(NamedTuple):
+    """One model a version is scored with: what scoring needs (ModelInfo) and what loading needs."""
+
+    model_id: str
+    family: str
+    feature_set: str
+    min_edge: float
+    artifact_uri: str
+    feature_count: int
+    sha256: str | None = None
+
+    def info(self) -> slate.ModelInfo:
+        return slate.ModelInfo(self.model_id, self.family, self.feature_set, self.min_edge)
+
+
+def model_refs(specs: Sequence[Any], policy: Policy) -> tuple[ModelRef, ...]:
+    """Registry ModelSpecs -> ModelRefs sorted by id (a model's min edge is the policy's for its loss)."""
+    return tuple(sorted(
+        (ModelRef(s.model_id, s.family, s.feature_set, policy.min_edge(s.loss), s.artifact_uri,
+                  s.feature_count, s.sha256 or None) for s in specs), key=lambda r: r.model_id))
+
+
+class ScoringRequest(NamedTuple):
+    """A player-game version to score and the exact model set to score it with."""
+
+    player_game: PlayerGame
+    models: tuple  # ModelRef
+
+
+class DateInit(NamedTuple):
+    """What the date's best-bets state needs when the date is first seen."""
+
+    published: Mapping[str, Pick]  # pick_id -> latest stored version (the warehouse)
+    history: Mapping[str, Any]  # the date's graded history (``by_date`` entry and friends)
+
+
 def split_key(key: str) -> tuple[str, int]:
     """``"game|player#7"`` -> (``"game|player"``, 7); a key without ``#`` has sequence 0."""
     base, _, seq = key.partition("#")
@@ -100,51 +158,353 @@ def split_key(key: str) -> tuple[str, int]:
 
 
 # --------------------------------------------------------------------------------------------
-# Routing
+# State coder: versioned plain dicts, NamedTuples by field name
+# --------------------------------------------------------------------------------------------
+
+_NT = "__namedtuple__"
+
+
+def to_plain(value: Any) -> Any:
+    """NamedTuples -> ``{_NT: "module:Qualname", field: value}`` (recursively); dicts, lists, tuples
+    and sets are walked; everything else (dates, numbers, strings) stays as it is."""
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        cls = type(value)
+        out = {_NT: f"{cls.__module__}:{cls.__qualname__}"}
+        out.update({f: to_plain(getattr(value, f)) for f in value._fields})
+        return out
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(to_plain(v) for v in value)
+    if isinstance(value, (set, frozenset)):
+        return type(value)(to_plain(v) for v in value)
+    return value
+
+
+def _resolve(name: str):
+    module, _, qualname = name.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def from_plain(value: Any) -> Any:
+    """Inverse of :func:`to_plain`. A NamedTuple is rebuilt from the fields its class has now: a field
+    the stored value lacks takes the class default (a field added by an update), a stored field the class
+    no longer has is dropped."""
+    if isinstance(value, dict):
+        if _NT in value:
+            cls = _resolve(value[_NT])
+            known = {f: from_plain(v) for f, v in value.items() if f != _NT and f in cls._fields}
+            return cls(**known)
+        return {k: from_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(from_plain(v) for v in value)
+    if isinstance(value, (set, frozenset)):
+        return type(value)(from_plain(v) for v in value)
+    return value
+
+
+class StateCoder(Coder):
+    """The coder of every state cell of the stream: :func:`to_plain` then pickle (plain types only)."""
+
+    def encode(self, value: Any) -> bytes:
+        return pickle.dumps(to_plain(value), protocol=4)
+
+    def decode(self, encoded: bytes) -> Any:
+        return from_plain(pickle.loads(encoded))
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def to_type_hint(self):
+        return Any
+
+
+def read_state(cell, defaults: Mapping[str, Any]) -> dict:
+    """A dict state cell with every field of the current schema (missing ones from ``defaults``)."""
+    raw = cell.read()
+    return {**{k: (v.copy() if isinstance(v, (dict, list)) else v) for k, v in defaults.items()},
+            **(raw or {}), "schema": STATE_SCHEMA}
+
+
+# --------------------------------------------------------------------------------------------
+# Per game-date reference data
 # --------------------------------------------------------------------------------------------
 
 
-class RoutePlayerGamesFn(beam.DoFn):
-    """StreamEvent -> ``(pg, StreamEvent)`` for every player-game it concerns.
+class DateContext(NamedTuple):
+    features: tuple  # FeatureRow of the date
+    contexts: Mapping  # (game_id, player_lookup) -> PlayerContext
+    models: tuple  # ModelRef eligible on the date
+    published: Mapping[str, Pick]
+    history: Mapping[str, Any]
+    problems: tuple = ()  # (step, error): recorded as dead letters by the caller
 
-    Odds and feature rows name their player-game. A schedule event goes to every player-game of its game
-    and an injury report to the player's games of that date, both known at launch from the date's feature
-    rows (``players_by_game``, ``game_dates``: game_id -> game_date from the rows, never parsed from the
-    id). A lined player without a feature row gets his game's schedule from the launch schedule
-    (``PlayerGameStateFn``) and is gated ``no_features_available``.
+
+class DateReference:
+    """Loads a date's reference data the first time the stream sees the date (one bulk read per date).
+
+    Args:
+      policy: for the models' minimum edges.
+      inputs: the feature store (``--inputs``: features and box scores by date); None: only ``features``.
+      registry_uri: re-read at every date initialisation (a registry change reaches new dates without a
+        message); ``registry``: an in-memory registry used when there is no uri (tests).
+      warehouse_uri: published picks and graded history of the date (None: none).
+      features, contexts: rows known in memory (tests, or a launch that already read them).
+      history_fn: ``(warehouse, dates, policy) -> graded history`` (the command passes
+        ``commands.common.graded_history``; layers below the commands never import them).
     """
 
-    def __init__(self, players_by_game: Mapping[str, Sequence[str]], game_dates: Mapping[str, dt.date]):
-        self._players_by_game = {g: tuple(ps) for g, ps in players_by_game.items()}
-        self._games_by_player_date: dict[tuple[str, dt.date], list[str]] = {}
-        for game_id, players in self._players_by_game.items():
-            game_date = game_dates.get(game_id)
-            if game_date is None:
-                continue
-            for p in players:
-                self._games_by_player_date.setdefault((p, game_date), []).append(game_id)
+    def __init__(self, policy: Policy, *, inputs: str | None = None, registry_uri: str | None = None,
+                 registry=None, warehouse_uri: str | None = None, features: Sequence[FeatureRow] = (),
+                 contexts: Mapping | None = None, history_fn: Callable | None = None):
+        self.policy, self.inputs, self.registry_uri = policy, inputs, registry_uri
+        self.history_fn = history_fn
+        self.registry, self.warehouse_uri = registry, warehouse_uri
+        self.features, self.contexts = tuple(features), dict(contexts or {})
+
+    def current_registry(self):
+        if self.registry_uri:
+            from models.registry import load_registry
+
+            return load_registry(self.registry_uri)
+        return self.registry
+
+    def models_for(self, game_date: dt.date, registry=None) -> tuple[ModelRef, ...]:
+        registry = registry if registry is not None else self.current_registry()
+        return model_refs(registry.eligible_for(game_date), self.policy) if registry is not None else ()
+
+    def load(self, game_date: dt.date) -> DateContext:
+        from pipeline.domain.context import player_contexts
+
+        problems: list[tuple[str, str]] = []
+        features = [r for r in self.features if r.game_date == game_date]
+        contexts = {k: v for k, v in self.contexts.items()}
+        # every feature row has a context, as in batch (no box scores known: the empty history's)
+        contexts.update({k: v for k, v in player_contexts(features, []).items() if k not in contexts})
+        if self.inputs:
+            from pipeline.domain.calendar import season_start
+            from pipeline.io.sources import read_local
+
+            rows, _dead = read_local(self.inputs, "features", [game_date])  # dead-lettered by props run
+            start = season_start(game_date)
+            box, _bdead = read_local(self.inputs, "box_scores",
+                                     [start + dt.timedelta(days=i) for i in range((game_date - start).days)])
+            features.extend(rows)
+            contexts.update(player_contexts(rows, box))
+        try:
+            models = self.models_for(game_date)
+        except Exception as exc:  # noqa: BLE001 - an unreadable registry must not stop the job
+            problems.append(("registry", slate.format_exception(exc)))
+            models = ()
+        published, history = {}, {}
+        if self.warehouse_uri:
+            try:
+                from pipeline.io.stream_sinks import published_picks
+                from pipeline.io.warehouse import open_warehouse
+
+                wh = open_warehouse(self.warehouse_uri)
+                published = published_picks(wh, [game_date]).get(game_date.isoformat(), {})
+                if self.history_fn is not None:
+                    history = self.history_fn(wh, [game_date], self.policy) or {}
+            except Exception as exc:  # noqa: BLE001 - recorded as a dead letter, the date still runs
+                problems.append(("warehouse", slate.format_exception(exc)))
+        return DateContext(tuple(features), contexts, models, published, history, tuple(problems))
+
+
+_SEASON_OPEN = ReadModifyWriteStateSpec("open", StateCoder())
+_P_SEASON_OPEN = beam.DoFn.StateParam(_SEASON_OPEN)
+
+
+class SeasonDatesFn(beam.DoFn):
+    """Stateful on one key (``"season"``): which dates are open, from schedule events only (a few per game).
+
+    A ``registry`` event (a model promoted, retrained or disabled) is fanned out as
+    ``(date_iso, StreamEvent("registry", Registry))`` to every open date, whose DateStateFn re-evaluates
+    its eligible models. A date stops being open when every game of it is done (DONE_STATUSES); its own
+    state is cleared by DateStateFn's timer. State: ``{date_iso: {game_id: [event_ts, status]}}``.
+    """
+
+    def process(self, element, open_state=_P_SEASON_OPEN):
+        _key, ev = element
+        state = read_state(open_state, {"dates": {}})
+        if ev.kind == "schedule":
+            games = state["dates"].setdefault(ev.row.game_date.isoformat(), {})
+            last = games.get(ev.row.game_id)
+            if last is None or ev.row.event_ts >= last[0]:
+                games[ev.row.game_id] = [ev.row.event_ts, ev.row.status]
+            state["dates"] = {d: g for d, g in state["dates"].items()
+                              if not all(s in DONE_STATUSES for _t, s in g.values())}
+            open_state.write(state)
+        elif ev.kind == "registry":
+            for date_iso in sorted(state["dates"]):
+                yield date_iso, ev
+
+
+# --------------------------------------------------------------------------------------------
+# Per game-date state: reference data on first sight, routing, clearing
+# --------------------------------------------------------------------------------------------
+
+DATE_REF = ReadModifyWriteStateSpec("date", StateCoder())
+DATE_CLEAR = TimerSpec("clear", TimeDomain.REAL_TIME)
+_KEY = beam.DoFn.KeyParam
+_P_DATE_REF, _P_DATE_CLEAR = beam.DoFn.StateParam(DATE_REF), beam.DoFn.TimerParam(DATE_CLEAR)
+DATE_DEFAULTS: dict[str, Any] = {
+    "initialised": False, "closed": False, "players": {}, "lined": [], "schedule": [], "statuses": {},
+    "models": (), "clear_armed": False,
+}
+
+
+def route_key(ev: StreamEvent) -> str | None:
+    """The game date (ISO) an event belongs to, from its row (never parsed from a game id)."""
+    d = getattr(ev.row, "game_date", None)
+    return d.isoformat() if isinstance(d, dt.date) else None
+
+
+class DateStateFn(beam.DoFn):
+    """Stateful per game date: loads the date's reference data once, routes events to player-games, and
+    clears the date's state when its games are over.
+
+    On the first element of a date (normally its first schedule event) ``reference.load(date)`` reads the
+    date's feature rows and contexts (one bulk read), its eligible models (``registry.eligible_for``, the
+    leakage guard), its published picks and graded history; it emits ``features``/``context``/``models``
+    events to the date's player-games and an ``init`` element to the date's best bets. Then, for every
+    event: odds and feature rows go to their player-game; a schedule event to every player-game of its game
+    (players with a feature row, and players seen in odds); an injury report to the player's games of the
+    date; a ``registry`` event re-evaluates the eligible models and, when the set changed, sends the new
+    set to every player-game (each re-scores with exactly that set). A player-game seen for the first time
+    (e.g. a lined player without features) gets the date's schedule so far and its model set first.
+
+    Clearing: once every game of the date is done (DONE_STATUSES, latest schedule event per game), a
+    processing-time timer ``grace_s`` ahead is set; when it fires, every player-game of the date and the
+    date's best bets get a ``clear`` event, the date's state is cleared and only a ``closed`` marker stays
+    (one tiny cell per date of the season). An event for a closed date is a dead letter (never silently
+    dropped, never re-opening the date). ``cleared`` output: ``("date", date_iso, n_player_games)``.
+    """
+
+    def __init__(self, reference: DateReference, *, grace_s: float, clock=None):
+        self._reference, self._grace, self._clock = reference, float(grace_s), clock or Timestamp.now
 
     def setup(self):
-        self._unrouted = slate._counter("stream_events_unrouted")
+        self._inits = slate._counter("stream_dates_initialised")
+        self._cleared = slate._counter("stream_dates_cleared")
+        self._late = slate._counter("stream_events_after_clear")
+        self._dead = slate._counter("dead_letters")
 
-    def process(self, ev: StreamEvent):
-        row = ev.row
+    def _to_pg(self, state, key: str):
+        """Events a player-game seen for the first time needs before its own."""
+        game_id, player = key.split("|", 1)
+        if key in state["lined"] or player in state["players"].get(game_id, ()):
+            return
+        state["lined"].append(key)
+        yield key, StreamEvent("models", tuple(state["models"]))
+        for row in state["schedule"]:
+            if row.game_id == game_id:
+                yield key, StreamEvent("schedule", row)
+
+    def _keys(self, state) -> list[str]:
+        keys = {pg_key(g, p) for g, ps in state["players"].items() for p in ps}
+        return sorted(keys | set(state["lined"]))
+
+    def process(self, element, date_state=_P_DATE_REF, clear_timer=_P_DATE_CLEAR):
+        date_iso, ev = element
+        state = read_state(date_state, DATE_DEFAULTS)
+        if state["closed"]:
+            self._late.inc()
+            self._dead.inc()
+            row = ev.row._asdict() if hasattr(ev.row, "_asdict") else repr(ev.row)
+            yield beam.pvalue.TaggedOutput(DEAD, slate.dead_letter(
+                f"stream:{ev.kind}", "stream_date_state", f"event for {date_iso} after its state was cleared "
+                "(every game done + grace period)", row, game_date=dt.date.fromisoformat(date_iso)))
+            return
+        if not state["initialised"]:
+            yield from self._initialise(date_iso, state)
         if ev.kind in ("odds", "features"):
-            yield pg_key(row.game_id, row.player_lookup), ev
+            key = pg_key(ev.row.game_id, ev.row.player_lookup)
+            yield from self._to_pg(state, key)
+            yield key, ev
         elif ev.kind == "schedule":
-            players = self._players_by_game.get(row.game_id, ())
-            if not players:
-                self._unrouted.inc()
-            for p in players:
-                yield pg_key(row.game_id, p), ev
+            row = ev.row
+            state["schedule"].append(row)
+            last = state["statuses"].get(row.game_id)
+            if last is None or row.event_ts >= last[0]:
+                state["statuses"][row.game_id] = [row.event_ts, row.status]
+            for key in self._keys(state):
+                if key.split("|", 1)[0] == row.game_id:
+                    yield key, ev
         elif ev.kind == "injuries":
-            games = self._games_by_player_date.get((row.player_lookup, row.game_date), ())
-            if not games:
-                self._unrouted.inc()
-            for g in games:
-                yield pg_key(g, row.player_lookup), ev
+            for key in self._keys(state):
+                if key.split("|", 1)[1] == ev.row.player_lookup:
+                    yield key, ev
+        elif ev.kind == "registry":
+            try:
+                models = self._reference.models_for(dt.date.fromisoformat(date_iso), ev.row)
+            except Exception as exc:  # noqa: BLE001 - a bad registry message must not stop the job
+                self._dead.inc()
+                yield beam.pvalue.TaggedOutput(DEAD, slate.dead_letter(
+                    "stream:registry", "stream_models", slate.format_exception(exc), date_iso,
+                    game_date=dt.date.fromisoformat(date_iso)))
+                models = tuple(state["models"])
+            if tuple(models) != tuple(state["models"]):
+                state["models"] = tuple(models)
+                for key in self._keys(state):
+                    yield key, StreamEvent("models", tuple(models))
         else:
             raise ValueError(f"unknown stream event kind {ev.kind!r}")
+        statuses = [s for _t, s in state["statuses"].values()]
+        if statuses and all(s in DONE_STATUSES for s in statuses) and not state["clear_armed"]:
+            state["clear_armed"] = True
+            clear_timer.set(self._clock() + self._grace)
+        date_state.write(state)
+
+    def _initialise(self, date_iso: str, state: dict):
+        game_date = dt.date.fromisoformat(date_iso)
+        ctx = self._reference.load(game_date)
+        self._inits.inc()
+        state["initialised"] = True
+        state["models"] = tuple(ctx.models)
+        for step, error in ctx.problems:
+            self._dead.inc()
+            yield beam.pvalue.TaggedOutput(DEAD, slate.dead_letter(
+                "stream:date", f"stream_date_{step}", error, date_iso, game_date=game_date))
+        if not ctx.models:
+            self._dead.inc()
+            yield beam.pvalue.TaggedOutput(DEAD, slate.dead_letter(
+                "stream:date", "stream_models", f"no enabled model is eligible for {date_iso} (training "
+                "windows must end before the date): its player-games are gated but not scored", date_iso,
+                game_date=game_date))
+        players: dict[str, list[str]] = {}
+        for r in ctx.features:
+            players.setdefault(r.game_id, [])
+            if r.player_lookup not in players[r.game_id]:
+                players[r.game_id].append(r.player_lookup)
+        state["players"] = players
+        for r in ctx.features:
+            key = pg_key(r.game_id, r.player_lookup)
+            yield key, StreamEvent("models", tuple(ctx.models))
+            yield key, StreamEvent("features", r)
+            c = ctx.contexts.get((r.game_id, r.player_lookup))
+            if c is not None:
+                yield key, StreamEvent("context", c)
+        yield beam.pvalue.TaggedOutput(INIT, (date_iso, ("init", DateInit(ctx.published, ctx.history))))
+
+    @on_timer(DATE_CLEAR)
+    def clear(self, key=_KEY, date_state=_P_DATE_REF):
+        state = read_state(date_state, DATE_DEFAULTS)
+        keys = self._keys(state)
+        for pg in keys:
+            yield pg, StreamEvent("clear", None)
+        yield beam.pvalue.TaggedOutput(INIT, (key, ("clear", None)))
+        date_state.clear()
+        date_state.write({"schema": STATE_SCHEMA, "closed": True})
+        self._cleared.inc()
+        yield beam.pvalue.TaggedOutput(CLEARED, ("date", key, len(keys)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,63 +512,64 @@ class RoutePlayerGamesFn(beam.DoFn):
 # --------------------------------------------------------------------------------------------
 
 # State and timer specs, and their DoFn parameters as module-level singletons (ruff B008).
-PG_ODDS = BagStateSpec("odds", PickleCoder())
-PG_SCHEDULE = BagStateSpec("schedule", PickleCoder())
-PG_INJURIES = BagStateSpec("injuries", PickleCoder())
-PG_INFO = ReadModifyWriteStateSpec("info", PickleCoder())
-DATE_ENTRIES = BagStateSpec("entries", PickleCoder())
-DATE_PUBLISHED = ReadModifyWriteStateSpec("published", PickleCoder())
-DATE_CLOCK = ReadModifyWriteStateSpec("clock", PickleCoder())
+PG_ODDS = BagStateSpec("odds", StateCoder())
+PG_SCHEDULE = BagStateSpec("schedule", StateCoder())
+PG_INJURIES = BagStateSpec("injuries", StateCoder())
+PG_INFO = ReadModifyWriteStateSpec("info", StateCoder())
+DATE_ENTRIES = BagStateSpec("entries", StateCoder())
+DATE_PUBLISHED = ReadModifyWriteStateSpec("published", StateCoder())
+DATE_CLOCK = ReadModifyWriteStateSpec("clock", StateCoder())
 DATE_DEBOUNCE = TimerSpec("debounce", TimeDomain.REAL_TIME)
-_KEY = beam.DoFn.KeyParam
 _PG_ODDS, _PG_SCHEDULE = beam.DoFn.StateParam(PG_ODDS), beam.DoFn.StateParam(PG_SCHEDULE)
 _PG_INJURIES, _PG_INFO = beam.DoFn.StateParam(PG_INJURIES), beam.DoFn.StateParam(PG_INFO)
 _DATE_ENTRIES, _DATE_PUBLISHED = beam.DoFn.StateParam(DATE_ENTRIES), beam.DoFn.StateParam(DATE_PUBLISHED)
 _DATE_CLOCK, _DATE_DEBOUNCE = beam.DoFn.StateParam(DATE_CLOCK), beam.DoFn.TimerParam(DATE_DEBOUNCE)
 
-
-JOIN_STATE = ReadModifyWriteStateSpec("join", PickleCoder())
+JOIN_STATE = ReadModifyWriteStateSpec("join", StateCoder())
 JOIN_TIMEOUT = TimerSpec("timeout", TimeDomain.REAL_TIME)
 _JOIN_STATE, _JOIN_TIMEOUT = beam.DoFn.StateParam(JOIN_STATE), beam.DoFn.TimerParam(JOIN_TIMEOUT)
 
+PG_DEFAULTS: dict[str, Any] = {
+    "seq": 0, "signature": None, "emitted": False, "now": None, "feature_row": None, "context": None,
+    "closed": False, "models": (),
+}
+
 
 class PlayerGameStateFn(beam.DoFn):
-    """Stateful per player-game: its odds, feature row, injuries, schedule -> versioned decisions.
+    """Stateful per player-game (key ``game_id|player``, stable): odds, feature row, injuries, schedule,
+    model set -> versioned decisions.
 
     State (global window): every odds snapshot of the player-game today (the line book needs the opening
     snapshot and the latest per book; a day is a few hundred snapshots), every schedule event of the game
-    and injury report of the player, and ``info`` (feature row, context, event-time ``now``, version
-    counter, last signature). On each event the line book is rebuilt at ``as_of = now`` and
+    and injury report of the player, and ``info`` (feature row, context, model set, event-time ``now``,
+    version counter, last signature). On each event the line book is rebuilt at ``as_of = now`` and
     ``gate.decide_player_game`` decides, exactly as the batch join does. When anything a batch run would
     write for the player-game changed (the decision, the line book, its diagnostics, the feature row,
-    the context, the tip-off), the version counter n moves and:
+    the context, the tip-off) or its model set changed, the version counter n moves and:
 
     * ``gate_decisions`` / ``line_diagnostics``: the rows of version n (``scored_at`` = now);
-    * main: a PlayerGame (key ``pg#n``, version n) when viable, with or without a line (without one it
-      is scored NO_LINE and never becomes a pick);
+    * main: a ScoringRequest (PlayerGame ``pg#n``, version n, and the model set) when viable, with or
+      without a line (without one it is scored NO_LINE and never becomes a pick), and when the date has
+      at least one eligible model;
     * ``removed``: a PlayerGameRemoved when a previously viable player-game stops being viable;
     * ``ticks``: ``(date_iso, GameTick)`` on every event (the date's event-time clock for locking);
     * ``dead_letters``: odds of a game not on the schedule, stray odds rows of another game_date (only
       the row: the line book is built from the rest).
 
-    The game's schedule is the launch schedule (``launch_schedule``: the served dates' schedule events
-    read at launch) plus the schedule events received, as of ``now``. State is cleared when the game is
-    final (a ``closed`` marker stays, so late events are ignored).
+    When the game is final its odds, schedule and injuries are dropped (a ``closed`` marker ignores late
+    events); the ``clear`` event of the date's timer (DateStateFn) then clears every cell of the key.
     """
 
-    def __init__(self, policy: Policy, run_mode: str | None = None,
-                 launch_schedule: Sequence[ScheduleEvent] = ()):
+    def __init__(self, policy: Policy, run_mode: str | None = None):
         self._policy = policy
         self._run_mode = run_mode or policy.streaming_run_mode
-        self._launch_schedule: dict[str, tuple[ScheduleEvent, ...]] = {}
-        for ev in launch_schedule:
-            self._launch_schedule[ev.game_id] = (*self._launch_schedule.get(ev.game_id, ()), ev)
 
     def setup(self):
         self._emitted = slate._counter("stream_player_games_emitted")
         self._versions = slate._counter("stream_player_game_versions")
         self._unchanged = slate._counter("stream_events_unchanged")
         self._removed = slate._counter("stream_player_games_removed")
+        self._cleared = slate._counter("stream_player_games_cleared")
         self._dead = slate._counter("dead_letters")
 
     def _dead_letter(self, row, why: str, now):
@@ -219,8 +580,15 @@ class PlayerGameStateFn(beam.DoFn):
     def process(self, element, odds_state=_PG_ODDS, schedule_state=_PG_SCHEDULE, injury_state=_PG_INJURIES,
                 info_state=_PG_INFO):
         key, ev = element
-        info = info_state.read() or {"seq": 0, "signature": None, "emitted": False, "now": None,
-                                     "feature_row": None, "context": None, "closed": False}
+        if ev.kind == "clear":
+            odds_state.clear()
+            schedule_state.clear()
+            injury_state.clear()
+            info_state.clear()
+            self._cleared.inc()
+            yield beam.pvalue.TaggedOutput(CLEARED, ("player_game", key, 1))
+            return
+        info = read_state(info_state, PG_DEFAULTS)
         if info["closed"]:
             return
         game_id, player = key.split("|", 1)
@@ -235,15 +603,17 @@ class PlayerGameStateFn(beam.DoFn):
             info["feature_row"] = ev.row
         elif ev.kind == "context":
             info["context"] = ev.row
+        elif ev.kind == "models":
+            info["models"] = tuple(ev.row)
         if ev.kind in ("odds", "schedule", "injuries"):
             t = event_time(ev.kind, ev.row)
             info["now"] = t if info["now"] is None or t > info["now"] else info["now"]
         now = info["now"]
-        if now is None:  # only launch-time state so far: nothing to decide yet
+        if now is None:  # only reference data so far: nothing to decide yet
             info_state.write(info)
             return
 
-        schedule = [*self._launch_schedule.get(game_id, ()), *schedule_state.read()]
+        schedule = list(schedule_state.read())
         game = latest_games(schedule, now).get(game_id)
         feature_row: FeatureRow | None = info["feature_row"]
         if game is None and feature_row is None:
@@ -283,7 +653,9 @@ class PlayerGameStateFn(beam.DoFn):
             injury_status=gate_lib.latest_injury_status(list(injury_state.read()), now),
             run_mode=self._run_mode, policy=self._policy)
         tipoff = game.tipoff_utc if game else None
-        signature = (decision, book, tuple(diagnostics), feature_row, info["context"], tipoff)
+        models = tuple(info["models"])
+        signature = (decision, book, tuple(diagnostics), feature_row, info["context"], tipoff,
+                     tuple(m.model_id for m in models))
         if signature == info["signature"]:
             self._unchanged.inc()
         else:
@@ -296,13 +668,13 @@ class PlayerGameStateFn(beam.DoFn):
                 scored_at=now))
             for d in diagnostics:
                 yield beam.pvalue.TaggedOutput(DIAGNOSTICS, d._replace(version=seq, scored_at=now))
-            if decision[0]:
+            if decision[0] and models:
                 info["emitted"] = True
                 self._emitted.inc()
-                yield PlayerGame(
+                yield ScoringRequest(PlayerGame(
                     key=f"{key}#{seq}", game_date=game_date, game_id=game_id, player_lookup=player,
                     player_name=book.player_name, feature_row=feature_row, book=book,
-                    context=info["context"], tipoff_utc=tipoff, version=seq, scored_at=now)
+                    context=info["context"], tipoff_utc=tipoff, version=seq, scored_at=now), models)
             elif info["emitted"]:
                 info["emitted"] = False
                 self._removed.inc()
@@ -318,37 +690,86 @@ class PlayerGameStateFn(beam.DoFn):
 
 
 # --------------------------------------------------------------------------------------------
-# Scoring join: a player-game version and every expected model's raw prediction
+# Scoring: RunInference over the version's model set, then the completion join
 # --------------------------------------------------------------------------------------------
 
 
-class CompleteModelSetFn(beam.DoFn):
-    """Stateful per emission key ``pg#n``: buffers the PlayerGame and the raw predictions of version n and
-    scores it (``slate.score_player_game``) once every model eligible on its date is in.
+class RequestVectorsFn(beam.DoFn):
+    """ScoringRequest -> ``(ModelRef, (pg#n, vector))`` for every model of the request's set (one vector
+    per feature set, ``scoring.build_feature_vector`` as in batch)."""
 
-    Elements ``(pg#n, ("pg", PlayerGame) | ("raw", (model_id, raw)))``. The first element arms a
-    processing-time timer ``timeout_s`` ahead; if the set is still incomplete when it fires (an inference
-    failed: its own dead letter is already written; or the player-game never arrived), ONE dead letter
-    names the missing models and the state is cleared: never a consensus of some of the models, never a
-    silent drop. A raw prediction arriving after its version was scored starts a new, incomplete set and
-    is dead-lettered the same way (a duplicate is never scored twice).
+    def process(self, request: ScoringRequest):
+        from pipeline.domain import scoring as scoring_lib
+
+        pg = request.player_game
+        vectors: dict[str, Any] = {}
+        for ref in request.models:
+            vec = vectors.get(ref.feature_set)
+            if vec is None:
+                vec = scoring_lib.build_feature_vector(pg.feature_row, pg.book, ref.feature_set)
+                vectors[ref.feature_set] = vec
+            yield ref, (pg.key, vec)
+
+
+def _failed_by_model_id(element):
+    """A failed batch of ``(ModelRef, (key, vector))`` -> the slate's ``(model_id, (key, vector))`` shape."""
+    batch, exc = element
+    items = batch if isinstance(batch, (list, tuple)) else [batch]
+    return [(getattr(i[0], "model_id", i[0]), i[1]) if isinstance(i, tuple) and len(i) == 2 else i
+            for i in items], exc
+
+
+class InferVersionedPredictions(beam.PTransform):
+    """ScoringRequests -> ``(pg#n, (model_id, raw))`` for every model of each request's set, through
+    RunInference with ``models.handler.RegistryModelHandler`` (models loaded by their registry entry on
+    first use, so a model promoted after the launch is scored without a restart), and dead letters of
+    failed inference batches."""
+
+    def __init__(self, handler=None):
+        super().__init__()
+        self._handler = handler
+
+    def expand(self, requests):
+        from apache_beam.ml.inference.base import RunInference
+
+        from models.handler import RegistryModelHandler
+
+        handler = self._handler or RegistryModelHandler()
+        vectors = requests | "FeatureVectors" >> beam.ParDo(RequestVectorsFn())
+        results, dlq = vectors | "RunInference" >> RunInference(handler).with_exception_handling()
+        failures = (dlq.failed_inferences | "FailedByModelId" >> beam.Map(_failed_by_model_id)
+                    | "InferenceFailures" >> beam.ParDo(slate.InferenceFailureFn()))
+        raw = results | "RawByPlayerGame" >> beam.Map(slate.raw_by_player_game)
+        return {"raw": raw, DEAD: failures}
+
+
+JOIN_DEFAULTS: dict[str, Any] = {"pending": {}}
+
+
+class CompleteModelSetFn(beam.DoFn):
+    """Stateful per player-game (key ``game_id|player``; the version is in the value): buffers each
+    version's ScoringRequest and raw predictions and scores the version (``slate.score_player_game``)
+    once every model of its set is in.
+
+    Elements ``(pg, (n, "request", ScoringRequest) | (n, "raw", (model_id, raw)))``. A version's first
+    element gives it a deadline ``timeout_s`` of processing time ahead; the key's one timer is set to the
+    earliest pending deadline. When it fires, each overdue incomplete version is ONE dead letter naming
+    its missing models: never a consensus of some of the models, never a silent drop. A raw prediction
+    arriving after its version was scored starts a new, incomplete entry and is dead-lettered the same way.
 
     Worked timeline (2 models a, b; timeout 10 s of processing time):
 
-        t=0.0  PlayerGame(A#3)  -> state {pg}, timer t=10
-        t=0.2  raw(A#3, a)      -> state {pg, a}
-        t=0.3  raw(A#3, b)      -> complete: 2 predictions + consensus (version 3) + Scored; state cleared
-        t=0.4  PlayerGame(B#1)  -> state {pg}, timer t=10.4
-        t=0.5  raw(B#1, a)      -> state {pg, a}      (model b's batch failed: dead letter from inference)
+        t=0.0  request(A, v3)   -> pending {3: {request}}, timer t=10
+        t=0.2  raw(A, v3, a)    -> pending {3: {request, a}}
+        t=0.3  raw(A, v3, b)    -> complete: 2 predictions + consensus (version 3) + Scored; v3 removed
+        t=0.4  request(B, v1)   -> pending {1: {request}}, timer t=10.4
+        t=0.5  raw(B, v1, a)    -> pending {1: {request, a}} (model b's batch failed: its dead letter)
         t=10.4 timer            -> dead letter "incomplete model set for B#1 ... missing b"; state cleared
 
     Outputs: main Scored, ``predictions``, ``consensus``, ``dead_letters``.
     """
 
-    def __init__(self, models: Sequence[slate.ModelInfo], date_plans: Mapping[dt.date, slate.DatePlan],
-                 policy: Policy, *, timeout_s: float, clock=None):
-        self._models = {m.model_id: m for m in models}
-        self._eligible = {d: tuple(p.model_ids) for d, p in date_plans.items()}
+    def __init__(self, policy: Policy, *, timeout_s: float, clock=None):
         self._policy = policy
         self._timeout = float(timeout_s)
         self._clock = clock or Timestamp.now
@@ -359,73 +780,97 @@ class CompleteModelSetFn(beam.DoFn):
         self._dead = slate._counter("dead_letters")
 
     def process(self, element, join=_JOIN_STATE, timer=_JOIN_TIMEOUT):
-        key, (tag, value) = element
-        state = join.read()
-        if state is None:
-            state = {"pg": None, "raws": {}}
-            timer.set(self._clock() + self._timeout)
-        if tag == "pg":
-            state["pg"] = value
+        key, (seq, tag, value) = element
+        state = read_state(join, JOIN_DEFAULTS)
+        pending = state["pending"]
+        entry = pending.get(seq)
+        if entry is None:
+            deadline = float(self._clock()) + self._timeout
+            entry = pending[seq] = {"request": None, "raws": {}, "deadline": deadline}
+            timer.set(Timestamp(min(e["deadline"] for e in pending.values())))
+        if tag == "request":
+            entry["request"] = value
         else:
             model_id, raw = value
-            state["raws"].setdefault(model_id, raw)
-        pg: PlayerGame | None = state["pg"]
-        expected = self._eligible.get(pg.game_date, ()) if pg is not None else None
-        if pg is None or not expected or any(m not in state["raws"] for m in expected):
+            entry["raws"].setdefault(model_id, raw)
+        request: ScoringRequest | None = entry["request"]
+        if request is None or any(m.model_id not in entry["raws"] for m in request.models):
             join.write(state)
             return
-        join.clear()
-        out = slate.score_player_game(pg, state["raws"].items(), expected, self._models, self._policy)
+        del pending[seq]
+        if pending:
+            join.write(state)
+        else:
+            join.clear()
+        expected = [m.model_id for m in request.models]
+        infos = {m.model_id: m.info() for m in request.models}
+        out = slate.score_player_game(request.player_game, entry["raws"].items(), expected, infos,
+                                      self._policy)
         self._scored.inc()
         for pred in out.predictions:
             self._predictions.inc()
             yield beam.pvalue.TaggedOutput(PREDICTIONS, pred)
         yield beam.pvalue.TaggedOutput(CONSENSUS, out.consensus)
-        yield Scored(consensus=out.consensus, player_game=pg)
+        yield Scored(consensus=out.consensus, player_game=request.player_game)
 
     @on_timer(JOIN_TIMEOUT)
-    def timeout(self, key=_KEY, join=_JOIN_STATE):
-        state = join.read()
-        if state is None:
-            return  # scored in time
-        join.clear()
-        pg = state["pg"]
-        got = sorted(state["raws"])
-        if pg is None:
-            why, missing = "no player-game for these predictions (late or duplicate)", ()
+    def timeout(self, key=_KEY, join=_JOIN_STATE, timer=_JOIN_TIMEOUT, fired=beam.DoFn.TimestampParam):
+        state = read_state(join, JOIN_DEFAULTS)
+        # the timer fires at the earliest deadline: every version due by then is overdue
+        now = max(float(self._clock()), float(fired))
+        pending = state["pending"]
+        for seq in sorted(s for s, e in pending.items() if e["deadline"] <= now):
+            entry = pending.pop(seq)
+            request = entry["request"]
+            got = sorted(entry["raws"])
+            if request is None:
+                why, missing, pg = "no player-game for these predictions (late or duplicate)", (), None
+            else:
+                pg = request.player_game
+                why = f"not complete after {self._timeout:g} s"
+                missing = tuple(m.model_id for m in request.models
+                                if m.model_id not in entry["raws"]) or ("<no eligible model>",)
+            self._dead.inc()
+            yield beam.pvalue.TaggedOutput(DEAD, slate.incomplete_dead_letter(
+                pg, f"{key}#{seq}", missing, got, why))
+        if pending:
+            join.write(state)
+            timer.set(Timestamp(min(e["deadline"] for e in pending.values())))
         else:
-            expected = self._eligible.get(pg.game_date, ())
-            why = f"not complete after {self._timeout:g} s"
-            missing = tuple(m for m in expected if m not in state["raws"]) or ("<no eligible model>",)
-        self._dead.inc()
-        yield beam.pvalue.TaggedOutput(DEAD, slate.incomplete_dead_letter(pg, key, missing, got, why))
+            join.clear()
 
 
 class ScoreOnCompleteModelSet(beam.PTransform):
-    """PlayerGame versions -> predictions + consensus + Scored, each version scored only with its date's
-    complete model set (RunInference through ``slate.InferRawPredictions``, then
-    :class:`CompleteModelSetFn`).
+    """ScoringRequests -> predictions + consensus + Scored, each version scored only with its complete
+    model set (RunInference through :class:`InferVersionedPredictions`, then :class:`CompleteModelSetFn`).
 
     Returns: a dict ``scored``, ``predictions``, ``consensus``, ``dead_letters``.
     """
 
-    def __init__(self, *, models, date_plans, model_handler, policy, timeout_s: float, clock=None):
+    def __init__(self, *, policy, timeout_s: float, clock=None, model_handler=None):
         super().__init__()
-        self._models, self._plans, self._handler = list(models), date_plans, model_handler
-        self._policy, self._timeout, self._clock = policy, timeout_s, clock
+        self._policy, self._timeout, self._clock, self._handler = policy, timeout_s, clock, model_handler
 
-    def expand(self, player_games):
+    def expand(self, requests):
         from pipeline.transforms import windows
 
-        inferred = player_games | "Infer" >> slate.InferRawPredictions(
-            self._models, self._plans, self._handler)
+        inferred = requests | "Infer" >> InferVersionedPredictions(self._handler)
+
+        def request_by_pg(r):
+            pg, seq = split_key(r.player_game.key)
+            return pg, (seq, "request", r)
+
+        def raw_by_pg(k, mr):
+            pg, seq = split_key(k)
+            return pg, (seq, "raw", mr)
+
         joined = (
-            (player_games | "PlayerGameByKey" >> beam.Map(lambda pg: (pg.key, ("pg", pg))),
-             inferred["raw"] | "RawTagged" >> beam.MapTuple(lambda k, mr: (k, ("raw", mr))))
+            (requests | "RequestByPlayerGame" >> beam.Map(request_by_pg),
+             inferred["raw"] | "RawByPlayerGameKey" >> beam.MapTuple(raw_by_pg))
             | "ScoringInputs" >> beam.Flatten()
             | "ScoringWindow" >> windows.events_window()
             | "CompleteModelSet" >> beam.ParDo(CompleteModelSetFn(
-                self._models, self._plans, self._policy, timeout_s=self._timeout, clock=self._clock))
+                self._policy, timeout_s=self._timeout, clock=self._clock))
             .with_outputs(PREDICTIONS, CONSENSUS, DEAD, main="scored")
         )
         dead = (inferred[DEAD] | "InferenceDeadWindow" >> windows.events_window(), joined[DEAD]) | (
@@ -439,10 +884,16 @@ class ScoreOnCompleteModelSet(beam.PTransform):
 # --------------------------------------------------------------------------------------------
 
 
+CLOCK_DEFAULTS: dict[str, Any] = {"now": None, "armed": False, "tipoffs": {}, "statuses": {}, "history": {}}
+
+
 class BestBetsStateFn(beam.DoFn):
     """Stateful per game date: latest consensus per player-game -> debounced best bets -> pick changes.
 
-    Elements ``(date_iso, ("scored", Scored) | ("removed", PlayerGameRemoved) | ("tick", GameTick))``.
+    Elements ``(date_iso, ("scored", Scored) | ("removed", PlayerGameRemoved) | ("tick", GameTick)
+    | ("init", DateInit) | ("clear", None))``. ``init`` (from DateStateFn, when the date is first seen)
+    seeds the published picks and the date's graded history; ``clear`` (the date's games are over, plus
+    the grace period) clears every cell of the date.
     Each element is appended to a bag; the first one after a recomputation arms a processing-time timer
     ``debounce_seconds`` ahead; when it fires, the latest entry per player-game (highest sequence) gives the
     candidates, the slate's ``SelectBestBetsFn`` selects, ``lifecycle.diff_picks`` diffs against the
@@ -483,12 +934,27 @@ class BestBetsStateFn(beam.DoFn):
         self._recomputations = slate._counter("stream_recomputations")
         self._changes = slate._counter("stream_pick_changes")
         self._dead = slate._counter("dead_letters")
+        self._cleared = slate._counter("stream_date_best_bets_cleared")
 
-    def process(self, element, entries=_DATE_ENTRIES, clock=_DATE_CLOCK, timer=_DATE_DEBOUNCE):
-        _date_iso, item = element
-        entries.add(item)
-        state = clock.read() or {"now": None, "armed": False, "tipoffs": {}, "statuses": {}}
+    def process(self, element, entries=_DATE_ENTRIES, clock=_DATE_CLOCK, timer=_DATE_DEBOUNCE,
+                published_state=_DATE_PUBLISHED):
+        date_iso, item = element
         tag, value = item
+        if tag == "clear":
+            entries.clear()
+            clock.clear()
+            published_state.clear()
+            self._cleared.inc()
+            yield beam.pvalue.TaggedOutput(CLEARED, ("best_bets", date_iso, 1))
+            return
+        state = read_state(clock, CLOCK_DEFAULTS)
+        if tag == "init":
+            if published_state.read() is None:
+                published_state.write(dict(value.published))
+            state["history"] = dict(value.history or {})
+            clock.write(state)
+            return
+        entries.add(item)
         t = value.now if tag in ("tick", "removed") else None
         if tag == "tick":
             if value.tipoff_utc is not None:
@@ -504,7 +970,9 @@ class BestBetsStateFn(beam.DoFn):
 
     @on_timer(DATE_DEBOUNCE)
     def recompute(self, key=_KEY, entries=_DATE_ENTRIES, published_state=_DATE_PUBLISHED, clock=_DATE_CLOCK):
-        state = clock.read() or {"now": None, "armed": False, "tipoffs": {}, "statuses": {}}
+        if clock.read() is None:
+            return  # cleared while the timer was armed
+        state = read_state(clock, CLOCK_DEFAULTS)
         state["armed"] = False
         clock.write(state)
         now = state["now"]
@@ -536,7 +1004,12 @@ class BestBetsStateFn(beam.DoFn):
             published = dict(self._published_seed.get(key, {}))
         try:
             picks, summary = [], None
-            for out in self._select.process((key, rows), self._history):
+            history = self._history
+            if state["history"]:
+                history = {**self._history, **state["history"],
+                           "by_date": {**self._history.get("by_date", {}),
+                                       **state["history"].get("by_date", {})}}
+            for out in self._select.process((key, rows), history):
                 if isinstance(out, beam.pvalue.TaggedOutput):
                     summary = out.value
                 else:
@@ -572,78 +1045,108 @@ def zero_clock() -> Timestamp:
 # --------------------------------------------------------------------------------------------
 
 
+def key_by_date(ev: StreamEvent):
+    """StreamEvent -> ``(date_iso, ev)``; an event without a game date is not routable (dead letter)."""
+    d = route_key(ev)
+    if d is None:
+        return beam.pvalue.TaggedOutput(DEAD, slate.dead_letter(
+            f"stream:{ev.kind}", "stream_route", "event without a game_date", repr(ev.row)))
+    return d, ev
+
+
+class KeyByDateFn(beam.DoFn):
+    def process(self, ev: StreamEvent):
+        out = key_by_date(ev)
+        if isinstance(out, beam.pvalue.TaggedOutput):
+            slate._counter("dead_letters").inc()
+        yield out
+
+
 class RescorePlayerGames(beam.PTransform):
-    """Stream events -> per-date pick changes and the versioned rows of every re-scored player-game.
+    """Stream events of any game date -> per-date pick changes and the versioned rows of every re-scored
+    player-game.
 
     Args:
-      policy, models, date_plans, model_handler: as for ``slate.ScorePlayers`` (date_plans give the
-        eligible models per date: the complete model set of a version).
-      players_by_game: game_id -> players with a feature row (routing of schedule and injury events).
-      game_dates: game_id -> game_date (routing of injury reports; from the rows, never from the id).
-      launch_schedule: the served dates' schedule events read at launch.
-      history: graded history (``commands.common.graded_history``) for the selection.
+      policy: the policy (run mode, gate, line book, selection).
+      reference: a DateReference: loads a date's feature rows, contexts, eligible models, published picks
+        and graded history the first time the stream sees the date.
+      history: graded history known at launch (``commands.common.graded_history``), merged under each
+        date's own.
       debounce_seconds: the best-bets debounce.
       scoring_timeout_s: how long a version may wait for its complete model set before it is
         dead-lettered (processing time; ``windows.SCORING_TIMEOUT_S`` by default).
-      published: date_iso -> {pick_id: Pick} already published (the warehouse's best_bets at launch).
+      state_grace_s: how long after a date's last game is done its state is cleared (processing time;
+        ``windows.STATE_GRACE_S`` by default).
+      published: date_iso -> {pick_id: Pick} seeds (tests; the job reads them per date from the warehouse).
       run_id: stamped on picks.
-      clock: processing clock of the debounce and scoring timers (tests: ``zero_clock``).
-    Input: a PCollection of StreamEvent, plus ``initial``: ``(pg, StreamEvent)`` launch-time state.
+      clock: processing clock of the debounce, scoring and clearing timers (tests: ``zero_clock``).
+      model_handler: RunInference handler over ``(ModelRef, (key, vector))`` (default
+        ``models.handler.RegistryModelHandler``).
+    Input: a PCollection of StreamEvent (``registry`` events included), plus ``initial``: StreamEvents
+      to route before the stream's (a restart's rebuild events).
     Returns: a dict: ``changes`` (DateChanges), ``player_games``, ``scored``, ``gate_decisions``,
       ``line_diagnostics``, ``predictions``, ``consensus`` (the versioned rows, not yet stamped with the
-      run id), ``dead_letters``.
+      run id), ``cleared`` (what the clearing timers cleared) and ``dead_letters``.
     """
 
-    def __init__(self, *, policy, models, date_plans, model_handler, players_by_game, history,
-                 debounce_seconds: float, published=None, run_id: str | None = None, initial=None,
-                 clock=None, game_dates=None, launch_schedule=(), scoring_timeout_s: float | None = None):
+    def __init__(self, *, policy, reference: DateReference, history=None, debounce_seconds: float,
+                 published=None, run_id: str | None = None, initial=None, clock: Callable | None = None,
+                 scoring_timeout_s: float | None = None, state_grace_s: float | None = None,
+                 model_handler=None):
         from pipeline.transforms import windows
 
         super().__init__()
-        self._policy, self._models, self._plans = policy, list(models), date_plans
-        self._handler, self._players_by_game = model_handler, players_by_game
-        self._history, self._debounce, self._published = history, debounce_seconds, published
+        self._policy, self._reference = policy, reference
+        self._history, self._debounce, self._published = dict(history or {}), debounce_seconds, published
         self._run_id, self._initial, self._clock = run_id, initial, clock
-        self._game_dates = dict(game_dates or {})
-        self._launch_schedule = tuple(launch_schedule)
         self._timeout = windows.SCORING_TIMEOUT_S if scoring_timeout_s is None else scoring_timeout_s
-        empty = [d for d, p in date_plans.items() if not p.model_ids]
-        if not date_plans:
-            raise ValueError("RescorePlayerGames: no streamed date")
-        if empty:
-            raise ValueError("every streamed date needs at least one eligible model; none on "
-                             + ", ".join(map(str, sorted(empty))))
+        self._grace = windows.STATE_GRACE_S if state_grace_s is None else state_grace_s
+        self._handler = model_handler
 
     def expand(self, events):
         from pipeline.transforms import windows
 
-        routed = events | "RoutePlayerGames" >> beam.ParDo(
-            RoutePlayerGamesFn(self._players_by_game, self._game_dates))
         if self._initial is not None:
-            routed = (routed, self._initial) | "WithInitialState" >> beam.Flatten()
-        state = (
-            routed
-            | "EventsWindow" >> windows.events_window()
-            | "PlayerGameState" >> beam.ParDo(PlayerGameStateFn(
-                self._policy, launch_schedule=self._launch_schedule))
-            .with_outputs(REMOVED, TICKS, DEAD, GATE, DIAGNOSTICS, main="player_games")
+            events = (self._initial, events) | "WithInitialEvents" >> beam.Flatten()
+        events = events | "EventsWindow" >> windows.events_window()
+        season = (
+            events
+            | "SeasonInputs" >> beam.Filter(lambda ev: ev.kind in ("schedule", "registry"))
+            | "KeyBySeason" >> beam.Map(lambda ev: ("season", ev))
+            | "SeasonDates" >> beam.ParDo(SeasonDatesFn())
         )
-        scored = state.player_games | "ScorePlayers" >> ScoreOnCompleteModelSet(
-            models=self._models, date_plans=self._plans, model_handler=self._handler, policy=self._policy,
-            timeout_s=self._timeout, clock=self._clock)
+        by_date = events | "DateEvents" >> beam.Filter(lambda ev: ev.kind != "registry") | (
+            "KeyByDate" >> beam.ParDo(KeyByDateFn()).with_outputs(DEAD, main="keyed"))
+        dates = (
+            (by_date.keyed, season) | "DateInputs" >> beam.Flatten()
+            | "DateState" >> beam.ParDo(DateStateFn(self._reference, grace_s=self._grace, clock=self._clock))
+            .with_outputs(INIT, CLEARED, DEAD, main="routed")
+        )
+        state = (
+            dates.routed
+            | "PlayerGameState" >> beam.ParDo(PlayerGameStateFn(self._policy))
+            .with_outputs(REMOVED, TICKS, DEAD, GATE, DIAGNOSTICS, CLEARED, main="requests")
+        )
+        scored = state.requests | "ScorePlayers" >> ScoreOnCompleteModelSet(
+            policy=self._policy, timeout_s=self._timeout, clock=self._clock, model_handler=self._handler)
         to_dates = (
             scored["scored"] | "ScoredByDate" >> beam.Map(
                 lambda s: (s.consensus.game_date.isoformat(), ("scored", s))),
             state[REMOVED] | "RemovedByDate" >> beam.MapTuple(lambda d, r: (d, ("removed", r))),
             state[TICKS] | "TicksByDate" >> beam.MapTuple(lambda d, t: (d, ("tick", t))),
-        ) | "DateInputs" >> beam.Flatten()
+            dates[INIT],
+        ) | "BestBetsInputs" >> beam.Flatten()
         changes = (
             to_dates
             | "BestBetsState" >> beam.ParDo(BestBetsStateFn(
                 self._policy, self._history, debounce_seconds=self._debounce, published=self._published,
-                run_id=self._run_id, clock=self._clock)).with_outputs(DEAD, main="changes")
+                run_id=self._run_id, clock=self._clock)).with_outputs(DEAD, CLEARED, main="changes")
         )
-        dead = (state[DEAD], scored[DEAD], changes[DEAD]) | "StreamDeadLetters" >> beam.Flatten()
-        return {"changes": changes.changes, "player_games": state.player_games, "scored": scored["scored"],
-                GATE: state[GATE], DIAGNOSTICS: state[DIAGNOSTICS], PREDICTIONS: scored[PREDICTIONS],
-                CONSENSUS: scored[CONSENSUS], "dead_letters": dead}
+        dead = (by_date[DEAD], dates[DEAD], state[DEAD], scored[DEAD], changes[DEAD]) | (
+            "StreamDeadLetters" >> beam.Flatten())
+        cleared = (dates[CLEARED], state[CLEARED], changes[CLEARED]) | "ClearedState" >> beam.Flatten()
+        player_games = state.requests | "PlayerGames" >> beam.Map(lambda r: r.player_game)
+        return {"changes": changes.changes, "player_games": player_games, "requests": state.requests,
+                "scored": scored["scored"], GATE: state[GATE], DIAGNOSTICS: state[DIAGNOSTICS],
+                PREDICTIONS: scored[PREDICTIONS], CONSENSUS: scored[CONSENSUS], CLEARED: cleared,
+                "dead_letters": dead}

@@ -25,6 +25,14 @@ Debounce - not a window: best bets of a date are recomputed by a processing-time
     stateful DoFn (``transforms.streaming.BestBetsStateFn``, worked timeline in its docstring), because
     the selection must see the latest consensus of every player-game of the date at once.
 
+State lifetime - not a window: per game date (``transforms.streaming.DateStateFn``), once every game of
+    the date is done (final, cancelled or postponed, by the latest schedule event per game), a
+    processing-time timer ``STATE_GRACE_S`` ahead clears the date's reference state, every player-game
+    state of the date, its scoring-join state and its best-bets state; a ``closed`` marker per date (a
+    few bytes, one per date of the season) turns later events of that date into dead letters. The grace
+    period leaves room for late corrections of a final score's day (a stat correction, a late odds
+    snapshot) without keeping a day's state for the rest of the season.
+
 On Dataflow the same definitions hold; the production variant differs only in its sources (see the
 README: separate subscriptions and a slowly-changing side input for the feature store).
 """
@@ -35,6 +43,7 @@ import apache_beam as beam
 from apache_beam.transforms import window
 
 SCORING_TIMEOUT_S = 10  # seconds a version may wait for its complete model set
+STATE_GRACE_S = 6 * 3600  # seconds a finished date's state is kept (processing time) before it is cleared
 
 
 def events_window() -> beam.WindowInto:

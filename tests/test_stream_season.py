@@ -1,0 +1,197 @@
+"""The season-long stream (pipeline/transforms/streaming.py, stream_graph.py) on TestStream.
+
+* Two game dates through one running graph: each date is initialised from its first event (its feature
+  rows, its eligible models), a finished date's per-date and per-player-game state is cleared by the
+  clearing timer after the grace period (the ``cleared`` output reports every cleared key), an event of
+  the cleared date afterwards is a dead letter, and the other date keeps going.
+* Registry changes while the stream runs: a ``kind=registry`` message enables one model and disables
+  another; the next version of every open player-game is scored with exactly the new set.
+* State written in the old shape is read by the new one (a field added by an in-place update).
+
+Real tiny CatBoost models (tests/slate_fixtures.py), no mocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import NamedTuple
+
+import apache_beam as beam
+import pytest
+from apache_beam.io.gcp.pubsub import PubsubMessage
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
+
+from pipeline.io.pubsub import message_for
+from pipeline.policy import load_policy
+from pipeline.schemas import ScheduleEvent
+from pipeline.stream_graph import StreamPlan, build_stream_pipeline, registry_message
+from pipeline.transforms import streaming
+from pipeline.transforms.streaming import DateReference, zero_clock
+from tests import slate_fixtures as fx
+
+D1, D2 = fx.GAME_DATE, fx.GAME_DATE + dt.timedelta(days=1)
+G1, G2 = fx.GAME_ID, "20260223_NYK_MIA"
+DAY = dt.timedelta(days=1)
+GRACE_S = 100.0
+COLLECTED: dict[str, list] = {}
+
+
+def _collect(x, name):
+    COLLECTED.setdefault(name, []).append(x)
+
+
+def sched(game_id, game_date, status, event_ts, tip):
+    away, home = game_id.split("_")[1:]
+    return ScheduleEvent(game_id=game_id, game_date=game_date, tipoff_utc=tip, home_team=home,
+                         away_team=away, status=status, new_game_date=None, event_ts=event_ts)
+
+
+def odds(player, line, minutes_before_asof, *, day2=False):
+    row = fx.odds(player, "draftkings", line, minutes_before_asof, game_id=G2 if day2 else G1)
+    return row._replace(game_date=D2, snapshot_ts=row.snapshot_ts + DAY) if day2 else row
+
+
+def msg(kind, row) -> PubsubMessage:
+    data, attrs = message_for(kind, row)
+    return PubsubMessage(data, attrs)
+
+
+FEATURES = [
+    fx.feature_row("alpha", avg=30.0), fx.feature_row("delta", avg=30.0),
+    fx.feature_row("gamma", avg=30.0, game_id=G2, team="NYK", opp="MIA", game_date=D2),
+]
+
+
+def _run(stream: TestStream, registry) -> dict[str, list]:
+    COLLECTED.clear()
+    policy = load_policy(None)
+    plan = StreamPlan(
+        run_id="stream-season", policy=policy,
+        reference=DateReference(policy, registry=registry, features=FEATURES),
+        history={}, debounce_seconds=0.5, subscription=None, picks_changes_topic=None, warehouse=None,
+        exports=None, clock=zero_clock, scoring_timeout_s=1000.0, state_grace_s=GRACE_S)
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    with TestPipeline(options=options) as p:
+        out = build_stream_pipeline(p, plan, messages=p | stream)
+        for name in ("changes", "dead_letters", "predictions", "cleared", "player_games"):
+            _ = out[name] | f"Collect_{name}" >> beam.Map(_collect, name)
+    return {k: list(v) for k, v in COLLECTED.items()}
+
+
+@pytest.fixture(scope="module")
+def season():
+    tip1, tip2 = fx.TIPOFF, fx.TIPOFF + DAY
+    stream = (
+        TestStream()
+        .advance_watermark_to(0)
+        .add_elements([msg("schedule", sched(G1, D1, "scheduled", fx.AS_OF - dt.timedelta(hours=10), tip1))])
+        .add_elements([msg("odds", odds("alpha", 13.5, 300)), msg("odds", odds("delta", 13.5, 300))])
+        .advance_processing_time(5)
+        # Day 2 is learned from its schedule event while day 1 is still open.
+        .add_elements([msg("schedule", sched(G2, D2, "scheduled", fx.AS_OF + DAY - dt.timedelta(hours=10),
+                                             tip2))])
+        .add_elements([msg("odds", odds("gamma", 13.5, 300, day2=True))])
+        .advance_processing_time(5)
+        # Day 1's only game is final: its state is cleared GRACE_S of processing time later.
+        .add_elements([msg("schedule", sched(G1, D1, "final", tip1 + dt.timedelta(hours=3), tip1))])
+        .advance_processing_time(5)
+        .advance_processing_time(GRACE_S + 10)
+        # A late odds snapshot of day 1 after the clearing, and day 2 goes on.
+        .add_elements([msg("odds", odds("alpha", 15.5, 100)),
+                       msg("odds", odds("gamma", 14.5, 200, day2=True))])
+        .advance_processing_time(5)
+        .advance_processing_time(5)
+        .advance_watermark_to_infinity()
+    )
+    return _run(stream, fx.tiny_registry())
+
+
+def test_each_date_is_initialised_from_its_events_and_picks_are_made_per_date(season):
+    dates = {dc.game_date for dc in season["changes"]}
+    assert dates == {D1, D2}
+    d2 = [c.pick for dc in season["changes"] if dc.game_date == D2 for c in dc.changes]
+    assert d2 and {p.player_lookup for p in d2} == {"gamma"}
+    assert d2[-1].line == 14.5  # the day-2 move after day 1 was cleared was scored
+
+
+def test_a_finished_date_state_is_cleared_and_the_other_date_keeps_its_state(season):
+    cleared = season["cleared"]
+    assert ("date", D1.isoformat(), 2) in cleared
+    pgs = sorted(k for kind, k, _n in cleared if kind == "player_game")
+    assert pgs == sorted(f"{G1}|{p}" for p in ("alpha", "delta"))
+    assert ("best_bets", D1.isoformat(), 1) in cleared
+    assert not [c for c in cleared if D2.isoformat() in c[1] or G2 in c[1]]
+
+
+def test_an_event_of_a_cleared_date_is_a_dead_letter_not_a_new_state(season):
+    late = [d for d in season["dead_letters"] if d.step == "stream_date_state"]
+    assert len(late) == 1 and "cleared" in late[0].error and "alpha" in late[0].payload
+    alpha = [pg for pg in season["player_games"] if pg.player_lookup == "alpha"]
+    assert all(pg.book.line != 15.5 for pg in alpha)
+
+
+def test_registry_change_while_running_rescores_with_exactly_the_new_model_set():
+    base = fx.tiny_registry()
+    v12 = next(s for s in base.enabled() if s.family == "v12_mae")
+    v9 = next(s for s in base.enabled() if s.family == "v9_mae")
+    from models.registry import Registry
+
+    before = Registry([v12, dataclasses.replace(v9, enabled=False)])
+    after = Registry([dataclasses.replace(v12, enabled=False), v9])  # v9 promoted, v12 disabled
+    data, attrs = registry_message(after)
+    stream = (
+        TestStream()
+        .advance_watermark_to(0)
+        .add_elements([msg("schedule", sched(G1, D1, "scheduled", fx.AS_OF - dt.timedelta(hours=10),
+                                             fx.TIPOFF))])
+        .add_elements([msg("odds", odds("alpha", 13.5, 300)), msg("odds", odds("delta", 13.5, 300))])
+        .advance_processing_time(5)
+        .add_elements([PubsubMessage(data, attrs)])
+        .advance_processing_time(5)
+        .add_elements([msg("odds", odds("alpha", 14.5, 200))])
+        .advance_processing_time(5)
+        .advance_watermark_to_infinity()
+    )
+    out = _run(stream, before)
+    by_version: dict[tuple[str, int], set[str]] = {}
+    for p in out["predictions"]:
+        by_version.setdefault((p.player_lookup, p.version), set()).add(p.model_id)
+    for player in ("alpha", "delta"):
+        versions = sorted(v for pl, v in by_version if pl == player)
+        sets = [by_version[(player, v)] for v in versions]
+        switch = sets.index({v9.model_id})
+        assert switch > 0 and all(s == {v12.model_id} for s in sets[:switch])
+        assert all(s == {v9.model_id} for s in sets[switch:])
+    # the registry message alone re-scored delta (no event of his own after it)
+    assert by_version[("delta", max(v for pl, v in by_version if pl == "delta"))] == {v9.model_id}
+    assert not [d for d in out.get("dead_letters", []) if d.step in ("scoring", "inference", "parse")]
+
+
+class _OldShape(NamedTuple):
+    a: int
+
+
+class _NewShape(NamedTuple):
+    a: int
+    b: str = "default"
+
+
+def test_state_written_by_the_old_shape_is_read_by_the_new_one(monkeypatch):
+    coder = streaming.StateCoder()
+    old = coder.encode({"info": _OldShape(a=3), "seq": 4})
+    # An in-place update: the class under the stored name gained a field with a default.
+    monkeypatch.setattr(__import__(__name__, fromlist=["_OldShape"]), "_OldShape", _NewShape)
+    value = coder.decode(old)
+    assert value == {"info": _NewShape(a=3, b="default"), "seq": 4}
+
+    class Cell:
+        def read(self):
+            return {"seq": 2}  # a state dict of the old schema, before "models" existed
+
+    state = streaming.read_state(Cell(), streaming.PG_DEFAULTS)
+    assert state["seq"] == 2 and state["models"] == () and state["schema"] == streaming.STATE_SCHEMA
+
