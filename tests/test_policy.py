@@ -175,3 +175,14 @@ def test_model_infos_carry_the_registry_holdout_bias(capsys):
     model_infos(registry, day, Policy(consensus_bias_correction=True))
     err = capsys.readouterr().err
     assert "mae +0.34" in err and "1 model(s) without a recorded bias, corrected by 0 (q43)" in err
+
+
+def test_stream_model_refs_carry_the_registry_holdout_bias():
+    """pipeline.transforms.streaming.model_refs (the stream reads the registry per date): the ModelInfo it
+    scores with carries the same holdout bias as the batch's model_infos."""
+    from pipeline.transforms.streaming import model_refs
+
+    with_bias = _spec("mae", "v12_mae", "MAE", None)
+    with_bias.holdout_metrics["vegas_bias"] = 0.21
+    refs = model_refs([with_bias, _spec("q43", "v12_vegas_q43", "Quantile:alpha=0.43", 0.43)], Policy())
+    assert [(r.info().model_id, r.info().holdout_bias) for r in refs] == [("mae", 0.21), ("q43", None)]
