@@ -114,6 +114,12 @@ class ModelSpec:
     def feature_names(self) -> tuple[str, ...]:
         return feature_names_for(self.feature_set)
 
+    @property
+    def holdout_vegas_bias(self) -> float | None:
+        """Mean (predicted - line) on the holdout, recorded at training; None when not recorded."""
+        v = self.holdout_metrics.get("vegas_bias")
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v else None
+
     def to_dict(self, base_uri: str | None = None) -> dict[str, Any]:
         """JSON-ready dict; the artifact URI is made relative to ``base_uri`` when it lies under it."""
         out = dataclasses.asdict(self)

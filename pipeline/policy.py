@@ -114,6 +114,9 @@ class Policy:
     # Section 7: consensus.
     consensus_method: str = "median_of_families"
     agreement_edge: float = 3.0
+    # Subtract each model's registry holdout vegas bias (mean predicted - line) from its edge before the
+    # family edges and the consensus (pipeline.domain.consensus); predictions keep their raw edge.
+    consensus_bias_correction: bool = False
     # Section 8: filters, in order.
     blacklist_hr: float = 0.40
     blacklist_min_graded: int = 8
@@ -267,6 +270,9 @@ def _check_type(name: str, value: Any) -> None:
     if hint is str:
         ok = isinstance(value, str) and value != ""
         what = "expected a non-empty string"
+    elif hint is bool:
+        ok = isinstance(value, bool)
+        what = "expected true or false"
     elif hint is float:
         ok = _is_number(value)
         what = "expected a number"

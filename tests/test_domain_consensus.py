@@ -94,3 +94,60 @@ def test_bad_inputs():
         compute_consensus([pred("a1", "v12_mae", 4.0), pred("b1", "v9_mae", 4.0, line=25.5)], P)
     with pytest.raises(ValueError):
         compute_consensus([pred("a1", "v12_mae", 4.0), pred("a1", "v12_mae", 5.0)], P)
+
+
+# --- bias correction (policy.consensus_bias_correction) -------------------------------------------------
+
+CORRECTED = Policy(consensus_bias_correction=True)
+
+
+def test_bias_correction_off_ignores_biases_and_keeps_todays_numbers():
+    c_plain = compute_consensus(PREDS, P)
+    c_off = compute_consensus(PREDS, P, bias_of={"a1": 0.5, "a2": 0.5, "b1": 9.0})
+    assert c_off == c_plain and c_off.method == "median_of_families"
+
+
+def test_bias_of_one_family_moves_its_edge_and_the_consensus_by_exactly_the_bias():
+    preds = [pred("a1", "v12_mae", 6.0), pred("a2", "v12_mae", 4.0), pred("b1", "v9_mae", 1.0),
+             pred("c1", "v9_q43", -2.0)]
+    off = compute_consensus(preds, P)
+    on = compute_consensus(preds, CORRECTED, bias_of={"a1": 0.5, "a2": 0.5})
+    assert json.loads(off.family_edges) == {"v12_mae": 5.0, "v9_mae": 1.0, "v9_q43": -2.0}
+    assert json.loads(on.family_edges) == {"v12_mae": 4.5, "v9_mae": 1.0, "v9_q43": -2.0}
+    mean_off = compute_consensus(preds, Policy(consensus_method="mean_of_families"))
+    mean_on = compute_consensus(
+        preds, Policy(consensus_method="mean_of_families", consensus_bias_correction=True),
+        bias_of={"a1": 0.5, "a2": 0.5})
+    assert mean_off.consensus_edge == pytest.approx(4.0 / 3, abs=0.005)  # (5 + 1 - 2) / 3
+    assert mean_on.consensus_edge == pytest.approx(3.5 / 3, abs=0.005)  # moved by 0.5 / 3 families
+    assert on.method == "median_of_families+bias_corrected"
+    # the max-|edge| model is reported on raw edges; with max_abs_edge the consensus is its corrected edge
+    assert (on.max_edge_model_id, on.max_edge) == ("a1", 6.0)
+    mx = compute_consensus(preds, Policy(consensus_method="max_abs_edge", consensus_bias_correction=True),
+                           bias_of={"a1": 0.5, "a2": 0.5})
+    assert mx.consensus_edge == 5.5 and mx.method == "max_abs_edge+bias_corrected"
+
+
+def test_bias_correction_moves_the_median_when_the_family_is_the_median():
+    preds = [pred("a1", "v12_mae", 3.2), pred("b1", "v9_mae", 1.0), pred("c1", "v12_noveg_mae", 5.0)]
+    off = compute_consensus(preds, P)
+    on = compute_consensus(preds, CORRECTED, bias_of={"a1": 0.5})
+    assert off.consensus_edge == 3.2 and on.consensus_edge == 2.7  # the median family moved by its bias
+    assert off.consensus_prediction - on.consensus_prediction == pytest.approx(0.5)
+    assert (off.agreement, on.agreement) == (round(2 / 3, 4), round(1 / 3, 4))  # 2.7 < agreement_edge 3
+
+
+def test_bias_correction_can_flip_the_direction_and_model_without_bias_is_corrected_by_zero():
+    preds = [pred("a1", "v12_mae", 0.3), pred("b1", "v9_mae", 0.2), pred("c1", "v12_noveg_mae", 0.1)]
+    on = compute_consensus(preds, CORRECTED, bias_of={"a1": 0.34, "b1": 0.33, "c1": None})
+    assert json.loads(on.family_edges) == {"v12_mae": -0.04, "v9_mae": -0.13, "v12_noveg_mae": 0.1}
+    assert (on.consensus_edge, on.direction) == (-0.04, "UNDER")
+    # no bias map at all: every model corrected by 0, same numbers as off (only the method says "corrected")
+    bare = compute_consensus(preds, CORRECTED)
+    assert bare._replace(method="median_of_families") == compute_consensus(preds, P)
+
+
+def test_predictions_are_not_changed_by_the_correction():
+    before = list(PREDS)
+    compute_consensus(PREDS, CORRECTED, bias_of={"a1": 1.0})
+    assert PREDS == before and PREDS[0].edge == 6.0 and PREDS[0].recommendation == "OVER"

@@ -17,6 +17,7 @@ def test_packaged_default_equals_dataclass_defaults():
     assert (p.line_min, p.line_max, p.staleness_hours) == (5.0, 70.0, 12.0)
     assert (p.edge_floor, p.ultra_edge, p.matchup_floor, p.quality_floor) == (5.0, 6.0, 50.0, 85.0)
     assert p.daily_cap is None and p.team_cap is None and p.max_angles == 5
+    assert p.consensus_bias_correction is False
 
 
 def test_round_trip_through_a_file(tmp_path):
@@ -46,6 +47,8 @@ def test_partial_file_takes_defaults(tmp_path):
     ({"version": "v", "blacklist_hr": 40}, "blacklist_hr"),
     ({"version": "v", "blacklist_min_graded": 8.5}, "blacklist_min_graded"),
     ({"version": "v", "consensus_method": "vote"}, "consensus_method"),
+    ({"version": "v", "consensus_bias_correction": 1}, "consensus_bias_correction"),
+    ({"version": "v", "consensus_bias_correction": "true"}, "consensus_bias_correction"),
     ({"version": "v", "gate_thresholds": {"FIRST": 85}}, "gate_thresholds"),
     ({"version": "v", "streaming_run_mode": "NOW"}, "streaming_run_mode"),
     ({"version": "v", "line_min": 80.0}, "line_max"),
@@ -144,3 +147,42 @@ def test_model_min_edge_comes_from_the_policy_by_loss():
 def test_json_text_is_canonical_and_has_no_nan():
     assert json_text({"b": 1.234567, "a": float("nan")}) == '{"a":null,"b":1.2346}'
     assert json_text({"b": 1, "a": 2}, sort_keys=False) == '{"b":1,"a":2}'
+
+
+def test_bias_correction_is_a_boolean_field_read_from_a_file(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text('{"version": "v", "consensus_bias_correction": true}')
+    p = load_policy(str(path))
+    assert p.consensus_bias_correction is True
+    assert p.digest != Policy(version="v").digest
+
+
+def test_model_infos_carry_the_registry_holdout_bias(capsys):
+    """commands.common.model_infos: ModelInfo.holdout_bias is the registry's holdout vegas_bias (None when
+    not recorded); with the correction on, the launch line counts the models corrected by 0."""
+    import datetime as dt
+
+    from models.registry import Registry
+    from pipeline.commands.common import model_infos
+
+    with_bias = _spec("mae", "v12_mae", "MAE", None)
+    with_bias.holdout_metrics["vegas_bias"] = 0.34
+    registry = Registry([with_bias, _spec("q43", "v12_vegas_q43", "Quantile:alpha=0.43", 0.43)])
+    day = [dt.date(2026, 2, 22)]
+    _, infos = model_infos(registry, day, Policy())
+    assert [(i.model_id, i.holdout_bias) for i in infos] == [("mae", 0.34), ("q43", None)]
+    assert "bias correction" not in capsys.readouterr().err
+    model_infos(registry, day, Policy(consensus_bias_correction=True))
+    err = capsys.readouterr().err
+    assert "mae +0.34" in err and "1 model(s) without a recorded bias, corrected by 0 (q43)" in err
+
+
+def test_stream_model_refs_carry_the_registry_holdout_bias():
+    """pipeline.transforms.streaming.model_refs (the stream reads the registry per date): the ModelInfo it
+    scores with carries the same holdout bias as the batch's model_infos."""
+    from pipeline.transforms.streaming import model_refs
+
+    with_bias = _spec("mae", "v12_mae", "MAE", None)
+    with_bias.holdout_metrics["vegas_bias"] = 0.21
+    refs = model_refs([with_bias, _spec("q43", "v12_vegas_q43", "Quantile:alpha=0.43", 0.43)], Policy())
+    assert [(r.info().model_id, r.info().holdout_bias) for r in refs] == [("mae", 0.21), ("q43", None)]

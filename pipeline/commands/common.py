@@ -355,7 +355,9 @@ def graded_history(warehouse, dates: Sequence[dt.date], policy) -> dict[str, Any
 
 def model_infos(registry, dates: Iterable[dt.date], policy) -> tuple[list, tuple[ModelInfo, ...]]:
     """The models eligible for any of ``dates`` (sorted by id) and their ModelInfo; a model's minimum edge
-    for an OVER/UNDER recommendation is the policy's for its loss (``Policy.min_edge``)."""
+    for an OVER/UNDER recommendation is the policy's for its loss (``Policy.min_edge``), its holdout bias
+    the registry's. With ``policy.consensus_bias_correction`` on, a launch line names the biases the
+    consensus removes and how many models have none recorded (corrected by 0)."""
     specs = {}
     for d in dates:
         for s in registry.eligible_for(d):
@@ -363,9 +365,15 @@ def model_infos(registry, dates: Iterable[dt.date], policy) -> tuple[list, tuple
     ordered = [specs[k] for k in sorted(specs)]
     infos = tuple(
         ModelInfo(model_id=s.model_id, family=s.family, feature_set=s.feature_set,
-                  min_edge=policy.min_edge(s.loss))
+                  min_edge=policy.min_edge(s.loss), holdout_bias=s.holdout_vegas_bias)
         for s in ordered
     )
+    if policy.consensus_bias_correction and infos:
+        known = ", ".join(f"{m.model_id} {m.holdout_bias:+.2f}" for m in infos if m.holdout_bias is not None)
+        unknown = [m.model_id for m in infos if m.holdout_bias is None]
+        eprint(f"consensus bias correction on: holdout vegas bias removed per model ({known or 'none'}); "
+               f"{len(unknown)} model(s) without a recorded bias, corrected by 0"
+               + (f" ({', '.join(unknown)})" if unknown else ""))
     return ordered, infos
 
 

@@ -6,6 +6,13 @@ policy's method (median or mean of the family edges, or the single largest-|edge
 its sign; agreement = share of families on that side with |family edge| >= ``policy.agreement_edge``;
 dispersion = population std of the family edges; the max-|edge| model kept for comparison with the old
 system. Inputs are sorted first, so the result never depends on arrival order.
+
+With ``policy.consensus_bias_correction`` on, each model's edge is first reduced by its holdout vegas bias
+(mean predicted - line on its holdout, stored in the registry at training): family edge = mean of
+(edge - bias) of the family's models; a model without a recorded bias is corrected by 0. The predictions
+themselves (each model's raw edge and recommendation) are not changed, and the max-|edge| model is chosen
+and reported on raw edges (with ``max_abs_edge`` the consensus edge is its corrected edge); the consensus
+row's ``method`` then ends in ``+bias_corrected``.
 """
 
 from __future__ import annotations
@@ -28,16 +35,25 @@ def _direction(edge: float | None) -> str | None:
     return "OVER" if edge > 0 else "UNDER"
 
 
+BIAS_CORRECTED_SUFFIX = "+bias_corrected"
+
+
 def family_edges(
-    predictions: Sequence[Prediction], family_of: Mapping[str, str] | None = None
+    predictions: Sequence[Prediction],
+    family_of: Mapping[str, str] | None = None,
+    bias_of: Mapping[str, float | None] | None = None,
 ) -> dict[str, float]:
-    """{family: mean edge of its models} over predictions with an edge, sorted by family."""
+    """{family: mean edge of its models} over predictions with an edge, sorted by family; with ``bias_of``
+    (model_id -> holdout vegas bias) the mean of (edge - bias), a missing or None bias counting as 0."""
     by_family: dict[str, list[float]] = {}
     for p in predictions:
         if p.edge is None:
             continue
         fam = family_of[p.model_id] if family_of is not None else p.family
-        by_family.setdefault(fam, []).append(p.edge)
+        edge = p.edge
+        if bias_of is not None:
+            edge = edge - (bias_of.get(p.model_id) or 0.0)
+        by_family.setdefault(fam, []).append(edge)
     return {fam: round(_mean(edges), 4) for fam, edges in sorted(by_family.items())}
 
 
@@ -46,6 +62,7 @@ def compute_consensus(
     policy: Policy,
     *,
     family_of: Mapping[str, str] | None = None,
+    bias_of: Mapping[str, float | None] | None = None,
 ) -> Consensus:
     """The consensus row of one player-game.
 
@@ -53,6 +70,8 @@ def compute_consensus(
       predictions: latest prediction of every enabled model for one player-game, same line snapshot.
       policy: consensus method and agreement edge.
       family_of: model_id -> family (the registry); default: each prediction's ``family``.
+      bias_of: model_id -> holdout vegas bias (the registry), used only when
+        ``policy.consensus_bias_correction`` is on; a model missing here (or None) is corrected by 0.
 
     Returns:
       Consensus with ``consensus_prediction`` = line + consensus edge (mean predicted points without a
@@ -79,7 +98,8 @@ def compute_consensus(
     model_ids = tuple(p.model_id for p in preds)
     mean_conf = round(_mean([p.confidence for p in preds]), 4)
 
-    fam_edges = family_edges(preds, family_of)
+    corrected = policy.consensus_bias_correction
+    fam_edges = family_edges(preds, family_of, (bias_of or {}) if corrected else None)
     families = {(family_of[p.model_id] if family_of is not None else p.family) for p in preds}
     with_edge = [p for p in preds if p.edge is not None]
     max_model: Prediction | None = None
@@ -95,7 +115,7 @@ def compute_consensus(
         elif policy.consensus_method == "mean_of_families":
             raw = _mean(values)
         else:  # max_abs_edge: the old system's choice, the single model with the largest |edge|
-            raw = max_model.edge
+            raw = max_model.edge - (((bias_of or {}).get(max_model.model_id) or 0.0) if corrected else 0.0)
         consensus_edge = round_half_up(raw, 2)
         direction = _direction(consensus_edge)
         sign = 1 if direction == "OVER" else -1 if direction == "UNDER" else 0
@@ -125,7 +145,7 @@ def compute_consensus(
         family_edges=json_text(fam_edges),
         model_ids=model_ids,
         mean_confidence=mean_conf,
-        method=policy.consensus_method,
+        method=policy.consensus_method + (BIAS_CORRECTED_SUFFIX if corrected else ""),
         feature_quality_score=first.feature_quality_score,
         team_abbr=first.team_abbr,
         opponent_team_abbr=first.opponent_team_abbr,

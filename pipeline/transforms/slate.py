@@ -430,6 +430,9 @@ class ModelInfo(NamedTuple):
     family: str
     feature_set: str
     min_edge: float
+    # Registry holdout vegas bias (mean predicted - line); used by the consensus only when the policy's
+    # ``consensus_bias_correction`` is on; None = not recorded (corrected by 0).
+    holdout_bias: float | None = None
 
 
 class FeatureVectorsFn(beam.DoFn):
@@ -524,7 +527,8 @@ def score_player_game(
         )
         preds.append(pred._replace(version=pg.version, scored_at=pg.scored_at))
     family_of = {m.model_id: m.family for m in models.values()}
-    cons = consensus_lib.compute_consensus(preds, policy, family_of=family_of)
+    bias_of = {m.model_id: m.holdout_bias for m in models.values()}
+    cons = consensus_lib.compute_consensus(preds, policy, family_of=family_of, bias_of=bias_of)
     return ScoredVersion(tuple(preds), cons._replace(version=pg.version, scored_at=pg.scored_at), ())
 
 

@@ -125,16 +125,18 @@ class ModelRef(NamedTuple):
     artifact_uri: str
     feature_count: int
     sha256: str | None = None
+    holdout_bias: float | None = None  # registry holdout vegas bias (policy consensus_bias_correction)
 
     def info(self) -> slate.ModelInfo:
-        return slate.ModelInfo(self.model_id, self.family, self.feature_set, self.min_edge)
+        return slate.ModelInfo(self.model_id, self.family, self.feature_set, self.min_edge, self.holdout_bias)
 
 
 def model_refs(specs: Sequence[Any], policy: Policy) -> tuple[ModelRef, ...]:
     """Registry ModelSpecs -> ModelRefs sorted by id (a model's min edge is the policy's for its loss)."""
     return tuple(sorted(
         (ModelRef(s.model_id, s.family, s.feature_set, policy.min_edge(s.loss), s.artifact_uri,
-                  s.feature_count, s.sha256 or None) for s in specs), key=lambda r: r.model_id))
+                  s.feature_count, s.sha256 or None, s.holdout_vegas_bias) for s in specs),
+        key=lambda r: r.model_id))
 
 
 class ScoringRequest(NamedTuple):
