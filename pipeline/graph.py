@@ -108,7 +108,6 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
         "features": features.rows,
         "contexts": contexts.contexts,
         "injuries": injury_status,
-        "known_players": contexts[slate.KNOWN_PLAYERS],
     } | "JoinPlayerGames" >> slate.JoinPlayerGames(plan.date_plans, policy)
 
     if plan.model_handler is not None and plan.models:

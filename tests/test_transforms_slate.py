@@ -38,7 +38,6 @@ def _join(p, odds_rows, feature_rows, injuries=(), box_rows=(), plan=None):
         "features": features,
         "contexts": ctx.contexts,
         "injuries": inj,
-        "known_players": ctx[slate.KNOWN_PLAYERS],
     } | slate.JoinPlayerGames({fx.GAME_DATE: plan}, POLICY)
 
 

@@ -50,7 +50,6 @@ DEAD = "dead_letters"
 DIAGNOSTICS = "line_diagnostics"
 GATE = "gate_decisions"
 PREDICTIONS = "predictions"
-KNOWN_PLAYERS = "known_players"
 
 
 def pg_key(game_id: str, player_lookup: str) -> str:
@@ -194,8 +193,6 @@ class PlayerContextFn(beam.DoFn):
     def process(self, element, team_dates):
         player, grouped = element
         rows: list[FeatureRow] = _flatten(grouped["features"])
-        # Kept for callers that still pass it; a lined player without a feature row is gated, not rejected.
-        yield beam.pvalue.TaggedOutput(KNOWN_PLAYERS, (player, True))
         if not rows:
             return
         history = _flatten(grouped["box_scores"])
@@ -207,7 +204,7 @@ class PlayerContextFn(beam.DoFn):
 class ComputePlayerContexts(beam.PTransform):
     """Feature rows + season box scores -> ``(pg_key, PlayerContext)`` for every feature row.
 
-    Returns: a DoOutputsTuple: main ``contexts`` and ``known_players`` (``(player, True)`` pairs).
+    Returns: a DoOutputsTuple whose main output ``contexts`` holds ``(pg_key, PlayerContext)`` pairs.
     """
 
     def expand(self, pcolls):
@@ -228,7 +225,7 @@ class ComputePlayerContexts(beam.PTransform):
             | "JoinPlayerHistory" >> beam.CoGroupByKey()
             | "Context"
             >> beam.ParDo(PlayerContextFn(), team_dates=beam.pvalue.AsDict(team_dates)).with_outputs(
-                KNOWN_PLAYERS, main="contexts"
+                main="contexts"
             )
         )
 
@@ -295,7 +292,7 @@ class JoinPlayerGameFn(beam.DoFn):
         self._viable = _counter("viable")
         self._dead = _counter("dead_letters")
 
-    def process(self, element, injuries, known_players=None):
+    def process(self, element, injuries):
         key, grouped = element
         odds: list[OddsSnapshot] = _flatten(grouped["odds"])
         features: list[FeatureRow] = grouped["features"]
@@ -395,7 +392,7 @@ class JoinPlayerGames(beam.PTransform):
       plans: the run's DatePlans by game_date (decision time, run mode, games).
       policy: the selection policy.
     Input: a dict ``{"odds", "features", "contexts", "injuries"}`` of PCollections (injuries as
-      ``("date|player", status)`` pairs); a ``known_players`` entry is accepted and ignored.
+      ``("date|player", status)`` pairs).
     Returns: a DoOutputsTuple: main (PlayerGame), ``gate_decisions``, ``line_diagnostics``, ``dead_letters``.
     """
 
