@@ -36,8 +36,8 @@ Every quirk of legacy.md is present, injected so the old tables say the same as 
 * **A postponement.** A game the native schedule postpones is ``Postponed`` on its original date, in
   ``game_postponements`` (``confirmed``, with its new date), and under the same id on the new date. When
   the written dates have none, one is injected on ``postpone_on`` (default: the last date with two idle
-  teams): a game between two teams that do not play that day, which the native data lacks too, postponed
-  with no new date (so it reads as cancelled and has no players).
+  teams): a game between two teams that do not play that day, which the native data lacks too (so it has
+  no players), postponed to a date after the written ones.
 * **Injury reports** keep the Eastern report hour only (``report_date`` + ``report_hour``). The hour slot
   is the report's hour, or the next hour when the slot's start would move the report across its game
   date's decision time (so a run at the decision time sees the same reports from both sources); of a
@@ -98,6 +98,7 @@ IN_GAME_PLAYERS_PER_GAME = 2
 IN_GAME_MINUTES = 12  # an in-game snapshot this long after tip-off
 IN_GAME_LINE_MOVE = 3.5
 POSTPONED_TIP_HOUR_ET = 19
+INJECTED_RESCHEDULE_DAYS = 21  # the injected postponed game's new date: this long after the last date written
 QUALITY_TIERS = ((95.0, "gold"), (85.0, "silver"), (70.0, "bronze"), (50.0, "poor"))
 
 _STRING, _INT, _FLOAT, _BOOL = "STRING", "INT64", "FLOAT64", "BOOL"
@@ -562,12 +563,14 @@ def _injected_postponement(s: _Season, postpone_on: dt.date | None):
             "data_source": "api_stats",
         }
         detected = dt.datetime.combine(d, dt.time(11), tzinfo=EASTERN).astimezone(dt.UTC)
-        post = _postponement(official, g, None, detected, "manual_fix")
+        # rescheduled after the written dates (its row on the new date is not written)
+        new = max(s.dates) + dt.timedelta(days=INJECTED_RESCHEDULE_DAYS)
+        post = _postponement(official, g, new, detected, "manual_fix")
         info = {
             "game_date": d.isoformat(),
             "game_id": lg.game_id_of(d, away, home),
             "official_id": official,
-            "new_date": None,
+            "new_date": new.isoformat(),
             "in_native": False,
         }
         return row, post, info

@@ -45,6 +45,8 @@ URI = f"bigquery-legacy://{PROJECT}"
 SEED, TEAMS = 11, ("LAL", "BOS", "DEN", "MIA", "NYK", "PHX", "GSW", "CHI")
 START, DAYS = dt.date(2025, 12, 22), 7
 OLD_FORMS_DATE, PICK_DATE = dt.date(2025, 12, 22), dt.date(2025, 12, 28)
+OFFICIAL = r"REGEXP_CONTAINS(game_id, r'^00225[0-9]{5}$')"
+DATE_BASED = r"REGEXP_CONTAINS(game_id, r'^[0-9]{8}_[A-Z]{3}_[A-Z]{3}$')"
 
 
 def _load(client, folder: Path) -> dict:
@@ -61,6 +63,7 @@ def _load(client, folder: Path) -> dict:
             table.time_partitioning = bigquery.TimePartitioning(
                 type_=bigquery.TimePartitioningType.DAY, field=spec["partition_field"]
             )
+            table.require_partition_filter = spec["require_partition_filter"]
         client.create_table(table)
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON, schema=schema
@@ -97,45 +100,86 @@ def _query(season, sql: str) -> list[tuple]:
 
 
 def test_the_loaded_old_tables_carry_every_quirk(season):
-    m, t = season["manifest"], "`old-props.nba_raw.odds_api_player_points_props`"
-    ids = dict(
-        _query(
-            season,
-            f"SELECT game_date >= '{ODDS_OFFICIAL_ID_SINCE}', "
-            f"LOGICAL_AND(REGEXP_CONTAINS(game_id, r'^00225[0-9]{{5}}$')) FROM {t} GROUP BY 1",
-        )
+    m, odds = season["manifest"], f"`{PROJECT}.nba_raw.odds_api_player_points_props`"
+    # official ids in the schedule; in the odds from 2025-12-28 only, the date-based form before
+    forms = _query(
+        season,
+        f"SELECT game_date >= '{ODDS_OFFICIAL_ID_SINCE}', COUNTIF({OFFICIAL}), "
+        f"COUNTIF({DATE_BASED}), COUNT(*) FROM {odds} GROUP BY 1 ORDER BY 1",
     )
-    assert ids == {True: True, False: False}  # official ids from 2025-12-28, date-based before
+    assert [(new, n_off == n if new else n_date == n) for new, n_off, n_date, n in forms] == [
+        (False, True),
+        (True, True),
+    ]
+    assert _query(season, f"SELECT COUNTIF(NOT {OFFICIAL}) FROM `{PROJECT}.nba_raw.nbac_schedule`") == [(0,)]
+    for table in (
+        "nba_predictions.ml_feature_store_v2",
+        "nba_raw.nbac_injury_report",
+        "nba_analytics.player_game_summary",
+    ):
+        assert _query(season, f"SELECT COUNTIF(NOT {DATE_BASED}) FROM `{PROJECT}.{table}`") == [(0,)], table
+    # decimal prices beside the truncating American columns (1.87 -> -114)
+    prices = _query(
+        season,
+        f"SELECT COUNTIF(over_price = 1.87), COUNTIF(over_price = 1.87 AND "
+        f"over_price_american = -114), COUNTIF(over_price BETWEEN 1.01 AND 4.0) FROM {odds}",
+    )
+    assert prices[0][0] == prices[0][1] > 0 and prices[0][2] > 1000
+    # in-game snapshots: negative minutes before tip-off, a snapshot after the tip
+    in_game = _query(
+        season,
+        f"SELECT COUNT(*), COUNTIF(snapshot_timestamp > game_start_time) FROM {odds} "
+        "WHERE minutes_before_tipoff < 0",
+    )
+    assert in_game == [(m["quirks"]["in_game_snapshots"], m["quirks"]["in_game_snapshots"])] and in_game[0][0]
+    # NULL feature values where the legacy array holds a default
+    nulls = _query(
+        season,
+        f"SELECT COUNT(*) FROM `{PROJECT}.nba_predictions.ml_feature_store_v2` "
+        "WHERE feature_25_value IS NULL AND features[OFFSET(25)] = 0.0",
+    )
+    assert nulls[0][0] > 0 and m["quirks"]["null_feature_values"] > 0
+    # Eastern report hours: each old row's report time is its native report's hour slot (or the next)
+    rows = _query(
+        season,
+        f"SELECT player_lookup, game_date, report_date, report_hour "
+        f"FROM `{PROJECT}.nba_raw.nbac_injury_report`",
+    )
+    native = {}
+    for r in season["sim"].injuries:
+        native.setdefault((r.player_lookup, r.game_date), []).append(r.report_ts)
+    for player, game_date, report_date, hour in rows:
+        slot = lg.injury_report_time(report_date, hour)
+        assert any(
+            dt.timedelta(hours=-1) < slot - ts <= dt.timedelta(hours=1) for ts in native[(player, game_date)]
+        ), (player, game_date, report_date, hour)
+    # the postponement, in the schedule and in game_postponements
+    (post,) = m["quirks"]["postponed_games"]
+    assert post["game_date"] == PICK_DATE.isoformat()
     assert _query(
         season,
-        f"SELECT COUNT(*) FROM {t} WHERE game_date < '{ODDS_OFFICIAL_ID_SINCE}' AND NOT "
-        "REGEXP_CONTAINS(game_id, r'^[0-9]{8}_[A-Z]{3}_[A-Z]{3}$')",
-    ) == [(0,)]
-    # decimal prices with the truncating American column beside them (1.87 -> -114 where it occurs)
-    assert _query(
-        season, f"SELECT COUNT(*) FROM {t} WHERE over_price = 1.87 AND over_price_american != -114"
-    ) == [(0,)]
-    assert _query(season, f"SELECT COUNT(*) FROM {t} WHERE over_price BETWEEN 1.01 AND 3.5")[0][0] > 1000
-    in_game = _query(season, f"SELECT COUNT(*) FROM {t} WHERE minutes_before_tipoff < 0")[0][0]
-    assert in_game == m["quirks"]["in_game_snapshots"] > 0
-    hours = _query(season, "SELECT DISTINCT report_hour FROM `old-props.nba_raw.nbac_injury_report`")
-    assert hours and all(0 <= h <= 23 for (h,) in hours)
-    assert m["quirks"]["null_feature_values"] > 0
-    assert (
-        _query(
-            season,
-            "SELECT COUNT(*) FROM `old-props.nba_predictions.ml_feature_store_v2` "
-            "WHERE game_date >= '2025-12-22' AND feature_33_value IS NULL",
-        )[0][0]
-        >= 0
-    )
-    assert {p["game_date"] for p in m["quirks"]["postponed_games"]} == {PICK_DATE.isoformat()}
-    assert _query(
-        season,
-        "SELECT game_status, game_status_text FROM `old-props.nba_raw.nbac_schedule` "
-        f"WHERE game_date = '{PICK_DATE}' AND game_status_text = 'Postponed'",
+        f"SELECT game_status, game_status_text FROM `{PROJECT}.nba_raw.nbac_schedule` "
+        f"WHERE game_id = '{post['official_id']}'",
     ) == [(1, "Postponed")]
-    assert {q["game_date"] for q in m["quirks"]["bettingpros_only"]} == set(m["dates"])
+    assert _query(
+        season, f"SELECT status, original_date FROM `{PROJECT}.nba_orchestration.game_postponements`"
+    ) == [("confirmed", PICK_DATE)]
+    # the BettingPros-only player of each date: BettingPros rows, no Odds API row before tip-off
+    bp = m["quirks"]["bettingpros_only"]
+    assert {q["game_date"] for q in bp} == set(m["dates"])
+    for q in bp:
+        where = f"game_date = '{q['game_date']}' AND player_lookup = '{q['player_lookup']}'"
+        assert _query(season, f"SELECT COUNTIF(minutes_before_tipoff >= 0) FROM {odds} WHERE {where}") == [
+            (0,)
+        ]
+        assert (
+            _query(
+                season,
+                "SELECT COUNT(*) FROM `old-props.nba_raw.bettingpros_player_points_props` "
+                f"WHERE {where} AND market_type = 'points'",
+            )[0][0]
+            > 0
+        )
 
 
 def _even_money(price: int) -> int:
@@ -207,7 +251,7 @@ def test_every_date_reads_back_as_the_native_rows(season, kind):
         else:
             games = latest_games(got, as_of)
             assert {g: games.pop(g).status for g in injected if g in games} == (
-                {g: "cancelled" for g in injected if g.startswith(f"{d:%Y%m%d}")}
+                {g: "postponed" for g in injected if g.startswith(f"{d:%Y%m%d}")}
             )
             assert games == latest_games(exp, as_of), d
 
@@ -251,7 +295,7 @@ def _run(season, day: dt.date, inputs: str, name: str) -> Path:
     return work / "props.duckdb"
 
 
-@pytest.mark.parametrize("day", [OLD_FORMS_DATE, PICK_DATE])
+@pytest.mark.parametrize("day", [OLD_FORMS_DATE, PICK_DATE], ids=str)
 def test_props_run_over_the_old_tables_equals_the_native_run(season, day):
     native = _run(season, day, str(season["work"] / "native"), "native")
     legacy = _run(season, day, URI, "legacy")
