@@ -404,6 +404,30 @@ class _Season:
             dt.date.fromisoformat(d): dt.datetime.fromisoformat(v)
             for d, v in sim.meta.get("decision_ts", {}).items()
         }
+        self.games_on: dict[dt.date, list[dict[str, Any]]] = defaultdict(list)
+        for g in self.games.values():
+            self.games_on[g["game_date"]].append(g)
+        self.odds_on = self._by_date(frames["odds"])
+        self.injuries_on = self._by_date(frames["injuries"].sort_values(["report_ts"], kind="stable"))
+        self.reported = {
+            (p, _date(d))
+            for p, d in zip(frames["injuries"]["player_lookup"], frames["injuries"]["game_date"], strict=True)
+        }
+        self.features_on: dict[dt.date, list] = defaultdict(list)
+        for f in sim.features:
+            if f.game_date in self.date_set:
+                self.features_on[f.game_date].append(f)
+        self.box_on: dict[dt.date, list] = defaultdict(list)
+        for b in sim.box_scores:
+            if b.game_date in self.date_set:
+                self.box_on[b.game_date].append(b)
+
+    def _by_date(self, df: pd.DataFrame) -> dict[dt.date, pd.DataFrame]:
+        empty = df.iloc[0:0]
+        parts = {
+            _date(d): part for d, part in df.groupby("game_date", sort=True) if _date(d) in self.date_set
+        }
+        return defaultdict(lambda: empty, parts)
 
     def _official_ids(self, dates: list[dt.date]) -> dict[str, str]:
         """Official ids numbered by (date, tip-off, id); a rescheduled game keeps its postponed game's id."""
@@ -428,35 +452,6 @@ class _Season:
 
     def in_dates(self, d: Any) -> bool:
         return _date(d) in self.date_set
-
-
-def legacy_tables(
-    sim: Simulation, dates: Iterable[dt.date] | None = None, postpone_on: dt.date | None = None
-) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
-    """(rows per ``LEGACY_TABLES`` key, quirks) of a simulation's dates (default: all) in the old shapes.
-
-    Row values are JSON-ready (dates ``YYYY-MM-DD``, timestamps ``...Z``). ``quirks`` says where each quirk
-    was put (postponed games, BettingPros-only players, in-game snapshot count, id and time forms)."""
-    s = _Season(sim, dates)
-    tables: dict[str, list[dict[str, Any]]] = {}
-    quirks: dict[str, Any] = {
-        "odds_official_id_since": ODDS_OFFICIAL_ID_SINCE.isoformat(),
-        "schedule_utc_since": lg.SCHEDULE_UTC_SINCE.isoformat(),
-    }
-    tables["schedule"], tables["postponements"], quirks["postponed_games"] = _schedule(s, postpone_on)
-    bp_players = _bettingpros_players(s)
-    quirks["bettingpros_only"] = [
-        {"game_date": d.isoformat(), "player_lookup": p} for d, p in sorted(bp_players)
-    ]
-    tables["odds"], quirks["in_game_snapshots"] = _odds_api(s, bp_players)
-    tables["odds_fallback"] = _bettingpros(s, bp_players)
-    tables["injuries"] = _injuries(s)
-    tables["features"], quirks["narrow_feature_rows"] = _features(s)
-    tables["box_scores"] = _box_scores(s)
-    quirks["null_feature_values"] = sum(
-        1 for r in tables["features"] for i in range(len(FEATURE_NAMES)) if r[f"feature_{i}_value"] is None
-    )
-    return tables, quirks
 
 
 def _schedule(s: _Season, postpone_on: dt.date | None) -> tuple[list[dict], list[dict], list[dict]]:
@@ -577,151 +572,106 @@ def _injected_postponement(s: _Season, postpone_on: dt.date | None):
     return None
 
 
-def _bettingpros_players(s: _Season) -> set[tuple[dt.date, str]]:
-    """One player a date whose Odds API rows move to BettingPros: a lined player of a played game with a
+def _bettingpros_player(s: _Season, d: dt.date) -> str | None:
+    """The date's player whose Odds API rows move to BettingPros: a lined player of a played game with a
     feature row free of required defaults and no injury report, the best feature quality first."""
-    odds, feats, inj = s.sim.frames["odds"], s.sim.frames["features"], s.sim.frames["injuries"]
-    reported = {(p, _date(d)) for p, d in zip(inj["player_lookup"], inj["game_date"], strict=True)}
-    books = odds.groupby(["game_date", "player_lookup", "game_id"])["book"].nunique()
-    n_books = {(_date(d), p): (n, gid) for (d, p, gid), n in books.items()}
-    chosen: dict[dt.date, tuple] = {}
-    for r in feats.itertuples(index=False):
-        d = _date(r.game_date)
-        if not s.in_dates(d) or (d, r.player_lookup) not in n_books or (r.player_lookup, d) in reported:
+    odds = s.odds_on[d]
+    books = odds.groupby(["player_lookup", "game_id"])["book"].nunique()
+    n_books = {p: (n, gid) for (p, gid), n in books.items()}
+    chosen: tuple | None = None
+    for f in s.features_on[d]:
+        if f.player_lookup not in n_books or (f.player_lookup, d) in s.reported or f.required_default_count:
             continue
-        n, gid = n_books[(d, r.player_lookup)]
-        game = s.games.get(gid)
-        if game is None or game["status"] == "postponed" or int(r.required_default_count) > 0:
+        n, gid = n_books[f.player_lookup]
+        if gid not in s.games or s.games[gid]["status"] == "postponed":
             continue
-        key = (-float(r.feature_quality_score), -n, r.player_lookup)
-        if d not in chosen or key < chosen[d]:
-            chosen[d] = key
-    return {(d, key[2]) for d, key in chosen.items()}
+        key = (-float(f.feature_quality_score), -n, f.player_lookup)
+        chosen = key if chosen is None or key < chosen else chosen
+    return None if chosen is None else chosen[2]
 
 
-def _odds_api(s: _Season, bp_players: set[tuple[dt.date, str]]) -> tuple[list[dict], int]:
-    odds = s.sim.frames["odds"]
-    rows = []
-    last_before_tip: dict[tuple[str, str], dict] = {}
-    for r in odds.itertuples(index=False):
-        d = _date(r.game_date)
-        if not s.in_dates(d):
-            continue
-        g = s.games[r.game_id]
-        snap = _utc(r.snapshot_ts)
-        row = _odds_row(
-            s,
-            g,
-            r.game_id,
-            d,
-            snap,
-            r.book,
-            r.player_name,
-            r.player_lookup,
-            float(r.line),
-            int(r.over_price),
-            int(r.under_price),
-        )
-        if r.book == "draftkings" and _none(r.line) is not None:
-            last_before_tip[(r.game_id, r.player_lookup)] = row
-        if (d, r.player_lookup) not in bp_players:
-            rows.append(row)
-    in_game = 0
-    per_game: dict[str, int] = defaultdict(int)
-    for (gid, player), last in sorted(
-        last_before_tip.items(),
-        key=lambda kv: ((s.games[kv[0][0]]["game_date"], kv[0][1]) not in bp_players, kv[0]),
-    ):
-        g = s.games[gid]
-        bp_only = (g["game_date"], player) in bp_players
-        if g["status"] == "postponed" or (not bp_only and per_game[gid] >= IN_GAME_PLAYERS_PER_GAME):
-            continue
-        per_game[gid] += 0 if bp_only else 1
-        snap = _utc(g["tipoff_utc"]) + dt.timedelta(minutes=IN_GAME_MINUTES)
-        rows.append(
-            _odds_row(
-                s,
-                g,
-                gid,
-                g["game_date"],
-                snap,
-                "draftkings",
-                last["player_name"],
-                player,
-                last["points_line"] + IN_GAME_LINE_MOVE,
-                -110,
-                -110,
-            )
-        )
-        in_game += 1
-    rows.sort(
-        key=lambda r: (
-            r["game_date"],
-            r["game_id"],
-            r["player_lookup"],
-            r["bookmaker"],
-            r["snapshot_timestamp"],
-        )
+ODDS_COLUMNS = [c[0] for c in TABLE_SCHEMAS["odds"]["columns"]]
+
+
+def _odds_api(s: _Season, d: dt.date, bp_player: str | None) -> tuple[pd.DataFrame, int]:
+    """The date's Odds API rows (vectorized: a full season has millions) and the in-game snapshot count."""
+    odds = s.odds_on[d]
+    games = odds["game_id"].map(s.games)
+    tip = pd.to_datetime(games.map(lambda g: _utc(g["tipoff_utc"])), utc=True)
+    frame = pd.DataFrame(
+        {
+            "game_id": odds["game_id"],
+            "book": odds["book"],
+            "name": odds["player_name"],
+            "lookup": odds["player_lookup"],
+            "line": odds["line"].astype(float),
+            "over": odds["over_price"].astype(int),
+            "under": odds["under_price"].astype(int),
+            "snap": pd.to_datetime(odds["snapshot_ts"], utc=True),
+            "tip": tip,
+        }
     )
-    return rows, in_game
+    # in-game snapshots: the last DraftKings line moved, after tip-off, for the BettingPros-only player and
+    # the first players (by name) of each played game
+    dk = frame[frame["book"] == "draftkings"].sort_values(["game_id", "lookup", "snap"], kind="stable")
+    last = dk.groupby(["game_id", "lookup"], sort=True).tail(1)
+    last = last[last["game_id"].map(lambda gid: s.games[gid]["status"] != "postponed")]
+    picked = pd.concat(
+        [
+            last[last["lookup"] == bp_player],
+            last[last["lookup"] != bp_player].groupby("game_id").head(IN_GAME_PLAYERS_PER_GAME),
+        ]
+    )
+    in_game = picked.assign(
+        snap=picked["tip"] + pd.Timedelta(minutes=IN_GAME_MINUTES),
+        line=picked["line"] + IN_GAME_LINE_MOVE,
+        over=-110,
+        under=-110,
+    )
+    frame = pd.concat([frame[frame["lookup"] != bp_player], in_game], ignore_index=True)
+    official = frame["game_id"].map(s.official) if d >= ODDS_OFFICIAL_ID_SINCE else frame["game_id"]
+    iso = "%Y-%m-%dT%H:%M:%SZ"
+    prices = {p: decimal_from_american(p) for p in set(frame["over"]) | set(frame["under"])}
+    out = pd.DataFrame(
+        {
+            "game_id": official,
+            "odds_api_event_id": frame["game_id"].map(_event_id),
+            "game_date": d.isoformat(),
+            "game_start_time": frame["tip"].dt.strftime(iso),
+            "home_team_abbr": frame["game_id"].map(lambda gid: s.games[gid]["home_team"]),
+            "away_team_abbr": frame["game_id"].map(lambda gid: s.games[gid]["away_team"]),
+            "snapshot_timestamp": frame["snap"].dt.strftime(iso),
+            "snapshot_tag": "snap-" + frame["snap"].dt.strftime("%H%M"),
+            "capture_timestamp": (frame["snap"] + pd.Timedelta(seconds=40)).dt.strftime(iso),
+            # whole minutes, truncated toward zero: negative in game
+            "minutes_before_tipoff": ((frame["tip"] - frame["snap"]).dt.total_seconds() / 60).astype(int),
+            "bookmaker": frame["book"],
+            "player_name": frame["name"],
+            "player_lookup": frame["lookup"],
+            "points_line": frame["line"],
+        }
+    )
+    for side, col in (("over", "over"), ("under", "under")):
+        decimal = frame[col].map(prices)
+        american = frame[col].map(lambda p: truncated_american(prices[p]) if prices[p] is not None else p)
+        out[f"{side}_price"] = decimal.astype(float)
+        out[f"{side}_price_american"] = american.astype("Int64")
+    out["bookmaker_last_update"] = out["snapshot_timestamp"]
+    out["data_source"] = "historical"
+    out = out[ODDS_COLUMNS].sort_values(
+        ["game_id", "player_lookup", "bookmaker", "snapshot_timestamp"], kind="stable"
+    )
+    return out.reset_index(drop=True), len(in_game)
 
 
-def _odds_row(
-    s: _Season,
-    g: dict,
-    gid: str,
-    d: dt.date,
-    snap: dt.datetime,
-    book: str,
-    name: str,
-    lookup: str,
-    line: float,
-    over: int,
-    under: int,
-) -> dict[str, Any]:
-    tip = _utc(g["tipoff_utc"])
-    seconds = (tip - snap).total_seconds()
-    over_d, under_d = decimal_from_american(over), decimal_from_american(under)
-    return {
-        "game_id": s.official[gid] if d >= ODDS_OFFICIAL_ID_SINCE else gid,
-        "odds_api_event_id": _event_id(gid),
-        "game_date": d.isoformat(),
-        "game_start_time": _iso(tip),
-        "home_team_abbr": g["home_team"],
-        "away_team_abbr": g["away_team"],
-        "snapshot_timestamp": _iso(snap),
-        "snapshot_tag": f"snap-{snap:%H%M}",
-        "capture_timestamp": _iso(snap + dt.timedelta(seconds=40)),
-        "minutes_before_tipoff": int(seconds / 60),  # truncated toward zero, negative in game
-        "bookmaker": book,
-        "player_name": name,
-        "player_lookup": lookup,
-        "points_line": line,
-        "over_price": over_d,
-        "under_price": under_d,
-        "over_price_american": truncated_american(over_d) if over_d is not None else over,
-        "under_price_american": truncated_american(under_d) if under_d is not None else under,
-        "bookmaker_last_update": _iso(snap),
-        "data_source": "historical",
-    }
-
-
-def _bettingpros(s: _Season, bp_players: set[tuple[dt.date, str]]) -> list[dict]:
-    odds = s.sim.frames["odds"]
+def _bettingpros(s: _Season, d: dt.date, bp_player: str | None) -> list[dict]:
+    odds = s.odds_on[d].sort_values(["snapshot_ts"], kind="stable")
     rows = []
-    opening: dict[tuple, tuple[float, int]] = {}
-    latest: dict[tuple[dt.date, str], Any] = {}
-    for r in odds.sort_values(["snapshot_ts"], kind="stable").itertuples(index=False):
-        d = _date(r.game_date)
-        if not s.in_dates(d):
-            continue
-        key = (d, r.player_lookup)
-        if key not in bp_players:
-            if s.games[r.game_id]["status"] != "postponed":
-                latest[key] = r
-            continue
-        team = s.team_of.get((r.player_lookup, d))
-        first = opening.setdefault((key, r.book), (float(r.line), int(r.over_price)))
+    opening: dict[str, tuple[float, int]] = {}
+    team = s.team_of.get((bp_player, d))
+    mine = odds[odds["player_lookup"] == bp_player]
+    for r in mine.itertuples(index=False):
+        first = opening.setdefault(r.book, (float(r.line), int(r.over_price)))
         for side, price in (("over", r.over_price), ("under", r.under_price)):
             rows.append(
                 _bp_row(
@@ -737,37 +687,38 @@ def _bettingpros(s: _Season, bp_players: set[tuple[dt.date, str]]) -> list[dict]
                     _utc(r.snapshot_ts),
                 )
             )
-        if (key, "assists") not in opening:  # the table holds every market: one other-market row
-            opening[(key, "assists")] = (0.0, 0)
-            rows.append(
-                dict(
-                    _bp_row(
-                        d,
-                        "over",
-                        r.player_lookup,
-                        r.player_name,
-                        team,
-                        "DraftKings",
-                        4.5,
-                        -120,
-                        None,
-                        _utc(r.snapshot_ts),
-                    ),
-                    market_type="assists",
-                    market_id=151,
-                )
+    if len(mine):  # the table holds every market: one row of another market
+        r = mine.iloc[0]
+        rows.append(
+            dict(
+                _bp_row(
+                    d,
+                    "over",
+                    bp_player,
+                    r["player_name"],
+                    team,
+                    "DraftKings",
+                    4.5,
+                    -120,
+                    None,
+                    _utc(r["snapshot_ts"]),
+                ),
+                market_type="assists",
+                market_id=151,
             )
-    for (d, player), r in sorted(latest.items()):
-        # a consensus line for a player the Odds API covers: never read (the fallback is for the others)
-        team = s.team_of.get((player, d))
+        )
+    # a consensus line for each player the Odds API covers: never read (the fallback is for the others)
+    played = odds["game_id"].map(lambda gid: s.games[gid]["status"] != "postponed")
+    others = odds[(odds["player_lookup"] != bp_player) & played].groupby("player_lookup", sort=True).tail(1)
+    for r in others.itertuples(index=False):
         for side in ("over", "under"):
             rows.append(
                 _bp_row(
                     d,
                     side,
-                    player,
+                    r.player_lookup,
                     r.player_name,
-                    team,
+                    s.team_of.get((r.player_lookup, d)),
                     BETTINGPROS_CONSENSUS,
                     float(r.line) + 1.0,
                     -110,
@@ -776,14 +727,7 @@ def _bettingpros(s: _Season, bp_players: set[tuple[dt.date, str]]) -> list[dict]
                 )
             )
     rows.sort(
-        key=lambda r: (
-            r["game_date"],
-            r["player_lookup"],
-            r["bookmaker"],
-            r["created_at"],
-            r["market_type"],
-            r["bet_side"],
-        )
+        key=lambda r: (r["player_lookup"], r["bookmaker"], r["created_at"], r["market_type"], r["bet_side"])
     )
     return rows
 
@@ -830,23 +774,16 @@ def _slot(s: _Season, report: dt.datetime, game_date: dt.date) -> dt.datetime:
     return floor
 
 
-def _injuries(s: _Season) -> list[dict]:
-    inj = s.sim.frames["injuries"].sort_values(["report_ts"], kind="stable")
+def _injuries(s: _Season, d: dt.date) -> list[dict]:
     by_slot: dict[tuple, dict] = {}
-    for r in inj.itertuples(index=False):
-        d = _date(r.game_date)
-        if not s.in_dates(d):
-            continue
+    for r in s.injuries_on[d].itertuples(index=False):
         slot = _slot(s, _utc(r.report_ts), d)
         team = s.team_of.get((r.player_lookup, d))
-        g = next(
-            (g for g in s.games.values() if g["game_date"] == d and team in (g["home_team"], g["away_team"])),
-            None,
-        )
+        g = next((g for g in s.games_on[d] if team in (g["home_team"], g["away_team"])), None)
         name = s.names.get(r.player_lookup) or r.player_lookup
         first, _, last = name.partition(" ")
         reason = _none(r.reason) or ""
-        row = {
+        by_slot[(r.player_lookup, slot)] = {  # the slot's report: the player's last one in it
             "report_date": slot.date().isoformat(),
             "report_hour": slot.hour,
             "game_date": d.isoformat(),
@@ -863,39 +800,32 @@ def _injuries(s: _Season) -> list[dict]:
             "reason": reason or None,
             "reason_category": reason_category(reason),
         }
-        by_slot[(r.player_lookup, d, slot)] = row  # the slot's report: the player's last one in it
-    return sorted(
-        by_slot.values(),
-        key=lambda r: (r["game_date"], r["report_date"], r["report_hour"], r["player_lookup"]),
-    )
+    return sorted(by_slot.values(), key=lambda r: (r["report_date"], r["report_hour"], r["player_lookup"]))
 
 
-def _features(s: _Season) -> tuple[list[dict], int]:
-    rows, narrow = [], 0
-    narrowed: set[dt.date] = set()
-    for f in s.sim.features:
-        if not s.in_dates(f.game_date):
-            continue
-        away, home = f.game_id.split("_")[1:]
+def _features(s: _Season, d: dt.date) -> list[dict]:
+    """The date's feature-store rows, plus a narrower older version of its first row."""
+    rows = []
+    for f in s.features_on[d]:
+        home = f.game_id.split("_")[2]
         values = list(f.features)
         defaults = set(f.default_feature_indices)
+        rest = values[FEATURE_NAMES.index("days_rest")]
+        ready = f.required_default_count == 0
         row: dict[str, Any] = {
             "player_lookup": f.player_lookup,
             "universal_player_id": f"{f.player_lookup}_001",
-            "game_date": f.game_date.isoformat(),
+            "game_date": d.isoformat(),
             "game_id": f.game_id,
             "opponent_team_abbr": f.opponent_team_abbr,
             "is_home": f.team_abbr == home,
-            "days_rest": None,
+            "days_rest": None if rest is None else int(rest),
             "feature_version": LEGACY_FEATURE_VERSION,
             "feature_count": len(values),
             "features": [0.0 if v is None else v for v in values],
             "feature_names": list(FEATURE_NAMES),
         }
-        rest = values[FEATURE_NAMES.index("days_rest")]
-        row["days_rest"] = None if rest is None else int(rest)
-        for i, v in enumerate(values):
-            row[f"feature_{i}_value"] = v
+        row.update({f"feature_{i}_value": v for i, v in enumerate(values)})
         for i in range(FEATURE_QUALITY_COLUMNS):
             present = values[i] is not None
             row[f"feature_{i}_quality"] = 100.0 if present else 0.0
@@ -904,15 +834,14 @@ def _features(s: _Season) -> tuple[list[dict], int]:
                 if present
                 else ("default" if i in defaults else "missing")
             )
-        score = f.feature_quality_score
         row.update(
             {
-                "feature_quality_score": round(score, 2),
-                "quality_tier": quality_tier(score),
+                "feature_quality_score": round(f.feature_quality_score, 2),
+                "quality_tier": quality_tier(f.feature_quality_score),
                 "quality_alert_level": f.quality_alert_level,
-                "is_quality_ready": f.required_default_count == 0,
-                "is_training_ready": f.required_default_count == 0,
-                "is_production_ready": f.required_default_count == 0,
+                "is_quality_ready": ready,
+                "is_training_ready": ready,
+                "is_production_ready": ready,
                 "default_feature_count": len(defaults),
                 "default_feature_indices": sorted(defaults),
                 "matchup_quality_pct": f.matchup_quality_pct,
@@ -921,48 +850,39 @@ def _features(s: _Season) -> tuple[list[dict], int]:
             }
         )
         rows.append(row)
-        if (
-            f.game_date not in narrowed
-        ):  # an older, narrower version of the same row (the reader keeps the widest)
-            narrowed.add(f.game_date)
-            narrow += 1
-            old = dict(
-                row,
-                feature_version=NARROW_FEATURE_VERSION,
-                feature_count=NARROW_FEATURE_COUNT,
-                features=row["features"][:NARROW_FEATURE_COUNT],
-                feature_names=row["feature_names"][:NARROW_FEATURE_COUNT],
-            )
-            for i in range(NARROW_FEATURE_COUNT, len(FEATURE_NAMES)):
-                old[f"feature_{i}_value"] = None
-            rows.append(old)
-    return rows, narrow
-
-
-def _box_scores(s: _Season) -> list[dict]:
-    rows = []
-    for b in s.sim.box_scores:
-        if not s.in_dates(b.game_date):
-            continue
-        rows.append(
-            {
-                "player_lookup": b.player_lookup,
-                "universal_player_id": f"{b.player_lookup}_001",
-                "game_id": b.game_id,
-                "game_date": b.game_date.isoformat(),
-                "team_abbr": b.team_abbr,
-                "opponent_team_abbr": b.opponent_team_abbr,
-                **{"season_year": _season_fields(b.game_date)["season_year"]},
-                "points": None if b.points is None else int(b.points),
-                "minutes_played": None if b.minutes is None else round(b.minutes, 1),
-                "three_pt_attempts": None if b.fg3a is None else int(b.fg3a),
-                "three_pt_makes": None if b.fg3m is None else int(b.fg3m),
-                "plus_minus": None if b.plus_minus is None else int(b.plus_minus),
-                "starter_flag": b.starter,
-                "is_dnp": b.is_dnp,
-            }
+    if rows:  # an older, narrower version of one row (the reader keeps the widest)
+        old = dict(
+            rows[0],
+            feature_version=NARROW_FEATURE_VERSION,
+            feature_count=NARROW_FEATURE_COUNT,
+            features=rows[0]["features"][:NARROW_FEATURE_COUNT],
+            feature_names=rows[0]["feature_names"][:NARROW_FEATURE_COUNT],
         )
+        old.update({f"feature_{i}_value": None for i in range(NARROW_FEATURE_COUNT, len(FEATURE_NAMES))})
+        rows.append(old)
     return rows
+
+
+def _box_scores(s: _Season, d: dt.date) -> list[dict]:
+    return [
+        {
+            "player_lookup": b.player_lookup,
+            "universal_player_id": f"{b.player_lookup}_001",
+            "game_id": b.game_id,
+            "game_date": d.isoformat(),
+            "team_abbr": b.team_abbr,
+            "opponent_team_abbr": b.opponent_team_abbr,
+            "season_year": _season_fields(d)["season_year"],
+            "points": None if b.points is None else int(b.points),
+            "minutes_played": None if b.minutes is None else round(b.minutes, 1),  # NUMERIC(5,1)
+            "three_pt_attempts": None if b.fg3a is None else int(b.fg3a),
+            "three_pt_makes": None if b.fg3m is None else int(b.fg3m),
+            "plus_minus": None if b.plus_minus is None else int(b.plus_minus),
+            "starter_flag": b.starter,
+            "is_dnp": b.is_dnp,
+        }
+        for b in s.box_on[d]
+    ]
 
 
 def table_file(key: str) -> str:
@@ -975,6 +895,37 @@ def bigquery_schema(key: str) -> list[dict[str, str]]:
     return [{"name": n, "type": t, "mode": m} for n, t, m in TABLE_SCHEMAS[key]["columns"]]
 
 
+class _TableFiles:
+    """One newline-delimited JSON file per old table, rows in schema column order, counted."""
+
+    def __init__(self, out: Path):
+        self.handles = {
+            k: open(out / table_file(k), "w", encoding="utf-8", newline="\n")  # noqa: SIM115
+            for k in lg.LEGACY_TABLES
+        }
+        self.rows = dict.fromkeys(lg.LEGACY_TABLES, 0)
+        self.columns = {k: [c[0] for c in TABLE_SCHEMAS[k]["columns"]] for k in lg.LEGACY_TABLES}
+
+    def write(self, key: str, rows: list[dict[str, Any]]) -> None:
+        columns, fh = self.columns[key], self.handles[key]
+        for r in rows:
+            unknown = set(r) - set(columns)
+            if unknown:
+                raise ValueError(f"{lg.LEGACY_TABLES[key]}: columns {sorted(unknown)} are not in its schema")
+            fh.write(json.dumps({c: r[c] for c in columns if c in r}) + "\n")
+        self.rows[key] += len(rows)
+
+    def write_frame(self, key: str, frame: pd.DataFrame) -> None:
+        if len(frame):
+            assert list(frame.columns) == self.columns[key]
+            self.handles[key].write(frame.to_json(orient="records", lines=True, double_precision=15))
+        self.rows[key] += len(frame)
+
+    def close(self) -> None:
+        for fh in self.handles.values():
+            fh.close()
+
+
 def write_legacy(
     sim: Simulation,
     out: str | os.PathLike,
@@ -984,39 +935,72 @@ def write_legacy(
     progress=None,
 ) -> Path:
     """Writes the old tables of a simulation's dates (default: all) to ``out``: one newline-delimited JSON
-    file per table (``<dataset>.<table>.jsonl``) and ``manifest.json``. Same simulation, same bytes."""
+    file per table (``<dataset>.<table>.jsonl``) and ``manifest.json``. Same simulation, same bytes.
+
+    Written date by date, so a full season (millions of odds rows) fits in memory."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tables, quirks = legacy_tables(sim, dates, postpone_on)
+    s = _Season(sim, dates)
+    quirks: dict[str, Any] = {
+        "odds_official_id_since": ODDS_OFFICIAL_ID_SINCE.isoformat(),
+        "schedule_utc_since": lg.SCHEDULE_UTC_SINCE.isoformat(),
+        "bettingpros_only": [],
+        "in_game_snapshots": 0,
+        "narrow_feature_rows": 0,
+        "null_feature_values": 0,
+    }
+    files = _TableFiles(out)
+    try:
+        schedule, postponements, quirks["postponed_games"] = _schedule(s, postpone_on)
+        files.write("schedule", schedule)
+        files.write("postponements", postponements)
+        for d in s.dates:
+            bp_player = _bettingpros_player(s, d)
+            if bp_player is not None:
+                quirks["bettingpros_only"].append({"game_date": d.isoformat(), "player_lookup": bp_player})
+            odds, in_game = _odds_api(s, d, bp_player)
+            files.write_frame("odds", odds)
+            quirks["in_game_snapshots"] += in_game
+            files.write("odds_fallback", _bettingpros(s, d, bp_player))
+            files.write("injuries", _injuries(s, d))
+            features = _features(s, d)
+            files.write("features", features)
+            quirks["narrow_feature_rows"] += sum(
+                1 for r in features if r["feature_version"] != LEGACY_FEATURE_VERSION
+            )
+            quirks["null_feature_values"] += sum(
+                1
+                for r in features
+                if r["feature_version"] == LEGACY_FEATURE_VERSION
+                for i in range(len(FEATURE_NAMES))
+                if r[f"feature_{i}_value"] is None
+            )
+            files.write("box_scores", _box_scores(s, d))
+            if progress:
+                progress(f"wrote the old tables of {d} ({len(odds)} Odds API rows)")
+    finally:
+        files.close()
     manifest: dict[str, Any] = {
         "format": "legacy",
         "season": sim.meta.get("season"),
         "seed": sim.meta.get("seed"),
         "generator_version": sim.meta.get("generator_version"),
-        "dates": sorted({r["game_date"] for r in tables["schedule"]}),
+        "dates": sorted({r["game_date"] for r in schedule}),
         "quirks": quirks,
         "tables": {},
     }
-    for key, rows in tables.items():
-        columns = [c[0] for c in TABLE_SCHEMAS[key]["columns"]]
-        unknown = {c for r in rows for c in r} - set(columns)
-        if unknown:
-            raise ValueError(f"{lg.LEGACY_TABLES[key]}: columns {sorted(unknown)} are not in its schema")
-        with open(out / table_file(key), "w", encoding="utf-8", newline="\n") as fh:
-            for r in rows:
-                fh.write(json.dumps({c: r[c] for c in columns if c in r}) + "\n")
-        spec = TABLE_SCHEMAS[key]
+    for key, spec in TABLE_SCHEMAS.items():
         manifest["tables"][lg.LEGACY_TABLES[key]] = {
             "key": key,
             "file": table_file(key),
-            "rows": len(rows),
+            "rows": files.rows[key],
             "partition_field": spec["partition"],
             "require_partition_filter": spec["require_partition_filter"],
             "schema": bigquery_schema(key),
         }
-        if progress:
-            progress(f"wrote {table_file(key)}: {len(rows)} rows")
     (out / "manifest.json").write_text(
         json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
+    if progress:
+        progress(f"wrote {out}: {files.rows}")
     return out
