@@ -53,6 +53,13 @@ Every quirk of legacy.md is present, injected so the old tables say the same as 
   ``bettingpros_player_points_props`` (one row per side, Title-case books, American prices); BettingPros
   also has a consensus line for every other lined player (ignored by the reader, since the Odds API
   covers them) and rows of other markets.
+
+What the old tables cannot say, so the two sources differ there (and nowhere else): the odds' source API
+(every Odds API row reads back as ``odds_api``); the sign of even money (decimal 2.0 reads back as +100);
+the feature version text; the previous game's line of a player without a current line (the old store keeps
+it only as feature 25 - feature 54); minutes beyond one decimal (NUMERIC(5,1)); injury report times within
+the hour; a schedule's event history (one row per game). None of these changes a prediction or a pick at
+the decision time (``tests/test_legacy_sim_e2e.py``).
 """
 
 from __future__ import annotations
