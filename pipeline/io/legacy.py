@@ -17,6 +17,7 @@ Model registry (legacy.md section 3): an old ``nba_predictions.model_registry`` 
 registry entries (:class:`models.registry.ModelSpec`)::
 
     rows = read_registry_export("model_registry.json")          # bq JSON (array) or newline-delimited
+    rows = read_registry_table("bigquery://PROJECT.nba_predictions")  # or the table itself, directly
     spec = registry_spec_from_legacy(rows[0], artifact_uri="/models/x.cbm", sha256="...")
 
 The family comes from the row's feature set + loss + quantile alpha, never from its id or its
@@ -177,6 +178,43 @@ def read_registry_export(text: str) -> list[dict[str, Any]]:
     if not all(isinstance(r, dict) for r in rows):
         raise LegacyRowError("model_registry export: expected JSON objects, one per row")
     return rows
+
+
+REGISTRY_TABLE = "nba_predictions.model_registry"
+
+
+def registry_table(uri: str) -> str:
+    """``bigquery://PROJECT.DATASET`` (its ``model_registry`` table) or ``bigquery://PROJECT.DATASET.TABLE``
+    -> ``PROJECT.DATASET.TABLE``; ValueError with an example otherwise."""
+    parts = uri[len("bigquery://"):].split(".") if uri.startswith("bigquery://") else []
+    if len(parts) == 2:
+        parts.append(REGISTRY_TABLE.split(".")[1])
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"expected bigquery://PROJECT.DATASET or bigquery://PROJECT.DATASET.TABLE (e.g. "
+                         f"bigquery://nba-props-platform.nba_predictions), got {uri!r}")
+    return ".".join(parts)
+
+
+def export_value(value: Any) -> Any:
+    """A BigQuery result value as ``bq query --format=json`` writes it (dates, timestamps and NUMERIC as
+    text; JSON columns as their document), so a table read and a JSON export map the same way."""
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, (list, dict)) or value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)  # Decimal and anything else textual
+
+
+def read_registry_table(uri: str) -> list[dict[str, Any]]:
+    """The rows of the old ``model_registry`` table read directly (one query), as export rows."""
+    from pipeline.io import cloud
+
+    table = registry_table(uri)
+    client = cloud.bigquery_client(table.split(".")[0])
+    rows = client.query(f"SELECT * FROM `{table}` ORDER BY model_id").result()
+    return [{k: export_value(v) for k, v in row.items()} for row in rows]
 
 
 # -- old tables -> our raw records ---------------------------------------------------------------------
