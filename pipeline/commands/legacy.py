@@ -76,6 +76,29 @@ def import_registry(source: str, out: str, *, artifacts: str | None = None,
     return registry, problems
 
 
+def create_views_main(args: argparse.Namespace) -> int:
+    """``props legacy create-views``: CREATE OR REPLACE VIEW for each input kind (idempotent)."""
+    import datetime as dt
+
+    from pipeline.io import cloud
+    from pipeline.io.legacy import VIEW_KINDS, create_views
+
+    try:
+        project, dataset = cloud.parse_bigquery_uri(args.views)
+        if args.bigquery_endpoint:
+            cloud.use_emulators(bigquery_endpoint=args.bigquery_endpoint, project=project)
+        check = dt.date.fromisoformat(args.check_date) if args.check_date else None
+        notes = create_views(args.source_project, args.views, check_date=check)
+    except Exception as e:  # noqa: BLE001 - a launch-time tool: say why and exit
+        eprint(f"props legacy create-views: {type(e).__name__}: {e}")
+        return 2
+    for note in notes:
+        eprint(f"note: {note}")
+    print(f"created views {', '.join(VIEW_KINDS)} in {project}.{dataset} over the old tables of "
+          f"{args.source_project}; read them with --inputs {args.views}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="props legacy", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
@@ -91,7 +114,20 @@ def main(argv: list[str]) -> int:
                      help="Add to the existing --out registry instead of replacing it")
     imp.add_argument("--bigquery-endpoint", "--bigquery_endpoint", dest="bigquery_endpoint", default=None,
                      help="Local BigQuery emulator endpoint (tests only; unset in production)")
+    views = sub.add_parser("create-views", help="the old tables as one SQL view per input kind")
+    views.add_argument("--source-project", "--source_project", dest="source_project", required=True,
+                       help="Project of the old tables (nba_raw, nba_orchestration, nba_predictions, "
+                       "nba_analytics), e.g. nba-props-platform")
+    views.add_argument("--views", required=True,
+                       help="bigquery://PROJECT.DATASET to create the views in (created if missing); then "
+                       "--inputs bigquery://PROJECT.DATASET")
+    views.add_argument("--check-date", "--check_date", dest="check_date", default=None,
+                       help="Game date (YYYY-MM-DD) of the dry-run read of each view (default: today)")
+    views.add_argument("--bigquery-endpoint", "--bigquery_endpoint", dest="bigquery_endpoint", default=None,
+                       help="Local BigQuery emulator endpoint (tests only; unset in production)")
     args = parser.parse_args(argv)
+    if args.action == "create-views":
+        return create_views_main(args)
     try:
         if args.bigquery_endpoint:
             from pipeline.io import cloud
