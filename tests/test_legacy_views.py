@@ -146,3 +146,31 @@ def test_create_views_is_idempotent_and_names_a_missing_table(views):
     finally:
         _create(views, "postponements", _old_rows()["postponements"])
         lg.create_views(PROJECT, VIEWS, check_date=D)
+
+
+@pytest.mark.slow
+@pytest.mark.emulator
+def test_views_over_a_simulated_slate_in_the_old_shapes(tmp_path):
+    """The end-to-end test's old-shape tables (simulated season, official game ids, decimal prices,
+    Eastern report hours, an in-game snapshot): every kind over six dates, views == Python mapping."""
+    import sim
+    from pipeline.io.files import read_rows_local
+    from tests.test_legacy_e2e import DATES, GAME_DATE, _hour_slots, _old_tables
+
+    season = tmp_path / "season"
+    sim.simulate(seed=11, teams=("LAL", "BOS", "DEN", "MIA", "NYK", "PHX"), start="2026-01-10",
+                 days=6).write(season)
+    _hour_slots(season)
+    tipoffs = [e.tipoff_utc for e in read_rows_local(str(season), "schedule", [GAME_DATE])[0]]
+    project, views = "old-props", "bigquery://old-props.views"
+    with bigquery_emulator(project=project) as emu:
+        cloud.use_emulators(bigquery_endpoint=emu.endpoint, project=project)
+        client = cloud.bigquery_client(project)
+        for key, rows in _old_tables(season, min(tipoffs) - dt.timedelta(hours=1)).items():
+            _create(client, key, rows, project=project)
+        assert lg.create_views(project, views, check_date=GAME_DATE) == []
+        for kind in lg.VIEW_KINDS:
+            got, dead = read_rows_bigquery(views, kind, DATES)
+            want, want_dead = lg.read_rows_legacy(f"bigquery-legacy://{project}", kind, DATES)
+            assert dead == want_dead == [], kind
+            assert sorted(got) == sorted(want) and want, kind
