@@ -658,8 +658,9 @@ def launch_preflight(options: Any, *, streaming: bool = False) -> None:
         raise PreflightError(problems)
     project = options.view_as(GoogleCloudOptions).project
     problems += bucket_problems(options, project)
-    problems += dataset_problems(options)
-    if not problems:  # the dataset is reachable: are its same-named tables ours?
+    datasets = dataset_problems(options)
+    problems += datasets
+    if not any("--warehouse" in p for p in datasets):  # reachable: are its same-named tables ours?
         problems += _warehouse_problems(options)
     if streaming and host is None:
         problems += pubsub_problems(options)

@@ -13,6 +13,11 @@ Old tables -> our kinds (legacy.md section 1): ``nba_raw.odds_api_player_points_
 ``nba_orchestration.game_postponements`` -> schedule; ``nba_raw.nbac_injury_report`` -> injuries;
 ``nba_predictions.ml_feature_store_v2`` -> features; ``nba_analytics.player_game_summary`` -> box scores.
 
+The same mapping is also generated as BigQuery SQL views, one per input kind (:func:`create_views`,
+``props legacy create-views``), for owners who prefer ``--inputs bigquery://PROJECT.VIEWS_DATASET``: the
+SQL is built from this module's constants and rule functions (``american_sql`` next to
+``american_from_decimal``, ...) and tests/test_legacy_views.py asserts the views give the same typed rows.
+
 Model registry (legacy.md section 3): an old ``nba_predictions.model_registry`` row becomes one of our
 registry entries (:class:`models.registry.ModelSpec`)::
 
