@@ -670,8 +670,9 @@ class ReadLegacyInputs(beam.PTransform):
 # codes and postponement texts, Eastern times, the feature catalogue of pipeline/schemas.py, the
 # tie-breaks), never written by hand, and tests/test_legacy_views.py asserts that the typed rows read
 # through the views equal those of ``bigquery-legacy://``. A column the old table lacks is NULL, as
-# ``row.get`` is None above. Differences by construction: a BettingPros line is used for a player the
-# Odds API lacks, where the reader also counts an Odds API row that later fails to parse as "has a line".
+# ``row.get`` is None above. One difference by construction: the reader treats a player as covered by
+# the Odds API when one of his Odds API rows parses, the odds view when one exists (not in-game); the
+# BettingPros fallback can differ only for a player whose Odds API rows are all dead letters.
 #
 # Dates: the native reader filters ``game_date IN UNNEST(@dates)`` on each view. Every view keeps the
 # base table's ``game_date`` as a plain column and only projects, groups or windows by it (QUALIFY
@@ -679,7 +680,8 @@ class ReadLegacyInputs(beam.PTransform):
 # reaches the partitioned tables. The injuries table is partitioned by ``report_date``: its view reads the
 # reports of ``injury_window_sql`` per row, which prunes no partition (that table has no required filter);
 # ``create-views`` dry-runs each view for one date, so a view whose date filter would not satisfy a table's
-# required partition filter fails at creation with BigQuery's own message.
+# required partition filter fails at creation with BigQuery's own message. QUALIFY always follows a WHERE
+# (BigQuery has required one with it).
 
 VIEW_KINDS: tuple[str, ...] = ("odds", "schedule", "injuries", "features", "box_scores")
 _TZ = EASTERN.key
@@ -793,7 +795,7 @@ def schedule_view_sql(project: str, columns: Mapping[str, Mapping[str, str]]) ->
     latest active postponement applied, tip-offs before ``SCHEDULE_UTC_SINCE`` re-read as Eastern, event
     times as :func:`schedule_record` sets them."""
     s = _Columns(columns.get("schedule"), "s.")
-    latest = (f"SELECT * FROM {_table(project, 'schedule')} QUALIFY ROW_NUMBER() OVER ("
+    latest = (f"SELECT * FROM {_table(project, 'schedule')} WHERE TRUE QUALIFY ROW_NUMBER() OVER ("
               "PARTITION BY game_id, game_date ORDER BY "
               f"IFNULL({_Columns(columns.get('schedule'))('game_status', 'INT64')}, 0) DESC, "
               f"IFNULL({_Columns(columns.get('schedule'))('data_source')}, '') ASC) = 1")
@@ -872,8 +874,9 @@ def features_view_sql(project: str, columns: Mapping[str, Mapping[str, str]]) ->
         f"{f('matchup_quality_pct', 'FLOAT64')} AS matchup_quality_pct, "
         f"{default_count} AS required_default_count, {default_list} AS default_feature_indices, "
         f"ROUND({line}, 2) AS prev_game_closing_line "
-        f"FROM {_table(project, 'features')} QUALIFY ROW_NUMBER() OVER (PARTITION BY player_lookup, "
-        f"game_date ORDER BY {width} DESC, IFNULL({f('feature_version')}, '')) = 1")
+        f"FROM {_table(project, 'features')} WHERE TRUE QUALIFY ROW_NUMBER() OVER ("
+        f"PARTITION BY player_lookup, game_date ORDER BY {width} DESC, "
+        f"IFNULL({f('feature_version')}, '')) = 1")
 
 
 def box_scores_view_sql(project: str, columns: Mapping[str, Mapping[str, str]]) -> str:
