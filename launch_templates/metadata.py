@@ -36,6 +36,7 @@ PARAMS: dict[str, tuple[str, str, str]] = {
     "inputs": ("Inputs", f"{BIGQUERY}|{GCS_OR_LOCAL}", "TEXT"),
     "warehouse": ("Warehouse", BIGQUERY, "TEXT"),
     "exports": ("JSON exports folder", GCS_OR_LOCAL, "GCS_WRITE_FOLDER"),
+    "legacy_exports": ("Old website files folder (switch-over)", GCS_OR_LOCAL, "GCS_WRITE_FOLDER"),
     "registry": ("Model registry file", r"^gs://[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]/.+\.(json|ya?ml)$",
                  "GCS_READ_FILE"),
     "policy": ("Selection policy file", r"^gs://[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]/.+\.json$",
@@ -82,8 +83,8 @@ def mode_options() -> dict[str, tuple[type, ...]]:
     from pipeline import options as o
 
     return {
-        "batch": (o.DataOptions, o.SlateOptions, o.RangeOptions),
-        "streaming": (o.DataOptions, o.StreamOptions),
+        "batch": (o.DataOptions, o.LegacyOptions, o.SlateOptions, o.RangeOptions),
+        "streaming": (o.DataOptions, o.LegacyOptions, o.StreamOptions),
     }
 
 

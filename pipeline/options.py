@@ -119,8 +119,8 @@ class DataOptions(PipelineOptions):
 
 
 class LegacyOptions(PipelineOptions):
-    """The old Cloud Run system's website files (issue #11): ``props run`` and ``props grade``. Not in the
-    flex-template metadata (a local / scheduler flag for the switch-over period)."""
+    """The old Cloud Run system's website files (issue #11): ``props run``, ``props grade`` and the
+    stream. In both flex templates' metadata (``launch_templates/metadata.py``)."""
 
     @classmethod
     def _add_argparse_args(cls, parser):
@@ -130,7 +130,7 @@ class LegacyOptions(PipelineOptions):
             default=None,
             help="Also write the old Cloud Run website's files (best-bets/all.json, record.json, "
             "today.json, status.json in the old shapes) under this folder or gs://BUCKET/v1 after each "
-            "committed run or grade. Must not overlap --exports.",
+            "committed run or grade and on each streaming picks change. Must not overlap --exports.",
         )
 
 

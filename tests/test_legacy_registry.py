@@ -201,3 +201,100 @@ def test_run_refuses_legacy_exports_inside_exports(tmp_path, capsys):
                              str(tmp_path / "exports" / "v1"), "--dry-run"])
     assert code == 2
     assert "overlap" in capsys.readouterr().err
+
+
+# The old table's column types (legacy.md section 3); JSON columns as JSON, dates as DATE.
+REGISTRY_TYPES = {"feature_count": "INT64", "training_samples": "INT64", "training_start_date": "DATE",
+                  "training_end_date": "DATE", "evaluation_mae": "FLOAT64",
+                  "evaluation_hit_rate_edge_3plus": "FLOAT64", "quantile_alpha": "FLOAT64",
+                  "is_production": "BOOL", "enabled": "BOOL", "features_json": "JSON",
+                  "created_at": "TIMESTAMP"}
+
+
+def _typed(row: dict) -> dict:
+    """An export row (everything text) as the typed row the table holds."""
+    out = {}
+    for key, value in row.items():
+        kind = REGISTRY_TYPES.get(key, "STRING")
+        if value is None:
+            out[key] = None
+        elif kind == "INT64":
+            out[key] = int(value)
+        elif kind == "FLOAT64":
+            out[key] = float(value)
+        elif kind == "BOOL":
+            out[key] = value == "true"
+        elif kind == "JSON":
+            out[key] = json.loads(value)
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.mark.emulator
+def test_import_registry_reads_the_old_table_directly(old_models, imported, tmp_path, capsys):
+    """#11: ``--source bigquery://PROJECT.nba_predictions`` reads ``model_registry`` itself (emulator);
+    the registry equals the one imported from the JSON export, validates, and its models score."""
+    import io
+
+    from google.cloud import bigquery
+
+    from pipeline.io import cloud
+    from tests.emulators import bigquery_emulator
+
+    folder, rows = old_models
+    project = "nba-props-platform"
+    typed = [_typed(dict(r, created_at="2026-01-02T10:15:00+00:00")) for r in rows]
+    columns = sorted({k for r in typed for k in r})
+    schema = [bigquery.SchemaField(c, REGISTRY_TYPES.get(c, "STRING"),
+                                   mode="REQUIRED" if c in ("model_id", "gcs_path") else "NULLABLE")
+              for c in columns]
+    with bigquery_emulator(project=project) as emu:
+        cloud.use_emulators(bigquery_endpoint=emu.endpoint, project=project)
+        client = cloud.bigquery_client(project)
+        client.create_dataset(bigquery.Dataset(f"{project}.nba_predictions"))
+        table = client.create_table(bigquery.Table(f"{project}.nba_predictions.model_registry",
+                                                   schema=schema))
+        data = "\n".join(json.dumps(r) for r in typed).encode()
+        config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+                                        schema=schema)
+        client.load_table_from_file(io.BytesIO(data), table, job_config=config).result()
+        out = tmp_path / "registry.json"
+        code = legacy_command.main(["import-registry", "--source", f"bigquery://{project}.nba_predictions",
+                                    "--out", str(out), "--artifacts", str(folder), "--bigquery-endpoint",
+                                    emu.endpoint])
+        printed = capsys.readouterr()
+        by_table = legacy_command.import_registry(f"bigquery://{project}.nba_predictions.model_registry",
+                                                  str(tmp_path / "again.json"), artifacts=str(folder))[0]
+    assert code == 1, printed  # the same two rows are not imported, and said so
+    assert "catboost_v9_tampered" in printed.err and "imported 4 models (2 enabled)" in printed.out
+    registry = load_registry(str(out)).validate()
+    _code, from_export, _folder = imported
+    key = [(m.model_id, m.family, m.feature_set, m.loss, m.quantile_alpha, m.enabled, m.status, m.sha256,
+            m.training_start, m.training_end) for m in sorted(registry.models, key=lambda m: m.model_id)]
+    assert key == [(m.model_id, m.family, m.feature_set, m.loss, m.quantile_alpha, m.enabled, m.status,
+                    m.sha256, m.training_start, m.training_end)
+                   for m in sorted(from_export.models, key=lambda m: m.model_id)]
+    assert [m.model_id for m in by_table.models] == [m.model_id for m in registry.models]
+    v12 = next(m for m in registry.models if m.model_id == "catboost_v12_q43_train1102_1231")
+    assert v12.training_params["legacy"]["created_at"] == "2026-01-02T10:15:00+00:00"
+    rng = np.random.default_rng(1)
+    for spec in registry.enabled():
+        handler = handler_for(spec, batch_size=None)
+        vectors = [rng.normal(10, 5, spec.feature_count).astype(np.float32) for _ in range(3)]
+        got = [r.inference for r in handler.run_inference(list(zip("abc", vectors, strict=True)),
+                                                          handler.load_model())]
+        direct = CatBoostRegressor()
+        direct.load_model(spec.artifact_uri)
+        assert got == pytest.approx(direct.predict(np.stack(vectors)).tolist())
+
+
+def test_registry_source_uris():
+    from pipeline.io.legacy import export_value, registry_table
+
+    assert registry_table("bigquery://p-1.nba_predictions") == "p-1.nba_predictions.model_registry"
+    assert registry_table("bigquery://p-1.nba_predictions.old_registry") == "p-1.nba_predictions.old_registry"
+    with pytest.raises(ValueError, match="bigquery://PROJECT.DATASET"):
+        registry_table("bigquery://p-1")
+    assert export_value(dt.datetime(2026, 1, 2, 10, 15, tzinfo=dt.UTC)) == "2026-01-02T10:15:00+00:00"
+    assert export_value(dt.date(2026, 1, 2)) == "2026-01-02" and export_value(["a"]) == ["a"]

@@ -73,6 +73,7 @@ def test_validator_catches_typos():
     ("game_date", "2026-02-22", "22/02/2026"),
     ("warehouse", "bigquery://my-proj.props", "duckdb:///x.duckdb"),
     ("exports", "gs://my-bucket/exports", "/tmp/exports"),
+    ("legacy_exports", "gs://nba-props-platform-api/v1", "nba-props-platform-api/v1"),
     ("as_of", "2026-02-22T23:00:00Z", "yesterday"),
     ("run_mode", "LAST_CALL", "last"),
     ("command", "backfill", "stream"),
@@ -80,6 +81,17 @@ def test_validator_catches_typos():
 def test_regexes_accept_valid_and_reject_invalid_values(name, good, bad):
     regex = md.command_parameter("batch")["regexes"][0] if name == "command" else md.PARAMS[name][1]
     assert re.match(regex, good) and not re.match(regex, bad)
+
+
+@pytest.mark.parametrize("mode", ["batch", "streaming"])
+def test_legacy_exports_is_a_template_parameter_of_both_modes(mode):
+    """#11: the old website's files can be switched on from a template launch (batch and streaming)."""
+    doc = json.loads(md.FILES[mode].read_text())
+    param = next(p for p in doc["parameters"] if p["name"] == "legacy_exports")
+    assert param["isOptional"] and param["paramType"] == "GCS_WRITE_FOLDER"
+    assert "switch-over" in param["label"]
+    assert "best-bets/all.json" in param["helpText"] and "--exports" in param["helpText"]
+    assert re.match(param["regexes"][0], "gs://nba-props-platform-api/v1")
 
 
 def test_every_option_needs_a_template_entry():

@@ -324,6 +324,7 @@ class BigQueryWarehouse(Warehouse):
         ds = bigquery.Dataset(f"{self.project}.{self.dataset}")
         ds.location = self.location
         self.client.create_dataset(ds, exists_ok=True)
+        cloud.check_warehouse_tables(self.uri, self.client)  # never write into another system's table
         for name, spec in schemas.TABLES.items():
             schema = table_schema(name)
             try:

@@ -28,6 +28,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from pipeline.options import OptionsError
+
 log = logging.getLogger(__name__)
 
 _configured: dict[str, str] = {}
@@ -253,9 +255,86 @@ def _check_warehouse(uri: str) -> list[str]:
         missing = sorted(set(schemas.TABLES) - present)
         if missing:
             log.info("warehouse %s: tables %s will be created on first write", uri, missing)
-        return []
+        return warehouse_table_problems(uri, client)
     except Exception as exc:  # noqa: BLE001
         return [f"warehouse {uri}: unreachable: {exc}"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Never damage another system's tables (issue #11 item 5)
+# ------------------------------------------------------------------------------------------------
+
+# BigQuery's legacy type names (the API's ``field_type``) -> the GoogleSQL names schemas.py uses.
+_TYPE_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "RECORD": "STRUCT"}
+OWN_DATASET_FIX = ("use a dataset of this pipeline's own, e.g. --warehouse bigquery://PROJECT.props "
+                   "(never the old system's nba_predictions)")
+
+
+def _sql_type(field_type: str) -> str:
+    return _TYPE_NAMES.get(field_type.upper(), field_type.upper())
+
+
+def table_schema_differences(table: str, fields: Iterable[Any]) -> list[str]:
+    """Why an existing table named like one of ours is NOT ours (empty: compatible).
+
+    ``fields`` are the existing table's ``SchemaField``s (name, field_type, mode). Compatible means an
+    earlier version of our own table: every one of our key columns (``TableSpec.key``) present, every
+    shared column of the same type, never REPEATED where ours is not (or the reverse), never REQUIRED
+    where ours may be NULL. Columns of ours it lacks are fine (``ensure_tables`` adds them as NULLABLE);
+    columns it has that ours does not are listed only next to a real difference (the hint that it is
+    another system's table, e.g. the old ``prediction_accuracy`` with ``system_id`` / ``line_value``).
+    """
+    from pipeline import schemas
+
+    ours = {f["name"]: f for f in schemas.bigquery_schema(schemas.TABLES[table].row_type)}
+    theirs = {f.name: f for f in fields}
+    differences = []
+    missing_keys = [k for k in schemas.TABLES[table].key if k not in theirs]
+    if missing_keys:
+        differences.append(f"missing our key columns {', '.join(missing_keys)}")
+    for name, field in theirs.items():
+        if name not in ours:
+            continue
+        want = ours[name]
+        have_type, have_mode = _sql_type(field.field_type), (field.mode or "NULLABLE").upper()
+        if have_type != want["type"]:
+            differences.append(f"{name} is {have_type} (ours {want['type']})")
+        elif (have_mode == "REPEATED") != (want["mode"] == "REPEATED"):
+            differences.append(f"{name} is {have_mode} (ours {want['mode']})")
+        elif have_mode == "REQUIRED" and want["mode"] != "REQUIRED":
+            differences.append(f"{name} is REQUIRED (ours may be NULL)")
+    foreign = sorted(set(theirs) - set(ours))
+    if differences and foreign:
+        more = " ..." if len(foreign) > 12 else ""
+        differences.append(f"columns not ours: {', '.join(foreign[:12])}{more}")
+    return differences
+
+
+def warehouse_table_problems(uri: str, client: Any = None) -> list[str]:
+    """One problem per table of the warehouse dataset that has one of our table names but a schema that
+    is not ours (:func:`table_schema_differences`): writing there (or migrating it by adding columns)
+    would damage another system's table, e.g. the old system's ``nba_predictions.prediction_accuracy``
+    or ``model_performance_daily``. Empty for a missing dataset or table (created on first write)."""
+    from google.api_core import exceptions as gexc
+
+    from pipeline import schemas
+
+    project, dataset = parse_bigquery_uri(uri)
+    client = client or bigquery_client(project)
+    try:
+        present = {t.table_id for t in client.list_tables(f"{project}.{dataset}")}
+    except gexc.NotFound:
+        return []
+    problems = []
+    for table in sorted(set(schemas.TABLES) & present):
+        existing = client.get_table(f"{project}.{dataset}.{table}")
+        differences = table_schema_differences(table, existing.schema)
+        if differences:
+            problems.append(
+                f"warehouse {uri}: table {project}.{dataset}.{table} already exists with a schema that is "
+                f"not this pipeline's ({'; '.join(differences)}): it belongs to another system and would "
+                f"be written into; {OWN_DATASET_FIX}")
+    return problems
 
 
 def _check_inputs(inputs: str, dates: list[dt.date]) -> list[str]:
@@ -309,6 +388,21 @@ class PreflightError(RuntimeError):
     def __init__(self, problems: list[str]):
         super().__init__("; ".join(problems))
         self.problems = list(problems)
+
+
+class IncompatibleWarehouseError(PreflightError, OptionsError):
+    """The warehouse dataset holds a same-named table of another system (:func:`warehouse_table_problems`).
+
+    A PreflightError (``problems``) and an OptionsError (a ValueError), so every command's usual launch
+    error handling prints it and exits 2."""
+
+
+def check_warehouse_tables(uri: str, client: Any = None) -> None:
+    """Raises IncompatibleWarehouseError when :func:`warehouse_table_problems` finds any: called before
+    a BigQuery warehouse creates or migrates its tables (``BigQueryWarehouse.ensure_tables``)."""
+    problems = warehouse_table_problems(uri, client)
+    if problems:
+        raise IncompatibleWarehouseError(problems)
 
 
 def _is_cloud(uri: str | None) -> bool:
@@ -511,6 +605,18 @@ def pubsub_problems(options: Any) -> list[str]:
     return problems
 
 
+def _warehouse_problems(options: Any) -> list[str]:
+    from pipeline.options import DataOptions
+
+    uri = options.view_as(DataOptions).warehouse
+    if not uri or not uri.startswith("bigquery://"):
+        return []
+    try:
+        return warehouse_table_problems(uri)
+    except Exception as exc:  # noqa: BLE001 - reported with the others, the launch stops
+        return [f"warehouse {uri}: its tables could not be checked: {type(exc).__name__}: {str(exc)[:300]}"]
+
+
 def launch_preflight(options: Any, *, streaming: bool = False) -> None:
     """Checks a launch can work before anything touches Beam's Google Cloud clients; raises
     PreflightError listing every problem (each with the command that fixes it), in seconds.
@@ -522,6 +628,8 @@ def launch_preflight(options: Any, *, streaming: bool = False) -> None:
        problem is the last one reported.
     3. The buckets, datasets and (streaming, real Pub/Sub) the topics and subscription exist and are
        reachable with those credentials.
+    4. The BigQuery warehouse dataset holds no same-named table of another system
+       (:func:`warehouse_table_problems`; also checked against an emulator-served warehouse).
     """
     from apache_beam.options.pipeline_options import GoogleCloudOptions
 
@@ -538,6 +646,7 @@ def launch_preflight(options: Any, *, streaming: bool = False) -> None:
         problems.append(str(exc))
         host = None
     if not uses_google_cloud(options, streaming=streaming):
+        problems += _warehouse_problems(options)  # a warehouse served by the BigQuery emulator
         if problems:
             raise PreflightError(problems)
         _preflight_passed.add(key)
@@ -549,7 +658,10 @@ def launch_preflight(options: Any, *, streaming: bool = False) -> None:
         raise PreflightError(problems)
     project = options.view_as(GoogleCloudOptions).project
     problems += bucket_problems(options, project)
-    problems += dataset_problems(options)
+    datasets = dataset_problems(options)
+    problems += datasets
+    if not any("--warehouse" in p for p in datasets):  # reachable: are its same-named tables ours?
+        problems += _warehouse_problems(options)
     if streaming and host is None:
         problems += pubsub_problems(options)
     if problems:

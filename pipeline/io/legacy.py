@@ -13,10 +13,16 @@ Old tables -> our kinds (legacy.md section 1): ``nba_raw.odds_api_player_points_
 ``nba_orchestration.game_postponements`` -> schedule; ``nba_raw.nbac_injury_report`` -> injuries;
 ``nba_predictions.ml_feature_store_v2`` -> features; ``nba_analytics.player_game_summary`` -> box scores.
 
+The same mapping is also generated as BigQuery SQL views, one per input kind (:func:`create_views`,
+``props legacy create-views``), for owners who prefer ``--inputs bigquery://PROJECT.VIEWS_DATASET``: the
+SQL is built from this module's constants and rule functions (``american_sql`` next to
+``american_from_decimal``, ...) and tests/test_legacy_views.py asserts the views give the same typed rows.
+
 Model registry (legacy.md section 3): an old ``nba_predictions.model_registry`` row becomes one of our
 registry entries (:class:`models.registry.ModelSpec`)::
 
     rows = read_registry_export("model_registry.json")          # bq JSON (array) or newline-delimited
+    rows = read_registry_table("bigquery://PROJECT.nba_predictions")  # or the table itself, directly
     spec = registry_spec_from_legacy(rows[0], artifact_uri="/models/x.cbm", sha256="...")
 
 The family comes from the row's feature set + loss + quantile alpha, never from its id or its
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -179,6 +186,43 @@ def read_registry_export(text: str) -> list[dict[str, Any]]:
     return rows
 
 
+REGISTRY_TABLE = "nba_predictions.model_registry"
+
+
+def registry_table(uri: str) -> str:
+    """``bigquery://PROJECT.DATASET`` (its ``model_registry`` table) or ``bigquery://PROJECT.DATASET.TABLE``
+    -> ``PROJECT.DATASET.TABLE``; ValueError with an example otherwise."""
+    parts = uri[len("bigquery://"):].split(".") if uri.startswith("bigquery://") else []
+    if len(parts) == 2:
+        parts.append(REGISTRY_TABLE.split(".")[1])
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"expected bigquery://PROJECT.DATASET or bigquery://PROJECT.DATASET.TABLE (e.g. "
+                         f"bigquery://nba-props-platform.nba_predictions), got {uri!r}")
+    return ".".join(parts)
+
+
+def export_value(value: Any) -> Any:
+    """A BigQuery result value as ``bq query --format=json`` writes it (dates, timestamps and NUMERIC as
+    text; JSON columns as their document), so a table read and a JSON export map the same way."""
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, (list, dict)) or value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)  # Decimal and anything else textual
+
+
+def read_registry_table(uri: str) -> list[dict[str, Any]]:
+    """The rows of the old ``model_registry`` table read directly (one query), as export rows."""
+    from pipeline.io import cloud
+
+    table = registry_table(uri)
+    client = cloud.bigquery_client(table.split(".")[0])
+    rows = client.query(f"SELECT * FROM `{table}` ORDER BY model_id").result()
+    return [{k: export_value(v) for k, v in row.items()} for row in rows]
+
+
 # -- old tables -> our raw records ---------------------------------------------------------------------
 
 # The old tables, by our input kind (the reader queries these; bettingpros is the odds fallback).
@@ -204,6 +248,22 @@ BETTINGPROS_BOOKS: dict[str, str] = {
 # Assumed event times where the old tables keep none (documented in notes/h-legacy.md): a final result
 # becomes known this long after tip-off; a scheduled game is known from the start of its date's eve.
 FINAL_AFTER_TIPOFF = dt.timedelta(hours=3)
+SCHEDULED_KNOWN_BEFORE = dt.timedelta(days=1)
+# ``game_status_text`` values a manual fix sets on a postponed game (lower-cased, stripped).
+POSTPONED_TEXT = "postponed"
+RESCHEDULED_TEXT_PREFIX = "rescheduled"
+# Decimal prices at or above even money are underdogs (American = (d - 1) * 100), below favourites.
+EVEN_DECIMAL_PRICE = 2.0
+# Odds snapshots with fewer minutes before tip-off than this are in-game (ignored by rule).
+IN_GAME_BELOW_MINUTES = 0
+# The feature store's version names carry their width: v2_54features.
+FEATURE_VERSION_WIDTH_RE = r"(\d+)features"
+
+
+def round_half_away(value: float, digits: int = 0) -> float:
+    """Rounding as BigQuery's ROUND does it (half away from zero), so the views round like this module."""
+    scale = 10.0 ** digits
+    return math.copysign(math.floor(abs(value) * scale + 0.5) / scale, value)
 
 
 def _utc(value: Any) -> dt.datetime | None:
@@ -232,9 +292,9 @@ def american_from_decimal(price: Any) -> int | None:
     d = _float(price)
     if d is None or d <= 1.0:
         return None
-    if d >= 2.0:
-        return int(round((d - 1.0) * 100.0))
-    return -int(round(100.0 / (d - 1.0)))
+    if d >= EVEN_DECIMAL_PRICE:
+        return int(round_half_away((d - 1.0) * 100.0))
+    return -int(round_half_away(100.0 / (d - 1.0)))
 
 
 def game_id_of(game_date: Any, away: Any, home: Any) -> str | None:
@@ -255,7 +315,7 @@ def odds_api_record(row: Mapping[str, Any]) -> dict[str, Any] | None:
     """An ``odds_api_player_points_props`` row as our odds record; None for an in-game snapshot
     (``minutes_before_tipoff < 0``), which the pipeline never uses."""
     mbt = row.get("minutes_before_tipoff")
-    if mbt is not None and mbt != "" and int(mbt) < 0:
+    if mbt is not None and mbt != "" and int(mbt) < IN_GAME_BELOW_MINUTES:
         return None
     over = american_from_decimal(row.get("over_price"))
     under = american_from_decimal(row.get("under_price"))
@@ -315,13 +375,11 @@ def schedule_tipoff(row: Mapping[str, Any]) -> dt.datetime | None:
 
 
 def latest_schedule_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """One row per (game_id, game_date), the highest status winning (the old ``v_nbac_schedule_latest``)."""
+    """One row per (game_id, game_date), the highest status winning (the old ``v_nbac_schedule_latest``);
+    a tie goes to the first ``data_source`` by name (``api_stats`` before ``cdn_static``)."""
     best: dict[tuple, Mapping[str, Any]] = {}
-    for row in rows:
-        key = (row.get("game_id"), str(_day(row.get("game_date"))))
-        status = int(row.get("game_status") or 0)
-        if key not in best or status > int(best[key].get("game_status") or 0):
-            best[key] = row
+    for row in sorted(rows, key=lambda r: (-int(r.get("game_status") or 0), str(r.get("data_source") or ""))):
+        best.setdefault((row.get("game_id"), str(_day(row.get("game_date")))), row)
     return list(best.values())
 
 
@@ -335,16 +393,18 @@ def schedule_record(row: Mapping[str, Any],
     status = GAME_STATUS_CODES.get(code, f"unknown status code {code}")
     text = str(row.get("game_status_text") or "").strip().lower()
     new_date = None
-    event_ts = (dt.datetime.combine(d, dt.time(0), tzinfo=EASTERN).astimezone(dt.UTC) - dt.timedelta(days=1)
+    event_ts = (dt.datetime.combine(d, dt.time(0), tzinfo=EASTERN).astimezone(dt.UTC) - SCHEDULED_KNOWN_BEFORE
                 if d else None)
-    if text == "postponed" or text.startswith("rescheduled"):
+    if text == POSTPONED_TEXT or text.startswith(RESCHEDULED_TEXT_PREFIX):
         status = "postponed"
-    for p in postponements:
-        if (str(p.get("game_id")) == str(row.get("game_id")) and _day(p.get("original_date")) == d
-                and str(p.get("status") or "") in ACTIVE_POSTPONEMENT_STATUSES):
-            new_date = _day(p.get("new_date"))
-            status = "postponed" if new_date is not None else "cancelled"
-            event_ts = _utc(p.get("detected_at")) or event_ts
+    active = [p for p in postponements
+              if (str(p.get("game_id")) == str(row.get("game_id")) and _day(p.get("original_date")) == d
+                  and str(p.get("status") or "") in ACTIVE_POSTPONEMENT_STATUSES)]
+    if active:  # the latest detection wins
+        p = max(active, key=lambda p: _utc(p.get("detected_at")) or dt.datetime.min.replace(tzinfo=dt.UTC))
+        new_date = _day(p.get("new_date"))
+        status = "postponed" if new_date is not None else "cancelled"
+        event_ts = _utc(p.get("detected_at")) or event_ts
     if status == "final" and tipoff is not None:
         event_ts = tipoff + FINAL_AFTER_TIPOFF
     elif status == "in_progress" and tipoff is not None:
@@ -423,7 +483,7 @@ def previous_game_line(row: Mapping[str, Any]) -> float | None:
     ``vegas_points_line`` (25) and ``prop_line_delta`` (54, current line - previous game's line), so it
     is feature 25 - feature 54 when both are present."""
     line, delta = _float(row.get("feature_25_value")), _float(row.get("feature_54_value"))
-    return None if line is None or delta is None else round(line - delta, 2)
+    return None if line is None or delta is None else round_half_away(line - delta, 2)
 
 
 def box_score_record(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -448,6 +508,12 @@ LEGACY_SCHEME = "bigquery-legacy://"
 INJURY_REPORT_LOOKBACK_DAYS = 3
 
 
+def injury_window_sql() -> str:
+    """The report dates read for a row's game date (the reader's query and the injuries view)."""
+    return (f"report_date BETWEEN DATE_SUB(game_date, INTERVAL {INJURY_REPORT_LOOKBACK_DAYS} DAY) "
+            "AND game_date")
+
+
 def is_legacy(location: str | None) -> bool:
     return bool(location) and location.startswith(LEGACY_SCHEME)
 
@@ -467,7 +533,7 @@ def legacy_sql(project: str, table_key: str) -> str:
     table = f"`{project}.{LEGACY_TABLES[table_key]}`"
     if table_key == "injuries":
         return (f"SELECT * FROM {table} WHERE report_date BETWEEN @report_from AND @report_to "
-                "AND game_date IN UNNEST(@dates)")
+                f"AND game_date IN UNNEST(@dates) AND {injury_window_sql()}")
     if table_key == "postponements":
         return f"SELECT * FROM {table} WHERE original_date IN UNNEST(@dates)"
     if table_key == "odds_fallback":
@@ -516,15 +582,13 @@ def _typed(kind: str, pairs: Iterable[tuple[Mapping[str, Any], dict[str, Any] | 
 def latest_feature_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """One feature-store row per player x game date: the feature version with the most features
     (``v2_54features`` over ``v2_39features``), as the old worker's auto-detection prefers."""
-    def width(row: Mapping[str, Any]) -> int:
-        m = re.search(r"(\d+)features", str(row.get("feature_version") or ""))
-        return int(m.group(1)) if m else 0
+    def order(row: Mapping[str, Any]) -> tuple[int, str]:
+        m = re.search(FEATURE_VERSION_WIDTH_RE, str(row.get("feature_version") or ""))
+        return -(int(m.group(1)) if m else 0), str(row.get("feature_version") or "")
 
     best: dict[tuple, Mapping[str, Any]] = {}
-    for row in rows:
-        key = (row.get("player_lookup"), str(_day(row.get("game_date"))))
-        if key not in best or width(row) > width(best[key]):
-            best[key] = row
+    for row in sorted(rows, key=order):
+        best.setdefault((row.get("player_lookup"), str(_day(row.get("game_date")))), row)
     return list(best.values())
 
 
@@ -612,3 +676,291 @@ class ReadLegacyInputs(beam.PTransform):
             | "QueryLegacyTables" >> beam.ParDo(ReadLegacyFn(self.inputs, self.kind)).with_outputs(
                 ReadLegacyFn.DEAD_LETTERS, main="rows")
         )
+
+
+# -- the same mapping as BigQuery SQL views (``props legacy create-views``) ----------------------------
+#
+# One view per input kind in a dataset of the owner's choice, named as ``bigquery://PROJECT.DATASET``
+# inputs name their tables (``odds``, ``schedule``, ``injuries``, ``features``, ``box_scores``), so
+# ``--inputs bigquery://PROJECT.VIEWS_DATASET`` reads the old tables through them with the native reader.
+# The SQL is GENERATED here from the constants and rules above (price conversion, id rebuild, status
+# codes and postponement texts, Eastern times, the feature catalogue of pipeline/schemas.py, the
+# tie-breaks), never written by hand, and tests/test_legacy_views.py asserts that the typed rows read
+# through the views equal those of ``bigquery-legacy://``. A column the old table lacks is NULL, as
+# ``row.get`` is None above. One difference by construction: the reader treats a player as covered by
+# the Odds API when one of his Odds API rows parses, the odds view when one exists (not in-game); the
+# BettingPros fallback can differ only for a player whose Odds API rows are all dead letters.
+#
+# Dates: the native reader filters ``game_date IN UNNEST(@dates)`` on each view. Every view keeps the
+# base table's ``game_date`` as a plain column and only projects, groups or windows by it (QUALIFY
+# partitions and GROUP BY keys include it; the schedule lookup of BettingPros joins on it), so the filter
+# reaches the partitioned tables. The injuries table is partitioned by ``report_date``: its view reads the
+# reports of ``injury_window_sql`` per row, which prunes no partition (that table has no required filter);
+# ``create-views`` dry-runs each view for one date, so a view whose date filter would not satisfy a table's
+# required partition filter fails at creation with BigQuery's own message. QUALIFY always follows a WHERE
+# (BigQuery has required one with it).
+
+VIEW_KINDS: tuple[str, ...] = ("odds", "schedule", "injuries", "features", "box_scores")
+_TZ = EASTERN.key
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def american_sql(price: str) -> str:
+    """:func:`american_from_decimal` in GoogleSQL (FLOOR(x + 0.5) is the half-away rounding of positives)."""
+    return (f"CASE WHEN {price} IS NULL OR {price} <= 1.0 THEN NULL "
+            f"WHEN {price} >= {EVEN_DECIMAL_PRICE} THEN CAST(FLOOR(({price} - 1.0) * 100.0 + 0.5) AS INT64) "
+            f"ELSE -CAST(FLOOR(100.0 / ({price} - 1.0) + 0.5) AS INT64) END")
+
+
+def game_id_sql(game_date: str, away: str, home: str) -> str:
+    """:func:`game_id_of` in GoogleSQL (NULL when a part is missing)."""
+    return (f"CONCAT(FORMAT_DATE('%Y%m%d', {game_date}), '_', UPPER(NULLIF({away}, '')), '_', "
+            f"UPPER(NULLIF({home}, '')))")
+
+
+def bettingpros_book_sql(name: str) -> str:
+    """:func:`bettingpros_book` in GoogleSQL."""
+    cases = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in BETTINGPROS_BOOKS.items())
+    return f"CASE {name} {cases} ELSE REPLACE(LOWER(TRIM({name})), ' ', '_') END"
+
+
+def game_status_sql(code: str) -> str:
+    """``GAME_STATUS_CODES`` in GoogleSQL (an unknown code keeps the reader's text, a dead letter)."""
+    cases = " ".join(f"WHEN {k} THEN {_lit(v)}" for k, v in GAME_STATUS_CODES.items())
+    return (f"CASE {code} {cases} ELSE CONCAT('unknown status code ', "
+            f"IFNULL(CAST({code} AS STRING), 'None')) END")
+
+
+def _eastern_wall_time(date: str, time: str = "TIME(0, 0, 0)") -> str:
+    return f"TIMESTAMP(DATETIME({date}, {time}), {_lit(_TZ)})"
+
+
+class _Columns:
+    """The columns of one old table (from its schema): ``c(name)`` is the column, or a typed NULL where
+    the table lacks it (as the Python mapping's ``row.get`` is None)."""
+
+    def __init__(self, columns: Mapping[str, str] | None, alias: str = ""):
+        self.columns, self.alias = dict(columns or {}), alias
+
+    def __call__(self, name: str, sql_type: str = "STRING") -> str:
+        if name in self.columns:
+            return f"{self.alias}{name}"
+        return f"CAST(NULL AS {sql_type})"
+
+
+def _table(project: str, key: str) -> str:
+    return f"`{project}.{LEGACY_TABLES[key]}`"
+
+
+def odds_view_sql(project: str, columns: Mapping[str, Mapping[str, str]]) -> str:
+    """The odds view: Odds API rows (in-game snapshots ignored, decimal prices converted, the American
+    columns as the fallback) and, for players without an Odds API row that date, BettingPros points rows
+    with their over and under sides paired and the game id from the schedule."""
+    a = _Columns(columns.get("odds"))
+    api = (
+        f"SELECT {a('player_lookup')} AS player_lookup, "
+        f"COALESCE(NULLIF({a('player_name')}, ''), {a('player_lookup')}) AS player_name, "
+        f"{game_id_sql('game_date', a('away_team_abbr'), a('home_team_abbr'))} AS game_id, "
+        f"game_date, {a('bookmaker')} AS book, {a('points_line', 'FLOAT64')} AS line, "
+        f"COALESCE({american_sql(a('over_price', 'FLOAT64'))}, {a('over_price_american', 'INT64')}) "
+        "AS over_price, "
+        f"COALESCE({american_sql(a('under_price', 'FLOAT64'))}, {a('under_price_american', 'INT64')}) "
+        "AS under_price, "
+        f"{a('snapshot_timestamp', 'TIMESTAMP')} AS snapshot_ts, 'odds_api' AS source_api "
+        f"FROM {_table(project, 'odds')} "
+        f"WHERE {a('minutes_before_tipoff', 'INT64')} IS NULL "
+        f"OR {a('minutes_before_tipoff', 'INT64')} >= {IN_GAME_BELOW_MINUTES}")
+    if "odds_fallback" not in columns:
+        return api
+    b = _Columns(columns["odds_fallback"])
+    s = _Columns(columns.get("schedule"))
+    book = bettingpros_book_sql(b("bookmaker"))
+    side = f"LOWER({b('bet_side')})"
+    pairs = (
+        f"SELECT {b('player_lookup')} AS player_lookup, "
+        f"ANY_VALUE(COALESCE(NULLIF({b('player_name')}, ''), {b('player_lookup')})) AS player_name, "
+        f"ANY_VALUE(UPPER(IFNULL({b('player_team')}, ''))) AS player_team, game_date, {book} AS book, "
+        f"{b('points_line', 'FLOAT64')} AS line, "
+        f"MAX(IF({side} = 'over', {b('odds_american', 'INT64')}, NULL)) AS over_price, "
+        f"MAX(IF({side} = 'under', {b('odds_american', 'INT64')}, NULL)) AS under_price, "
+        f"{b('created_at', 'TIMESTAMP')} AS snapshot_ts "
+        f"FROM {_table(project, 'odds_fallback')} "
+        f"WHERE {b('market_type')} = 'points' AND {b('is_active', 'BOOL')} "
+        "GROUP BY player_lookup, game_date, book, line, snapshot_ts")
+    games = ("SELECT DISTINCT game_date, "
+             f"{game_id_sql('game_date', s('away_team_tricode'), s('home_team_tricode'))} AS game_id, "
+             f"{s('home_team_tricode')} AS home_team, {s('away_team_tricode')} AS away_team "
+             f"FROM {_table(project, 'schedule')}") if "schedule" in columns else (
+             "SELECT CAST(NULL AS DATE) AS game_date, CAST(NULL AS STRING) AS game_id, "
+             "CAST(NULL AS STRING) AS home_team, CAST(NULL AS STRING) AS away_team")
+    return (
+        f"WITH api AS ({api}), bp AS ({pairs}), games AS ({games}) "
+        "SELECT * FROM api UNION ALL "
+        "SELECT bp.player_lookup, bp.player_name, games.game_id, bp.game_date, bp.book, bp.line, "
+        "bp.over_price, bp.under_price, bp.snapshot_ts, 'bettingpros' AS source_api "
+        "FROM bp LEFT JOIN games ON games.game_date = bp.game_date "
+        "AND bp.player_team IN (games.home_team, games.away_team) "
+        "WHERE NOT EXISTS (SELECT 1 FROM api WHERE api.game_date = bp.game_date "
+        "AND api.player_lookup = bp.player_lookup)")
+
+
+def schedule_view_sql(project: str, columns: Mapping[str, Mapping[str, str]]) -> str:
+    """The schedule view: one row per (game_id, game_date) by :func:`latest_schedule_rows`' order, the
+    latest active postponement applied, tip-offs before ``SCHEDULE_UTC_SINCE`` re-read as Eastern, event
+    times as :func:`schedule_record` sets them."""
+    s = _Columns(columns.get("schedule"), "s.")
+    latest = (f"SELECT * FROM {_table(project, 'schedule')} WHERE TRUE QUALIFY ROW_NUMBER() OVER ("
+              "PARTITION BY game_id, game_date ORDER BY "
+              f"IFNULL({_Columns(columns.get('schedule'))('game_status', 'INT64')}, 0) DESC, "
+              f"IFNULL({_Columns(columns.get('schedule'))('data_source')}, '') ASC) = 1")
+    if "postponements" in columns:
+        p = _Columns(columns["postponements"])
+        active = ", ".join(_lit(x) for x in ACTIVE_POSTPONEMENT_STATUSES)
+        post = (f"SELECT {p('game_id')} AS game_id, {p('original_date', 'DATE')} AS original_date, "
+                f"{p('new_date', 'DATE')} AS new_date, {p('detected_at', 'TIMESTAMP')} AS detected_at "
+                f"FROM {_table(project, 'postponements')} WHERE {p('status')} IN ({active}) "
+                "QUALIFY ROW_NUMBER() OVER (PARTITION BY game_id, original_date "
+                "ORDER BY detected_at DESC) = 1")
+    else:
+        post = ("SELECT CAST(NULL AS STRING) AS game_id, CAST(NULL AS DATE) AS original_date, "
+                "CAST(NULL AS DATE) AS new_date, CAST(NULL AS TIMESTAMP) AS detected_at")
+    est = s("game_date_est", "TIMESTAMP")
+    tipoff = (f"IF(s.game_date < DATE '{SCHEDULE_UTC_SINCE.isoformat()}', "
+              f"TIMESTAMP(DATETIME({est}, 'UTC'), {_lit(_TZ)}), {est})")
+    text = f"LOWER(TRIM(IFNULL({s('game_status_text')}, '')))"
+    status = (f"CASE WHEN p.game_id IS NOT NULL THEN IF(p.new_date IS NULL, 'cancelled', 'postponed') "
+              f"WHEN {text} = {_lit(POSTPONED_TEXT)} OR STARTS_WITH({text}, {_lit(RESCHEDULED_TEXT_PREFIX)}) "
+              f"THEN 'postponed' ELSE {game_status_sql(s('game_status', 'INT64'))} END")
+    eve = (f"TIMESTAMP_SUB({_eastern_wall_time('s.game_date')}, "
+           f"INTERVAL {int(SCHEDULED_KNOWN_BEFORE.total_seconds())} SECOND)")
+    mapped = (
+        f"SELECT {game_id_sql('s.game_date', s('away_team_tricode'), s('home_team_tricode'))} AS game_id, "
+        f"s.game_date AS game_date, {tipoff} AS tipoff_utc, {s('home_team_tricode')} AS home_team, "
+        f"{s('away_team_tricode')} AS away_team, {status} AS status, p.new_date AS new_game_date, "
+        f"COALESCE(p.detected_at, {eve}) AS known_ts "
+        f"FROM latest AS s LEFT JOIN post AS p ON p.game_id = s.game_id AND p.original_date = s.game_date")
+    after = int(FINAL_AFTER_TIPOFF.total_seconds())
+    return (
+        f"WITH latest AS ({latest}), post AS ({post}), mapped AS ({mapped}) "
+        "SELECT game_id, game_date, tipoff_utc, home_team, away_team, status, new_game_date, "
+        "CASE WHEN status = 'final' AND tipoff_utc IS NOT NULL "
+        f"THEN TIMESTAMP_ADD(tipoff_utc, INTERVAL {after} SECOND) "
+        "WHEN status = 'in_progress' AND tipoff_utc IS NOT NULL THEN tipoff_utc "
+        "ELSE known_ts END AS event_ts FROM mapped")
+
+
+def injuries_view_sql(project: str, columns: Mapping[str, Mapping[str, str]]) -> str:
+    """The injuries view: :func:`injury_record` per row, the reports of :func:`injury_window_sql`."""
+    i = _Columns(columns.get("injuries"))
+    hour = f"TIME({i('report_hour', 'INT64')}, 0, 0)"
+    return (
+        f"SELECT {i('player_lookup')} AS player_lookup, game_date, "
+        f"NULLIF(LOWER(TRIM({i('injury_status')})), '') AS status, "
+        f"COALESCE(NULLIF({i('reason')}, ''), NULLIF({i('reason_category')}, ''), '') AS reason, "
+        f"{_eastern_wall_time('report_date', hour)} AS report_ts "
+        f"FROM {_table(project, 'injuries')} WHERE {injury_window_sql()}")
+
+
+def features_view_sql(project: str, columns: Mapping[str, Mapping[str, str]]) -> str:
+    """The features view: one row per player x date by :func:`latest_feature_rows`' order, the
+    ``feature_{i}_value`` columns under the catalogue's names, :func:`feature_record`'s other fields."""
+    f = _Columns(columns.get("features"))
+    values = ", ".join(f"{f(f'feature_{i}_value', 'FLOAT64')} AS {name}"
+                       for i, name in enumerate(FEATURE_NAMES))
+    width = (f"IFNULL(CAST(REGEXP_EXTRACT(IFNULL({f('feature_version')}, ''), "
+             f"r'{FEATURE_VERSION_WIDTH_RE}') AS INT64), 0)")
+    required = ", ".join(str(i) for i in REQUIRED_FEATURE_INDICES)
+    parts = f"SPLIT({f('game_id')}, '_')"
+    team = (f"CASE WHEN {f('is_home', 'BOOL')} IS NULL "
+            f"OR NOT REGEXP_CONTAINS(IFNULL({f('game_id')}, ''), r'^[^_]{{8}}_[^_]*_[^_]*$') THEN NULL "
+            f"WHEN {f('is_home', 'BOOL')} THEN {parts}[OFFSET(2)] ELSE {parts}[OFFSET(1)] END")
+    defaults = "default_feature_indices" in (columns.get("features") or {})
+    default_count = (f"(SELECT COUNT(*) FROM UNNEST(default_feature_indices) AS i WHERE i IN ({required}))"
+                     if defaults else "0")
+    default_list = "default_feature_indices" if defaults else "ARRAY<INT64>[]"
+    line = f"{f('feature_25_value', 'FLOAT64')} - {f('feature_54_value', 'FLOAT64')}"
+    return (
+        f"SELECT {f('player_lookup')} AS player_lookup, {f('game_id')} AS game_id, game_date, "
+        f"{team} AS team_abbr, {f('opponent_team_abbr')} AS opponent_team_abbr, "
+        f"{f('feature_version')} AS feature_version, {values}, "
+        f"{f('feature_quality_score', 'NUMERIC')} AS feature_quality_score, "
+        f"{f('quality_alert_level')} AS quality_alert_level, "
+        f"{f('matchup_quality_pct', 'FLOAT64')} AS matchup_quality_pct, "
+        f"{default_count} AS required_default_count, {default_list} AS default_feature_indices, "
+        f"ROUND({line}, 2) AS prev_game_closing_line "
+        f"FROM {_table(project, 'features')} WHERE TRUE QUALIFY ROW_NUMBER() OVER ("
+        f"PARTITION BY player_lookup, game_date ORDER BY {width} DESC, "
+        f"IFNULL({f('feature_version')}, '')) = 1")
+
+
+def box_scores_view_sql(project: str, columns: Mapping[str, Mapping[str, str]]) -> str:
+    """The box-scores view: :func:`box_score_record` per row."""
+    b = _Columns(columns.get("box_scores"))
+    return (
+        f"SELECT {b('player_lookup')} AS player_lookup, {b('game_id')} AS game_id, game_date, "
+        f"{b('team_abbr')} AS team_abbr, {b('points', 'INT64')} AS points, "
+        f"CAST({b('minutes_played', 'NUMERIC')} AS FLOAT64) AS minutes, "
+        f"IFNULL({b('is_dnp', 'BOOL')}, FALSE) AS is_dnp, "
+        f"IFNULL({b('starter_flag', 'BOOL')}, FALSE) AS starter, "
+        f"{b('plus_minus', 'INT64')} AS plus_minus, {b('opponent_team_abbr')} AS opponent_team_abbr "
+        f"FROM {_table(project, 'box_scores')}")
+
+
+VIEW_SQL = {"odds": odds_view_sql, "schedule": schedule_view_sql, "injuries": injuries_view_sql,
+            "features": features_view_sql, "box_scores": box_scores_view_sql}
+# The old tables each view reads (the first is required).
+VIEW_TABLES: dict[str, tuple[str, ...]] = {
+    "odds": ("odds", "odds_fallback", "schedule"), "schedule": ("schedule", "postponements"),
+    "injuries": ("injuries",), "features": ("features",), "box_scores": ("box_scores",),
+}
+
+
+def old_table_columns(project: str, client: Any = None) -> dict[str, dict[str, str]]:
+    """{table key: {column: type}} of the old tables that exist in ``project`` (missing ones left out)."""
+    from google.api_core import exceptions as gexc
+
+    from pipeline.io import cloud
+
+    client = client or cloud.bigquery_client(project)
+    out = {}
+    for key, name in LEGACY_TABLES.items():
+        try:
+            table = client.get_table(f"{project}.{name}")
+        except gexc.NotFound:
+            continue
+        out[key] = {f.name: f.field_type for f in table.schema}
+    return out
+
+
+def create_views(source_project: str, views_uri: str, *, client: Any = None,
+                 check_date: dt.date | None = None) -> list[str]:
+    """Creates (CREATE OR REPLACE VIEW, idempotent) the five views over ``source_project``'s old tables in
+    ``views_uri`` (``bigquery://PROJECT.DATASET``, created if missing) and dry-runs each for one date (the
+    date filter must reach the partitioned tables). Returns notes for the operator: tables missing
+    (a view without its fallback table, e.g. no postponements applied). Raises when a view's main table
+    is missing or BigQuery refuses a view."""
+    from google.cloud import bigquery
+
+    from pipeline.io import cloud
+
+    project, dataset = cloud.parse_bigquery_uri(views_uri)
+    client = client or cloud.bigquery_client(project)
+    client.create_dataset(bigquery.Dataset(f"{project}.{dataset}"), exists_ok=True)
+    columns = old_table_columns(source_project, client)
+    notes = []
+    for kind in VIEW_KINDS:
+        main, *others = VIEW_TABLES[kind]
+        if main not in columns:
+            raise LegacyRowError(f"view {kind}: table {source_project}.{LEGACY_TABLES[main]} does not exist")
+        notes += [f"view {kind}: {source_project}.{LEGACY_TABLES[o]} does not exist, read without it "
+                  "(re-run create-views once it does)" for o in others if o not in columns]
+        sql = VIEW_SQL[kind](source_project, columns)
+        client.query(f"CREATE OR REPLACE VIEW `{project}.{dataset}.{kind}` AS {sql}").result()
+        probe = bigquery.QueryJobConfig(dry_run=True, use_query_cache=False, query_parameters=[
+            bigquery.ArrayQueryParameter("dates", "DATE", [check_date or dt.date.today()])])
+        client.query(f"SELECT * FROM `{project}.{dataset}.{kind}` WHERE game_date IN UNNEST(@dates)",
+                     job_config=probe)
+    return notes
