@@ -189,7 +189,8 @@ def _old_shapes(season: Path) -> dict[str, list[dict]]:
         tables = e2e._old_tables(season, UNTIL)
     tables["odds"] = [dict(r, processed_at=r["snapshot_timestamp"] + dt.timedelta(seconds=20))
                       for r in tables["odds"] if r["snapshot_timestamp"] <= UNTIL]
-    tables["odds"].append(dict(tables["odds"][0], player_lookup="Bad Name!", player_name="Bad Name"))
+    first = next(r for r in tables["odds"] if r["game_date"] == DATE)
+    tables["odds"].append(dict(first, player_lookup="Bad Name!", player_name="Bad Name"))
     tables["odds_fallback"] = [dict(r, processed_at=r["created_at"]) for r in tables["odds_fallback"]]
     tables["schedule"] = [dict(r, processed_at=dt.datetime(2026, 1, 4, 12, tzinfo=UTC))
                           for r in tables["schedule"]]
@@ -285,16 +286,41 @@ def test_bridge_feeds_a_running_stream_and_a_line_move_moves_a_pick(tmp_path, bq
         errors = client.insert_rows_json(f"{OLD_PROJECT}.{lg.LEGACY_TABLES['odds']}", [
             {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in moved.items()}])
         assert errors == []
-        third = _bridge(capsys, *bridge_args)
-        assert "bridge pass: 1 events published" in third and "odds read 1 published 1" in third, third
+        # The pass that publishes the move crashes after publishing, before its watermark is written (a
+        # fault injected into the watermark write: a real kill cannot be timed to land between the two).
+        from pipeline.commands import bridge as bridge_command
+        from pipeline.io.warehouse import DuckDBWarehouse
+
+        real_append = DuckDBWarehouse.append
+
+        def crash(self, table, rows):
+            if table == br.WATERMARK_TABLE:
+                raise OSError("killed before the watermark was written")
+            return real_append(self, table, rows)
+
+        with mock.patch.object(DuckDBWarehouse, "append", crash):
+            assert bridge_command.main(bridge_args) == 1
+        crashed = capsys.readouterr()
+        assert "bridge pass" not in crashed.out and "watermark not moved" in crashed.err, crashed.err[-2000:]
         _wait_drained(job, wh, exports, topics)
         history = _read(wh, "SELECT version, change, line FROM best_bets_history WHERE pick_id = "
                             f"'{pick['pick_id']}' ORDER BY version")
         changes = [json.loads(m.data) for m in pubsub.pull(PROJECT, topics["csub"], max_messages=1000)]
+        all_versions = _read(wh, "SELECT pick_id, version FROM best_bets_history ORDER BY pick_id, version")
+
+        # The next pass publishes the move again (its watermark never moved), then nothing.
+        fourth = _bridge(capsys, *bridge_args)
+        assert "bridge pass: 1 events published" in fourth and "odds read 1 published 1" in fourth, fourth
+        _wait_drained(job, wh, exports, topics)
+        again = pubsub.pull(PROJECT, topics["csub"], max_messages=1000)
+        versions_again = _read(wh, "SELECT pick_id, version FROM best_bets_history ORDER BY pick_id, version")
+        assert "bridge pass: 0 events published" in _bridge(capsys, *bridge_args)
         marks = _read(wh, "SELECT source_table, watermark_ts FROM bridge_watermarks")
         dead = _read(wh, "SELECT source, step, error FROM dead_letters WHERE source = 'bridge'")
     finally:
         job.stop()
+    print(f"bridge e2e: pick {pick['pick_id']} {pick['direction']} {pick['line']} at {pick['line_book']}, "
+          f"line moved to {moved['points_line']}: history {history}")
     # The line move reached the running stream and moved the pick: a new version, announced on the
     # picks-changes topic (updated with the new line, or withdrawn when its edge fell below the floor).
     assert history[-1]["version"] > pick["version"], history
@@ -303,7 +329,9 @@ def test_bridge_feeds_a_running_stream_and_a_line_move_moves_a_pick(tmp_path, bq
         last["change"] == "updated" and last["line"] == moved["points_line"]), history
     mine = [c for c in changes if c.get("pick_id") == pick["pick_id"]]
     assert mine and mine[-1]["change"] == last["change"], mine
-    # Watermarks moved to the line move's arrival; the unmappable row is one dead letter (three passes).
+    # The republished snapshot is identical to the one the stream holds: no new version, no pick change.
+    assert versions_again == all_versions and again == []
+    # Watermarks moved to the line move's arrival; the unmappable row is one dead letter (five passes).
     odds_marks = [m["watermark_ts"] for m in marks if m["source_table"] == lg.LEGACY_TABLES["odds"]]
     assert max(odds_marks).astimezone(UTC) == moved["processed_at"]
     assert len(dead) == 1 and dead[0]["step"] == br.MAP_STEP and "player_lookup" in dead[0]["error"]
