@@ -69,6 +69,22 @@ def test_window_sql_filters_partitions_and_the_watermark():
     assert "market_type = 'points'" in br.window_sql("p", br.BRIDGE_TABLES["odds_fallback"], w)[0]
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--source", "bigquery://p.d"], "bigquery-legacy://PROJECT"),
+    ([], "--source is required"),
+    (["--source", "bigquery-legacy://p", "--once", "--every", "60"], "exclude each other"),
+    (["--source", "bigquery-legacy://p", "--every", "0"], "--every"),
+    (["--source", "bigquery-legacy://p", "--topic", "projects/p/subscriptions/x"], "projects/PROJECT/topics"),
+    (["--source", "bigquery-legacy://p", "--lookback-days", "-1"], "--lookback-days"),
+    (["--source", "bigquery-legacy://p", "--today", "22/02/2026"], "--today"),
+])
+def test_bad_options_stop_the_launch_with_the_reason(capsys, args, message):
+    from pipeline.commands import bridge
+
+    assert bridge.main(args) == 2
+    assert message in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------------------------
 # Watermarks and dead letters in the warehouse (DuckDB)
 # --------------------------------------------------------------------------------------------

@@ -103,6 +103,12 @@ class Bridge:
         self.source, self.options = bridge.source, bridge
         self.today = parse_date(bridge.today, "today")
         host, self.pubsub_project, self.topic = _resolve_topic(options)
+        if host is None or not options.view_as(DataOptions).bigquery_endpoint:
+            from pipeline.io import cloud
+
+            missing = cloud.credentials_problem()  # real BigQuery or Pub/Sub: fail in seconds, not retries
+            if missing:
+                raise LaunchError(missing)
         if host:
             pubsub.use_emulator(host)
             if not pubsub.reachable(host):
