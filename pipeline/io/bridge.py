@@ -47,7 +47,6 @@ pre-game Odds API row on the date at the time of the pass (batch decides on the 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -456,7 +455,3 @@ def summary(result: BridgePass, published: int, seconds: float) -> str:
         parts.append(f"{key} read {c.read} published {c.published} ignored {c.ignored} dead {c.dead_letters} "
                      f"(watermark {where}, dates to {mark.dates_to if mark else None})")
     return f"bridge pass: {published} events published in {seconds:.1f} s; " + "; ".join(parts)
-
-
-def counts_json(result: BridgePass) -> str:
-    return json.dumps({k: c._asdict() for k, c in result.counts.items()}, sort_keys=True)
