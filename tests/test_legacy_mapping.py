@@ -111,6 +111,24 @@ def test_postponements_from_the_table_and_the_status_text():
     assert lg.schedule_record(_sched(game_status_text="Rescheduled to Jan 25"))["status"] == "postponed"
 
 
+def test_a_game_past_scheduled_was_scheduled_from_its_eve():
+    """The old table keeps a game's last state (MERGE): a final game also yields its earlier scheduled
+    event, so a run at the decision time over a finished date sees the game as scheduled."""
+    from pipeline.domain.schedule import latest_games
+
+    final = [parse_record("schedule", r)
+             for r in lg.schedule_records(_sched(game_status=3, game_status_text="Final"))]
+    assert [e.status for e in final] == ["scheduled", "final"]
+    assert final[0].event_ts == dt.datetime(2026, 2, 21, 5, 0, tzinfo=UTC)  # the eve, 0:00 EST
+    decision = dt.datetime(2026, 2, 22, 23, 30, tzinfo=UTC)
+    assert latest_games(final, decision)["20260222_LAL_BOS"].status == "scheduled"
+    assert latest_games(final)["20260222_LAL_BOS"].status == "final"
+    assert [r["status"] for r in lg.schedule_records(_sched())] == ["scheduled"]
+    p = {"game_id": "0022500441", "original_date": D, "new_date": None, "status": "detected",
+         "detected_at": dt.datetime(2026, 2, 22, 15, 0, tzinfo=UTC)}
+    assert [r["status"] for r in lg.schedule_records(_sched(), [p])] == ["scheduled", "cancelled"]
+
+
 def test_injury_report_time_is_the_eastern_hour_with_daylight_saving():
     row = {"report_date": D, "report_hour": 17, "game_date": D, "game_id": "20260222_LAL_BOS",
            "player_lookup": "killianhayes", "injury_status": "questionable", "reason": "Knee",
@@ -155,6 +173,10 @@ def test_box_scores_from_player_game_summary():
            "opponent_team_abbr": "BOS"}
     box = parse_record("box_scores", lg.box_score_record(row))
     assert (box.points, box.minutes, box.is_dnp, box.team_abbr) == (31.0, 35.5, False, "LAL")
+    assert box.fg3a is None and box.fg3m is None
+    shooting = parse_record("box_scores",
+                            lg.box_score_record(dict(row, three_pt_attempts=7, three_pt_makes=3)))
+    assert (shooting.fg3a, shooting.fg3m) == (7.0, 3.0)  # the 3pt_bounce signal's inputs
     dnp = parse_record("box_scores", lg.box_score_record(dict(row, points=None, minutes_played=None,
                                                                is_dnp=True)))
     assert dnp.points is None and dnp.is_dnp
@@ -209,8 +231,8 @@ def test_reader_uses_bettingpros_only_for_players_the_odds_api_lacks():
 def test_reader_schedule_dedupes_and_applies_postponements():
     query, _ = _fetch(_tables())
     rows, dead = lg.read_rows_legacy("bigquery-legacy://p", "schedule", [D], query=query)
-    assert dead == [] and len(rows) == 2
-    by_id = {r.game_id: r for r in rows}
+    assert dead == [] and len(rows) == 3  # the postponed game was scheduled first (schedule_records)
+    by_id = {r.game_id: r for r in sorted(rows, key=lambda r: r.event_ts)}
     assert by_id["20260222_MIA_DEN"].status == "postponed"
     assert by_id["20260222_MIA_DEN"].new_game_date == D + dt.timedelta(days=1)
     assert by_id["20260222_LAL_BOS"].status == "scheduled"

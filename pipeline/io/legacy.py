@@ -357,6 +357,21 @@ def schedule_record(row: Mapping[str, Any],
     }
 
 
+def schedule_records(row: Mapping[str, Any],
+                     postponements: Iterable[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The schedule events an ``nbac_schedule`` row stands for. The old writer MERGEs, so the table keeps
+    a game's last state only: a game already in progress, final or postponed was scheduled before, and
+    that ``scheduled`` event (known from its date's eve, like a scheduled row) comes first; without it a
+    run at the decision time over a finished date would see no games."""
+    record = schedule_record(row, postponements)
+    eve = (dt.datetime.combine(record["game_date"], dt.time(0), tzinfo=EASTERN).astimezone(dt.UTC)
+           - dt.timedelta(days=1)) if record["game_date"] else None
+    event_ts = record["event_ts"]
+    if record["status"] == "scheduled" or eve is None or event_ts is None or event_ts <= eve:
+        return [record]
+    return [dict(record, status="scheduled", new_game_date=None, event_ts=eve), record]
+
+
 def injury_report_time(report_date: Any, report_hour: Any) -> dt.datetime | None:
     """The report instant: the report date at the Eastern hour (daylight saving time included), in UTC."""
     d = _day(report_date)
@@ -412,14 +427,16 @@ def previous_game_line(row: Mapping[str, Any]) -> float | None:
 
 
 def box_score_record(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``player_game_summary`` row as our box score (the old table keeps no starter flag or
-    plus-minus here: starter false, plus-minus missing)."""
+    """A ``player_game_summary`` row as our box score (``starter_flag``, ``plus_minus`` and the three-point
+    ``three_pt_attempts`` / ``three_pt_makes`` of the old DDL when present; missing: starter false, the
+    others missing)."""
     return {
         "player_lookup": row.get("player_lookup"), "game_id": row.get("game_id"),
         "game_date": _day(row.get("game_date")), "team_abbr": row.get("team_abbr"),
         "points": row.get("points"), "minutes": _float(row.get("minutes_played")),
         "is_dnp": _bool(row.get("is_dnp")), "starter": _bool(row.get("starter_flag")),
         "plus_minus": row.get("plus_minus"), "opponent_team_abbr": row.get("opponent_team_abbr"),
+        "fg3a": row.get("three_pt_attempts"), "fg3m": row.get("three_pt_makes"),
     }
 
 
@@ -543,7 +560,7 @@ def read_rows_legacy(inputs: str, kind: str, dates: Iterable[dt.date], *, query=
                               f"{LEGACY_TABLES['postponements']} unreadable ({type(exc).__name__}); "
                               "postponements not applied", {"dates": [d.isoformat() for d in dates]}))
         old = latest_schedule_rows(query(project, "schedule", dates))
-        rows, more = _typed(kind, ((r, schedule_record(r, postponements)) for r in old))
+        rows, more = _typed(kind, ((r, rec) for r in old for rec in schedule_records(r, postponements)))
         return rows, dead + more
     if kind == "injuries":
         return _typed(kind, ((r, injury_record(r)) for r in query(project, "injuries", dates)))
