@@ -4,7 +4,7 @@ The old system's scrapers write snapshots to BigQuery, not to Pub/Sub. ``props b
 (``pipeline/commands/bridge.py``) runs :func:`collect` once per pass: it reads the rows that arrived in the
 old odds (Odds API, BettingPros as the fallback), schedule (+ postponements) and injury tables since the
 table's watermark, maps them with the one mapping of ``pipeline/io/legacy.py`` (``odds_api_record``,
-``bettingpros_records``, ``latest_schedule_rows`` + ``schedule_record``, ``injury_record``) and types them
+``bettingpros_records``, ``latest_schedule_rows`` + ``schedule_records``, ``injury_record``) and types them
 with ``pipeline.io.parse.parse_record``; the command then publishes them as event messages
 (``pipeline.io.pubsub.message_for``, the format ``props replay`` uses) in event-time order, writes the dead
 letters and only then appends the new watermarks (:func:`watermark_rows`) to the warehouse table
@@ -368,10 +368,16 @@ def collect(source: str, run: QueryRunner, watermarks: Mapping[str, Watermark], 
             dl.append(dead_letter(BRIDGE_SOURCE, f"{legacy.LEGACY_TABLES['postponements']} unreadable "
                                   f"({type(exc).__name__}); postponements not applied",
                                   {"table": legacy.LEGACY_TABLES["postponements"]}, step="bridge_read"))
-        ev, more, _ = _typed("schedule", "schedule",
-                             ((r, lambda r=r: legacy.schedule_record(r, postponed))
-                              for r in legacy.latest_schedule_rows(full)), window_hours)
-        dl += more
+        for r in legacy.latest_schedule_rows(full):  # a row may stand for two events (schedule_records)
+            try:
+                records = legacy.schedule_records(r, postponed)
+            except MAPPING_ERRORS as exc:
+                dl.append(_dead("schedule", _error_text(exc), r, r.get("game_date")))
+                continue
+            got, more, _ = _typed("schedule", "schedule", ((r, lambda rec=rec: rec) for rec in records),
+                                  window_hours)
+            ev += got
+            dl += more
     events += ev
     dead += dl
     counts["schedule"] = TableCounts(len(rows["schedule"]), len(ev), 0, len(dl))
