@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("sim.cli", "write a synthetic season in the input formats"),
     "train": ("models.train", "train a family, run the promotion gates, register"),
     "legacy": ("pipeline.commands.legacy", "switch-over from the old system (import-registry)"),
+    "bridge": ("pipeline.commands.bridge", "publish rows new in the old system's tables to the events topic"),
 }
 
 

@@ -609,6 +609,25 @@ class RunRecord(NamedTuple):
     pid: int | None = None
 
 
+class BridgeWatermark(NamedTuple):
+    """``props bridge`` (issue #11 item 4): how far one old table has been published to the events topic.
+
+    One row per pass that moved it (append-only); the current watermark of a table is its largest
+    ``(watermark_ts, watermark_key)`` and largest ``dates_to`` (``pipeline.io.bridge.read_watermarks``).
+    """
+
+    source: str  # bigquery-legacy://PROJECT
+    source_table: str  # the old table, e.g. nba_raw.odds_api_player_points_props
+    watermark_ts: dt.datetime | None  # the largest arrival time (the old table's processed_at) published
+    watermark_key: str | None  # tie-break among the rows of that arrival time
+    dates_to: dt.date  # the last game date read; a later date is read in full when it enters the window
+    advanced_at: dt.datetime
+    run_id: str
+    rows_read: int
+    rows_published: int
+    dead_letters: int
+
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -642,5 +661,7 @@ TABLES: dict[str, TableSpec] = {
             "model_performance_daily", ModelPerformanceDaily, ("game_date", "model_id"), cluster=("model_id",)
         ),
         TableSpec("dead_letters", DeadLetter, ("source", "step", "payload"), partition="game_date"),
+        TableSpec("bridge_watermarks", BridgeWatermark, ("source", "source_table", "advanced_at"),
+                  partition=None),
     )
 }
