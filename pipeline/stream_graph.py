@@ -53,6 +53,8 @@ class StreamPlan(NamedTuple):
     scoring_timeout_s: float | None = None  # None: windows.SCORING_TIMEOUT_S
     state_grace_s: float | None = None  # None: windows.STATE_GRACE_S
     model_handler: Any = None  # None: models.handler.RegistryModelHandler
+    legacy_exports: str | None = None  # --legacy-exports: the old website's files after each change batch
+    warehouse_batch_s: float | None = None  # BigQuery batches; None: windows.WAREHOUSE_BATCH_S
 
 
 def registry_message(registry, *, base_uri: str | None = None) -> tuple[bytes, dict[str, str]]:
@@ -191,7 +193,8 @@ def build_stream_pipeline(p: beam.Pipeline, plan: StreamPlan, messages=None,
             warehouse_uri=plan.warehouse, exports_uri=plan.exports,
             picks_changes_topic=plan.picks_changes_topic,
             latest_date=None, policy_version=plan.policy.version,
-            history=plan.history, run_id=plan.run_id))
+            history=plan.history, run_id=plan.run_id, legacy_exports=plan.legacy_exports,
+            batch_s=plan.warehouse_batch_s, clock=plan.clock))
     return {
         "events": events, "changes": out["changes"], "player_games": out["player_games"],
         "scored": out["scored"], **versioned, "cleared": out["cleared"], "dead_letters": dead,

@@ -26,8 +26,10 @@ from collections.abc import Sequence
 from pipeline.commands import common
 from pipeline.commands.common import LaunchError, eprint
 from pipeline.domain.calendar import today_eastern
+from pipeline.io import legacy_exports
 from pipeline.options import (
     DataOptions,
+    LegacyOptions,
     OptionsError,
     SlateOptions,
     StreamOptions,
@@ -103,6 +105,7 @@ def build_stream_plan(options, *, registry=None, policy=None, warehouse=None, ru
         picks_changes_topic=pubsub.topic_path(project, stream.picks_changes_topic),
         warehouse=warehouse_uri,
         exports=common.exports_uri(options) if warehouse is not None else None,
+        legacy_exports=options.view_as(LegacyOptions).legacy_exports if warehouse is not None else None,
         initial=tuple(rebuild), dates=tuple(dates), inputs=inputs,
         state_grace_s=None if stream.state_grace_seconds is None else float(stream.state_grace_seconds),
         # The periodic refresh needs an SDF source, which only Dataflow runs (beam-notes).
@@ -152,7 +155,7 @@ def streaming_options(options, argv: Sequence[str]):
 def main(argv: list[str]) -> int:
     common.prepare_local_environment()
     if "-h" in argv or "--help" in argv:
-        common.print_help("stream", (StreamOptions, SlateOptions, DataOptions))
+        common.print_help("stream", (StreamOptions, SlateOptions, DataOptions, LegacyOptions))
         return 0
     import apache_beam as beam
 
@@ -164,6 +167,7 @@ def main(argv: list[str]) -> int:
     try:
         options = streaming_options(common.parse_options(argv), argv)
         cloud.launch_preflight(options, streaming=True)  # before anything touches Google Cloud
+        legacy_exports.check_options(options)  # #11: never overlap --exports
         proc = setup_pubsub(options)
         warehouse = open_warehouse(common.warehouse_uri(options))
         plan = build_stream_plan(options, warehouse=warehouse)
