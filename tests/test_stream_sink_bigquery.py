@@ -166,3 +166,37 @@ def test_stream_sink_appends_history_per_change_and_batches_versions_and_dead_le
     assert {d.run_id for d in letters} == {"stream-1"}
     # The exports stay immediate (written per change batch, not per window).
     assert (tmp_path / "exports" / "best-bets" / f"{D1.isoformat()}.json").exists()
+
+
+def test_a_history_row_bigquery_rejects_becomes_a_dead_letter_and_the_stream_goes_on(bq, monkeypatch,
+                                                                                      tmp_path):
+    """Real BigQuery answers an insertAll with an invalid row with HTTP 200 and per-row ``insertErrors``;
+    bqemulator answers HTTP 500 instead (retried as transient), so that answer is injected here by wrapping
+    the real client's ``insert_rows_json`` for the rejected pick only; every other call reaches the
+    emulator."""
+    from google.cloud import bigquery
+
+    from pipeline.io.bigquery import BigQueryWarehouse
+
+    real = bigquery.Client.insert_rows_json
+
+    def rejecting(self, table, rows, *args, **kwargs):
+        if any(r.get("player_lookup") == "bad" for r in rows):
+            error = {"reason": "invalid", "message": "Cannot convert value to INT64"}
+            return [{"index": i, "errors": [error]} for i, r in enumerate(rows)
+                    if r.get("player_lookup") == "bad"]
+        return real(self, table, rows, *args, **kwargs)
+
+    monkeypatch.setattr(bigquery.Client, "insert_rows_json", rejecting)
+    wh = BigQueryWarehouse(PROJECT, "props_stream_rejects")
+    good, bad = pick("20260222_LAL_BOS", "good"), pick("20260222_NYK_MIA", "bad", rank=2)
+    script = (TestStream().advance_watermark_to(0)
+              .add_elements([("changes", changes(("created", bad), minute=0))])
+              .add_elements([("changes", changes(("created", good), minute=1))])
+              .advance_watermark_to_infinity())
+    run_sink(wh.uri, str(tmp_path / "exports"), script)
+    assert [(h.player_lookup, h.version) for h in wh.latest_picks([D1])] == [("good", 1)]
+    (letter,) = wh.read_rows("dead_letters", [D1])
+    assert (letter.source, letter.step, letter.run_id) == ("bigquery", "stream_best_bets_history", "stream-1")
+    assert "Cannot convert value to INT64" in letter.error
+    assert '"player_lookup":"bad"' in letter.payload.replace(" ", "")
