@@ -59,6 +59,7 @@ def launcher_args(tmp_path: Path, script: str, *args: str) -> list[str]:
 LAUNCHES = {
     "run": ("run_batch.sh", "run", "--game_date=2026-02-22"),
     "backfill": ("run_batch.sh", "backfill", "--start=2026-02-01", "--end=2026-02-03"),
+    "grade": ("run_batch.sh", "grade", "--date=2026-02-22"),
     "stream": ("run_streaming.sh",),
 }
 
