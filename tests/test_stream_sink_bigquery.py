@@ -89,7 +89,7 @@ def changes(*items: tuple[str, schemas.Pick], minute: int) -> DateChanges:
                        filter_summary=None, consensus=(), now=at)
 
 
-def run_sink(warehouse_uri: str, exports: str, script: TestStream) -> None:
+def run_sink(warehouse_uri: str, exports: str, script: TestStream, legacy: str | None = None) -> None:
     options = PipelineOptions()
     options.view_as(StandardOptions).streaming = True
     with TestPipeline(options=options) as p:
@@ -99,7 +99,7 @@ def run_sink(warehouse_uri: str, exports: str, script: TestStream) -> None:
                   for kind in ("changes", "dead_letters", "gate_decisions")}
         _ = inputs | WriteStreamOutputs(
             warehouse_uri=warehouse_uri, exports_uri=exports, picks_changes_topic=None, latest_date=None,
-            policy_version="p1", run_id="stream-1", batch_s=BATCH_S, clock=zero_clock)
+            policy_version="p1", run_id="stream-1", batch_s=BATCH_S, clock=zero_clock, legacy_exports=legacy)
 
 
 def test_stream_sink_appends_history_per_change_and_batches_versions_and_dead_letters(bq, counted, tmp_path):
@@ -127,7 +127,7 @@ def test_stream_sink_appends_history_per_change_and_batches_versions_and_dead_le
                        ("dead_letters", dead(3)), ("gate_decisions", gate("beta", 2))])
         .advance_watermark_to_infinity()  # end of the window (a drain): what is buffered is written
     )
-    run_sink(wh.uri, str(tmp_path / "exports"), script)
+    run_sink(wh.uri, str(tmp_path / "exports"), script, legacy=str(tmp_path / "v1"))
 
     # Per change batch: ONE insertAll on best_bets_history; nothing else per change.
     inserts = [t for m, t in CALLS if m == "insert_rows_json"]
@@ -166,6 +166,15 @@ def test_stream_sink_appends_history_per_change_and_batches_versions_and_dead_le
     assert {d.run_id for d in letters} == {"stream-1"}
     # The exports stay immediate (written per change batch, not per window).
     assert (tmp_path / "exports" / "best-bets" / f"{D1.isoformat()}.json").exists()
+    # The legacy files read the committed tables with the stream's latest versions (best_bets_latest).
+    import json
+
+    from tests.test_legacy_exports import validator_for
+
+    today = json.loads((tmp_path / "v1" / "best-bets" / "today.json").read_text())
+    assert validator_for("today.schema.json").is_valid(today)
+    assert sorted((p["player_lookup"], p["line"]) for p in today["picks"]) == [
+        ("alpha", 25.5), ("beta", 23.5), ("gamma", 26.5)]
 
 
 def test_a_history_row_bigquery_rejects_becomes_a_dead_letter_and_the_stream_goes_on(bq, monkeypatch,
