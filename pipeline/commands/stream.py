@@ -12,9 +12,11 @@ eligible models by the registry's leakage guard, its published picks and graded 
 warehouse) and cleared after its games are over plus ``windows.STATE_GRACE_S``. A ``kind=registry``
 message changes the models of the open dates without a restart. The graph is
 ``pipeline.stream_graph.build_stream_pipeline``, run on the streaming DirectRunner until it is killed.
-Each pick change goes to ``best_bets`` / ``best_bets_history``, the exports and the
+Each pick change goes to ``best_bets_history`` (and ``best_bets`` on DuckDB; on BigQuery the
+``best_bets_latest`` view serves it), the exports, the legacy files with ``--legacy-exports`` and the
 picks-changes topic; every new version of a player-game writes its gate decision, line diagnostics,
-predictions and consensus (versioned rows, ``version`` >= 1) like a batch run does (version 0).
+predictions and consensus (versioned rows, ``version`` >= 1) like a batch run does (version 0); on
+BigQuery those and the dead letters are written in 5-minute batches (``io/stream_sinks.py``).
 In a second terminal: ``props replay --date D`` (or ``--start D1 --end D2``) publishes the days' events.
 """
 
