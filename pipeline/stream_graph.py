@@ -49,10 +49,12 @@ class StreamPlan(NamedTuple):
     dates: tuple = ()  # dates named at launch (--game-date / rebuild); the job serves every date it sees
     published: dict = {}  # date_iso -> pick_id -> Pick seeds (tests; the job reads them per date)
     inputs: str | None = None  # where the feature store is re-read from (Dataflow refresh)
-    feature_refresh_seconds: float = 0.0  # > 0: periodic re-read of the launch dates' feature rows
+    feature_refresh_seconds: float = 0.0  # > 0: periodic re-read of the served dates' feature rows
     scoring_timeout_s: float | None = None  # None: windows.SCORING_TIMEOUT_S
     state_grace_s: float | None = None  # None: windows.STATE_GRACE_S
     model_handler: Any = None  # None: models.handler.RegistryModelHandler
+    legacy_exports: str | None = None  # --legacy-exports: the old website's files after each change batch
+    warehouse_batch_s: float | None = None  # BigQuery batches; None: windows.WAREHOUSE_BATCH_S
 
 
 def registry_message(registry, *, base_uri: str | None = None) -> tuple[bytes, dict[str, str]]:
@@ -98,22 +100,38 @@ class SplitRegistryFn(beam.DoFn):
                 message.data.decode("utf-8", errors="replace")))
 
 
-class ReadFeatureRowsFn(beam.DoFn):
-    """A refresh tick -> every feature-store row of the served dates, as ``features`` events (one bulk read
-    per tick). Rows that fail to parse are counted; the launch already dead-lettered them once."""
+# The feature refresh re-reads today (US Eastern) and the next day: a date's rows are built from the games
+# before it (domain.md section 5), so they settle the evening before / the morning of the date; picks lock
+# at tip-off, so no earlier date ever needs them again.
+FEATURE_REFRESH_DAYS = 2
 
-    def __init__(self, inputs: str, dates: list[dt.date]):
-        self._inputs, self._dates = inputs, sorted(dates)
+
+def refresh_dates(tick: Any, days: int = FEATURE_REFRESH_DAYS) -> list[dt.date]:
+    """The dates a refresh tick re-reads: the US Eastern date at the tick's time (``PeriodicImpulse``
+    emits its fire time, seconds since the epoch) and the ``days - 1`` following dates."""
+    from pipeline.domain.calendar import eastern_date
+
+    today = eastern_date(dt.datetime.fromtimestamp(float(tick), dt.UTC))
+    return [today + dt.timedelta(days=i) for i in range(days)]
+
+
+class ReadFeatureRowsFn(beam.DoFn):
+    """A refresh tick (its fire time) -> every feature-store row of the dates served at that time
+    (:func:`refresh_dates`), as ``features`` events (one bulk read per tick). Rows that fail to parse are
+    counted; the date's initialisation already dead-lettered them once."""
+
+    def __init__(self, inputs: str, days: int = FEATURE_REFRESH_DAYS):
+        self._inputs, self._days = inputs, days
 
     def setup(self):
         self._rows = beam.metrics.Metrics.counter("props", "stream_feature_rows_refreshed")
         self._bad = beam.metrics.Metrics.counter("props", "stream_feature_rows_unparseable")
 
-    def process(self, _tick):
+    def process(self, tick):
         from pipeline.io.sources import read_local
         from pipeline.transforms.streaming import StreamEvent
 
-        rows, dead = read_local(self._inputs, "features", self._dates)
+        rows, dead = read_local(self._inputs, "features", refresh_dates(tick, self._days))
         self._rows.inc(len(rows))
         self._bad.inc(len(dead))
         for row in rows:
@@ -121,19 +139,22 @@ class ReadFeatureRowsFn(beam.DoFn):
 
 
 class RefreshFeatureRows(beam.PTransform):
-    """The slowly-changing feature store: every ``interval_s`` seconds, re-read the served dates' feature
-    rows and feed them into the per-player-game state as ``features`` events. The state's change
-    signature includes the feature row, so an unchanged row re-scores nobody and a changed one re-scores
-    exactly its player (with every model).
+    """The slowly-changing feature store: every ``interval_s`` seconds, re-read the feature rows of the
+    dates served at that moment (today US Eastern and the next day, :func:`refresh_dates`; the season-long
+    job learns its dates from schedule events, so the launch dates are not the served dates) and feed them
+    into the per-player-game state as ``features`` events. The state's change signature includes the
+    feature row, so an unchanged row re-scores nobody and a changed one re-scores exactly its player (with
+    every model). A date first seen through a refreshed row is initialised like any other.
 
-    On Dataflow the ticks come from ``PeriodicImpulse``. Beam's local runners cannot run that source
-    (beam-notes: SDF sources), so tests pass ``ticks`` (any PCollection, e.g. a bounded ``Create``) and
-    the local job receives changed rows as ``kind=features`` messages instead.
+    On Dataflow the ticks come from ``PeriodicImpulse`` (elements: the fire time in seconds). Beam's local
+    runners cannot run that source (beam-notes: SDF sources), so tests pass ``ticks`` (any PCollection of
+    times, e.g. a bounded ``Create``) and the local job receives changed rows as ``kind=features``
+    messages instead.
     """
 
-    def __init__(self, inputs: str, dates, interval_s: float, ticks=None):
+    def __init__(self, inputs: str, interval_s: float, ticks=None, days: int = FEATURE_REFRESH_DAYS):
         super().__init__()
-        self._inputs, self._dates, self._interval, self._ticks = inputs, list(dates), interval_s, ticks
+        self._inputs, self._interval, self._ticks, self._days = inputs, interval_s, ticks, days
 
     def expand(self, pbegin):
         ticks = self._ticks
@@ -141,7 +162,7 @@ class RefreshFeatureRows(beam.PTransform):
             from apache_beam.transforms.periodicsequence import PeriodicImpulse
 
             ticks = pbegin | "RefreshTicks" >> PeriodicImpulse(fire_interval=self._interval)
-        return ticks | "ReadFeatureRows" >> beam.ParDo(ReadFeatureRowsFn(self._inputs, self._dates))
+        return ticks | "ReadFeatureRows" >> beam.ParDo(ReadFeatureRowsFn(self._inputs, self._days))
 
 
 def build_stream_pipeline(p: beam.Pipeline, plan: StreamPlan, messages=None,
@@ -168,9 +189,9 @@ def build_stream_pipeline(p: beam.Pipeline, plan: StreamPlan, messages=None,
         REGISTRY_KIND, slate.DEAD, main="events")
     parsed = split.events | "ParseEvents" >> pubsub.ParseMessages(plan.policy.event_time_window_hours)
     events = (parsed.events, split[REGISTRY_KIND]) | "EventsAndRegistry" >> beam.Flatten()
-    if plan.inputs and plan.dates and (plan.feature_refresh_seconds > 0 or feature_ticks is not None):
+    if plan.inputs and (plan.feature_refresh_seconds > 0 or feature_ticks is not None):
         refreshed = p | "RefreshFeatures" >> RefreshFeatureRows(
-            plan.inputs, plan.dates, plan.feature_refresh_seconds, ticks=feature_ticks)
+            plan.inputs, plan.feature_refresh_seconds, ticks=feature_ticks)
         events = (events, refreshed) | "EventsAndFeatureRefresh" >> beam.Flatten()
     initial = None
     if plan.initial:
@@ -191,7 +212,8 @@ def build_stream_pipeline(p: beam.Pipeline, plan: StreamPlan, messages=None,
             warehouse_uri=plan.warehouse, exports_uri=plan.exports,
             picks_changes_topic=plan.picks_changes_topic,
             latest_date=None, policy_version=plan.policy.version,
-            history=plan.history, run_id=plan.run_id))
+            history=plan.history, run_id=plan.run_id, legacy_exports=plan.legacy_exports,
+            batch_s=plan.warehouse_batch_s, clock=plan.clock))
     return {
         "events": events, "changes": out["changes"], "player_games": out["player_games"],
         "scored": out["scored"], **versioned, "cleared": out["cleared"], "dead_letters": dead,

@@ -59,6 +59,7 @@ def launcher_args(tmp_path: Path, script: str, *args: str) -> list[str]:
 LAUNCHES = {
     "run": ("run_batch.sh", "run", "--game_date=2026-02-22"),
     "backfill": ("run_batch.sh", "backfill", "--start=2026-02-01", "--end=2026-02-03"),
+    "grade": ("run_batch.sh", "grade", "--date=2026-02-22"),
     "stream": ("run_streaming.sh",),
 }
 
@@ -166,6 +167,31 @@ def test_a_hanging_credentials_lookup_is_cut_short(monkeypatch):
     finally:
         release.set()
     assert problem.startswith("missing Google Cloud credentials") and "did not finish in" in problem
+
+
+def test_grade_on_dataflow_runs_the_launch_preflight_like_run_and_backfill(monkeypatch, tmp_path, capsys):
+    """`props grade --runner DataflowRunner` (not only the template entry point) calls launch_preflight
+    before it opens a warehouse or resolves anything: local defaults are named, credentials last."""
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    from pipeline.commands import grade as grade_command
+
+    calls = []
+
+    def missing(*_a, **_k):
+        calls.append(1)
+        raise DefaultCredentialsError("Your default credentials were not found.")
+
+    monkeypatch.setattr(google.auth, "default", missing)
+    monkeypatch.chdir(tmp_path)
+    code = grade_command.main(["--runner=DataflowRunner", f"--project={PROJECT}", "--date=2026-02-22"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and calls, err
+    assert any("--warehouse ./warehouse/props.duckdb is a local path" in line for line in err), err
+    assert any("--exports ./exports is a local path" in line for line in err), err
+    assert err[-1].startswith("props grade: missing Google Cloud credentials"), err
+    assert not (tmp_path / "warehouse").exists() and not (tmp_path / "exports").exists()
 
 
 @pytest.mark.emulator

@@ -184,23 +184,33 @@ def test_every_change_is_a_message(outputs):
 
 
 
-def test_feature_refresh_reads_the_served_dates_rows_once_per_tick(tmp_path):
-    """The Dataflow feature-store refresh, wired with bounded ticks (PeriodicImpulse cannot run locally)."""
+def test_feature_refresh_reads_the_dates_served_at_each_tick(tmp_path):
+    """The Dataflow feature-store refresh, wired with bounded ticks (PeriodicImpulse cannot run locally):
+    each tick re-reads the rows of today (US Eastern, at the tick's time) and the next day, not the dates
+    the job was launched with."""
     from apache_beam.options.pipeline_options import PipelineOptions as _Options
     from apache_beam.testing.test_pipeline import TestPipeline as _TestPipeline
     from apache_beam.testing.util import assert_that as _assert_that
     from apache_beam.testing.util import equal_to as _equal_to
 
     import sim as sim_pkg
-    from pipeline.stream_graph import RefreshFeatureRows
+    from pipeline.stream_graph import RefreshFeatureRows, refresh_dates
 
     s = sim_pkg.simulate(seed=3, teams=("LAL", "BOS", "DEN", "MIA"), start="2026-01-10", days=3)
     s.write(tmp_path)
-    day = sorted({r.game_date for r in s.features})[-1]
-    expected = sorted((r.game_id, r.player_lookup) for r in s.features if r.game_date == day)
-    assert expected
+    days = sorted({r.game_date for r in s.features})
+    assert len(days) == 3
+    # 11:00 ET on the first day; 22:00 ET on the second (03:00 UTC the day after: Eastern, not UTC)
+    first = dt.datetime(2026, 1, 10, 16, 0, tzinfo=dt.UTC).timestamp()
+    second = dt.datetime(2026, 1, 12, 3, 0, tzinfo=dt.UTC).timestamp()
+    assert refresh_dates(first) == days[:2] and refresh_dates(second) == days[1:]
+    assert refresh_dates(dt.datetime(2026, 1, 11, 4, 59, tzinfo=dt.UTC).timestamp())[0] == days[0]
+
+    def rows(ds):
+        return sorted((r.game_date, r.player_lookup) for r in s.features if r.game_date in ds)
+
     with _TestPipeline(options=_Options(["--runner=FnApiRunner"])) as p:
-        ticks = p | "Ticks" >> beam.Create([0, 1])
-        events = p | RefreshFeatureRows(str(tmp_path), [day], 300.0, ticks=ticks)
-        _assert_that(events | beam.Map(lambda e: (e.kind, e.row.game_id, e.row.player_lookup)),
-                     _equal_to([("features", g, pl) for g, pl in expected] * 2))
+        ticks = p | "Ticks" >> beam.Create([first, second])
+        events = p | RefreshFeatureRows(str(tmp_path), 300.0, ticks=ticks)
+        _assert_that(events | beam.Map(lambda e: (e.kind, e.row.game_date, e.row.player_lookup)),
+                     _equal_to([("features", d, pl) for d, pl in rows(days[:2]) + rows(days[1:])]))

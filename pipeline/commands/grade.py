@@ -206,14 +206,21 @@ def main(argv: list[str]) -> int:
         common.print_help("grade", (RangeOptions, DataOptions))
         return 0
     watch = common.Stopwatch()
+    from pipeline.io import cloud
+
     try:
         options = common.parse_options(argv)
+        cloud.launch_preflight(options)  # before anything touches Google Cloud, as `props run` / `backfill`
         legacy_exports.check_options(options)  # #11: never overlap --exports
         dates = resolve_dates(options)
         policy = common.load_policy(options)
         inputs = common.default_inputs(options)
         uri = common.warehouse_uri(options)
         exports = common.exports_uri(options)
+    except cloud.PreflightError as exc:
+        for problem in exc.problems:
+            eprint(f"props grade: {problem}")
+        return 2
     except (OptionsError, LaunchError, ValueError) as exc:
         eprint(f"props grade: {exc}")
         return 2

@@ -12,9 +12,11 @@ eligible models by the registry's leakage guard, its published picks and graded 
 warehouse) and cleared after its games are over plus ``windows.STATE_GRACE_S``. A ``kind=registry``
 message changes the models of the open dates without a restart. The graph is
 ``pipeline.stream_graph.build_stream_pipeline``, run on the streaming DirectRunner until it is killed.
-Each pick change goes to ``best_bets`` / ``best_bets_history``, the exports and the
+Each pick change goes to ``best_bets_history`` (and ``best_bets`` on DuckDB; on BigQuery the
+``best_bets_latest`` view serves it), the exports, the legacy files with ``--legacy-exports`` and the
 picks-changes topic; every new version of a player-game writes its gate decision, line diagnostics,
-predictions and consensus (versioned rows, ``version`` >= 1) like a batch run does (version 0).
+predictions and consensus (versioned rows, ``version`` >= 1) like a batch run does (version 0); on
+BigQuery those and the dead letters are written in 5-minute batches (``io/stream_sinks.py``).
 In a second terminal: ``props replay --date D`` (or ``--start D1 --end D2``) publishes the days' events.
 """
 
@@ -26,8 +28,10 @@ from collections.abc import Sequence
 from pipeline.commands import common
 from pipeline.commands.common import LaunchError, eprint
 from pipeline.domain.calendar import today_eastern
+from pipeline.io import legacy_exports
 from pipeline.options import (
     DataOptions,
+    LegacyOptions,
     OptionsError,
     SlateOptions,
     StreamOptions,
@@ -103,6 +107,7 @@ def build_stream_plan(options, *, registry=None, policy=None, warehouse=None, ru
         picks_changes_topic=pubsub.topic_path(project, stream.picks_changes_topic),
         warehouse=warehouse_uri,
         exports=common.exports_uri(options) if warehouse is not None else None,
+        legacy_exports=options.view_as(LegacyOptions).legacy_exports if warehouse is not None else None,
         initial=tuple(rebuild), dates=tuple(dates), inputs=inputs,
         state_grace_s=None if stream.state_grace_seconds is None else float(stream.state_grace_seconds),
         # The periodic refresh needs an SDF source, which only Dataflow runs (beam-notes).
@@ -152,7 +157,7 @@ def streaming_options(options, argv: Sequence[str]):
 def main(argv: list[str]) -> int:
     common.prepare_local_environment()
     if "-h" in argv or "--help" in argv:
-        common.print_help("stream", (StreamOptions, SlateOptions, DataOptions))
+        common.print_help("stream", (StreamOptions, SlateOptions, DataOptions, LegacyOptions))
         return 0
     import apache_beam as beam
 
@@ -164,6 +169,7 @@ def main(argv: list[str]) -> int:
     try:
         options = streaming_options(common.parse_options(argv), argv)
         cloud.launch_preflight(options, streaming=True)  # before anything touches Google Cloud
+        legacy_exports.check_options(options)  # #11: never overlap --exports
         proc = setup_pubsub(options)
         warehouse = open_warehouse(common.warehouse_uri(options))
         plan = build_stream_plan(options, warehouse=warehouse)

@@ -1,20 +1,28 @@
-"""The streaming job's sinks: best_bets upsert + best_bets_history, exports, picks-changes, dead letters.
+"""The streaming job's sinks: pick changes, versioned rows, dead letters, exports, picks-changes messages.
 
-* :func:`apply_changes` writes one ``DateChanges`` in one transaction: the latest version of every
-  changed pick replaces its ``best_bets`` row (upsert on ``pick_id``) and each change is a
-  ``best_bets_history`` row, idempotent on ``(pick_id, version)`` (a replayed or repeated change replaces
-  its row, never duplicates it). DuckDB locally (its one-writer lock is held only for the transaction);
-  BigQuery would be the same as a ``MERGE`` on the keys (not implemented in this module yet).
-* :func:`write_exports` rewrites ``best-bets/{date}.json`` (and ``best-bets/latest.json`` for the
-  latest served date) from the date's latest picks with ``pipeline.io.exports`` (withdrawn picks hidden).
-* :func:`change_message` is the JSON published to the picks-changes topic for every change.
-* :class:`WriteVersionsFn` writes the versioned rows of every re-scored player-game (gate decision, line
-  diagnostics, predictions, consensus; ``version`` >= 1) with ``Warehouse.upsert_versions``: the same
-  tables a batch run writes (version 0), idempotent on (game_date, game_id, player_lookup, version), so
-  a replayed version replaces its rows and every pick change can be explained from the rows of the
-  versions before it.
-* :class:`WriteStreamOutputs` wires them: DateChanges -> warehouse + exports -> change messages
-  (``WriteToPubSub``); versioned rows -> the four tables; dead letters are appended to ``dead_letters``.
+Two warehouse paths, chosen by the ``--warehouse`` URI (:func:`streams_history`):
+
+* DuckDB (local default): :func:`apply_changes` writes one ``DateChanges`` in one short transaction (the
+  latest version of every changed pick replaces its ``best_bets`` row, each change is a
+  ``best_bets_history`` row, idempotent on ``(pick_id, version)``); :class:`WriteVersionsFn` and
+  :class:`AppendDeadLettersFn` write once per bundle. DuckDB's one-writer lock is held only for the
+  transaction.
+* BigQuery (production, docs/bigquery-writes.md): a change batch is appended to ``best_bets_history``
+  with ``insertAll`` and insert ids ``<pick_id>:<version>`` (``append_pick_history``): no load job, DDL or
+  transaction per change, and never a transaction on ``best_bets`` (the batch jobs' table). A row
+  BigQuery rejects for good becomes a dead letter. Versioned rows and dead letters are keyed by table and
+  buffered by :class:`BufferWarehouseRowsFn` (processing time, ``windows.WAREHOUSE_BATCH_S``), then
+  written once per batch by :class:`WriteWarehouseBatchFn` (``upsert_versions``: one staged
+  transaction per table; ``append_dead_letters``: one load job).
+
+Either way the exports (:func:`write_exports`: ``best-bets/{date}.json`` and ``latest.json``) and the
+picks-changes message (:func:`change_message`) are written per change batch, never buffered, and with
+``--legacy-exports`` the old website's four files are rewritten from the committed tables after each
+applied change batch (:class:`WriteLegacyExportsFn`).
+
+:func:`published_picks` is the lifecycle's starting point after a restart: ``best_bets`` of the dates,
+on BigQuery overlaid by the latest streamed version of each pick (the ``best_bets_latest`` view).
+:class:`WriteStreamOutputs` wires everything.
 """
 
 from __future__ import annotations
@@ -25,11 +33,44 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.utils.timestamp import Timestamp
 
 from pipeline import schemas
 from pipeline.domain.lifecycle import PickChange
 from pipeline.io import exports as exports_lib
 from pipeline.io.warehouse import open_warehouse
+from pipeline.transforms import windows
+from pipeline.transforms.streaming import StateCoder
+
+DEAD = "dead_letters"  # tagged output of the sink DoFns: rows BigQuery rejected for good
+APPLIED = "applied"  # tagged output of ApplyChangesFn: the game date of a committed change batch
+LEGACY_TODAY = "best-bets/today.json"
+
+
+def streams_history(warehouse) -> bool:
+    """Whether the stream writes this warehouse the BigQuery way (history appended with ``insertAll``,
+    versioned rows and dead letters batched); ``warehouse`` is a URI or a Warehouse. DuckDB: no."""
+    uri = warehouse if isinstance(warehouse, str) else getattr(warehouse, "uri", "")
+    return bool(uri) and uri.startswith("bigquery://")
+
+
+def open_sink_warehouse(uri: str):
+    """The warehouse a sink DoFn writes through. BigQuery: without ``ensure_tables`` (``props stream``
+    created the tables and the view at launch), so a DoFn set up again costs no metadata calls."""
+    return open_warehouse(uri, create=False) if streams_history(uri) else open_warehouse(uri)
+
+
+def write_pick_changes(warehouse, changes: Sequence[PickChange]) -> int:
+    """Writes one change batch: BigQuery appends history rows (``append_pick_history``, insert ids
+    ``<pick_id>:<version>``); DuckDB upserts ``best_bets`` + history (:func:`apply_changes`)."""
+    if not changes:
+        return 0
+    if streams_history(warehouse):
+        history = {(c.pick.pick_id, c.pick.version): c.history_row() for c in changes}
+        return warehouse.append_pick_history(list(history.values()))
+    return apply_changes(warehouse, changes)
 
 
 def apply_changes(warehouse, changes: Sequence[PickChange]) -> int:
@@ -47,7 +88,11 @@ def apply_changes(warehouse, changes: Sequence[PickChange]) -> int:
 
 def published_picks(warehouse, dates: Iterable[dt.date]) -> dict[str, dict[str, schemas.Pick]]:
     """The latest stored pick versions of ``dates`` (date_iso -> pick_id -> Pick): the lifecycle's
-    starting point after a restart, so versions continue and nothing is re-created."""
+    starting point after a restart, so versions continue and nothing is re-created.
+
+    ``best_bets`` of the dates (dataset-qualified: ``table_sql``); on BigQuery, where the stream appends
+    to ``best_bets_history`` only, each pick's latest streamed version (``latest_picks``: the
+    ``best_bets_latest`` view) replaces the batch's row when its version is higher."""
     dates = sorted(set(dates))
     if not dates:
         return {}
@@ -58,7 +103,33 @@ def published_picks(warehouse, dates: Iterable[dt.date]) -> dict[str, dict[str, 
     for r in rows:
         pick = schemas.Pick(**{f: _py(r.get(f)) for f in schemas.Pick._fields})
         out.setdefault(pick.game_date.isoformat(), {})[pick.pick_id] = pick
+    if streams_history(warehouse):
+        for h in warehouse.latest_picks(dates):
+            pick = schemas.Pick(**{f: _py(getattr(h, f)) for f in schemas.Pick._fields})
+            day = out.setdefault(pick.game_date.isoformat(), {})
+            if pick.pick_id not in day or (pick.version or 0) > (day[pick.pick_id].version or 0):
+                day[pick.pick_id] = pick
     return out
+
+
+class PublishedPicksWarehouse:
+    """A read view of a warehouse whose ``best_bets`` reads return :func:`published_picks` (the stream's
+    latest versions on BigQuery); every other call goes to the warehouse. The legacy exports read through
+    it, so the old website's files show what the stream published."""
+
+    def __init__(self, warehouse):
+        self._warehouse = warehouse
+
+    def read_table(self, table: str, game_dates: Iterable[dt.date] | None = None):
+        if table != "best_bets" or game_dates is None or not streams_history(self._warehouse):
+            return self._warehouse.read_table(table, game_dates)
+        import pandas as pd
+
+        picks = [p for day in published_picks(self._warehouse, game_dates).values() for p in day.values()]
+        return pd.DataFrame(picks, columns=list(schemas.Pick._fields))
+
+    def __getattr__(self, name: str):
+        return getattr(self._warehouse, name)
 
 
 def _py(v: Any) -> Any:
@@ -107,8 +178,20 @@ def change_message(change: PickChange, *, published_at: dt.datetime | None = Non
     return exports_lib.dumps(doc).encode("utf-8")
 
 
+def rejected_change_letters(changes: Sequence[PickChange], error: str, game_date: dt.date,
+                            ) -> list[schemas.DeadLetter]:
+    """One dead letter per change whose history row BigQuery rejected for good (payload: the row)."""
+    return [schemas.DeadLetter(
+        source="bigquery", step="stream_best_bets_history", error=schemas.clip_text(error),
+        payload=schemas.clip_text(exports_lib.dumps(c.history_row()._asdict())), event_ts=c.changed_at,
+        game_date=game_date) for c in changes]
+
+
 class ApplyChangesFn(beam.DoFn):
-    """DateChanges -> warehouse + exports; emits one picks-changes message (bytes) per change."""
+    """DateChanges -> warehouse (:func:`write_pick_changes`) + exports; emits one picks-changes message
+    (bytes) per change. Tagged outputs: ``dead_letters`` (BigQuery rejected the batch's history rows for
+    good: one per change, the job goes on) and ``applied`` (the change batch's game date, once the
+    warehouse write committed; the legacy exports follow it)."""
 
     def __init__(self, warehouse_uri: str | None, exports_uri: str | None, *, latest_date: dt.date | None,
                  policy_version: str, history: dict | None = None):
@@ -122,12 +205,21 @@ class ApplyChangesFn(beam.DoFn):
         # The local streaming runner re-creates DoFns per bundle (beam-notes): the warehouse is opened
         # lazily, only when there is something to write, so idle bundles never take DuckDB's file lock.
         self._written = beam.metrics.Metrics.counter("props", "stream_history_rows")
+        self._rejected = beam.metrics.Metrics.counter("props", "stream_history_rows_rejected")
 
     def process(self, dc):
         if self._warehouse_uri:
             if self._warehouse is None:
-                self._warehouse = open_warehouse(self._warehouse_uri)
-            self._written.inc(apply_changes(self._warehouse, dc.changes))
+                self._warehouse = open_sink_warehouse(self._warehouse_uri)
+            if streams_history(self._warehouse):
+                try:
+                    self._written.inc(write_pick_changes(self._warehouse, dc.changes))
+                except RuntimeError as exc:  # insert_streaming: rows rejected for good (transient: raised)
+                    self._rejected.inc(len(dc.changes))
+                    for letter in rejected_change_letters(dc.changes, str(exc), dc.game_date):
+                        yield beam.pvalue.TaggedOutput(DEAD, letter)
+            else:
+                self._written.inc(write_pick_changes(self._warehouse, dc.changes))
         if self._exports_uri:
             latest = self._latest_date is None or dc.game_date >= self._latest_date
             write_exports(self._exports_uri, dc.game_date, dc.picks, dc.filter_summary, dc.consensus,
@@ -137,6 +229,36 @@ class ApplyChangesFn(beam.DoFn):
         now = dt.datetime.now(dt.UTC)
         for c in dc.changes:
             yield change_message(c, published_at=now)
+        if self._warehouse_uri and dc.changes:
+            yield beam.pvalue.TaggedOutput(APPLIED, dc.game_date)
+
+
+class WriteLegacyExportsFn(beam.DoFn):
+    """A committed change batch's game date -> the old website's four files under ``--legacy-exports``
+    (``legacy_exports.write_legacy_exports``), built from the committed tables as ``props run`` builds
+    them, with the stream's latest pick versions (:class:`PublishedPicksWarehouse`). ``today.json`` only
+    moves forward (the rule of ``latest.json``: ``exports.latest_moves_forward``): a change of an earlier
+    date while a later one is served leaves the files alone."""
+
+    def __init__(self, warehouse_uri: str, prefix: str, *, algorithm_version: str):
+        self._uri, self._prefix, self._version = warehouse_uri, prefix, algorithm_version
+
+    def setup(self):
+        self._warehouse = None  # opened lazily (see ApplyChangesFn.setup)
+        self._written = beam.metrics.Metrics.counter("props", "stream_legacy_exports_written")
+
+    def process(self, game_date: dt.date):
+        from pipeline.io import legacy_exports
+
+        today_uri = exports_lib.join_uri(self._prefix, LEGACY_TODAY)
+        if not exports_lib.latest_moves_forward(exports_lib.read_json(today_uri), game_date):
+            return
+        if self._warehouse is None:
+            self._warehouse = open_sink_warehouse(self._uri)
+        written = legacy_exports.write_legacy_exports(
+            PublishedPicksWarehouse(self._warehouse), self._prefix, game_date,
+            algorithm_version=self._version)
+        self._written.inc(len(written))
 
 
 class WriteVersionsFn(beam.DoFn):
@@ -191,38 +313,154 @@ class AppendDeadLettersFn(beam.DoFn):
             self._rows = []
 
 
+_BATCH_ROWS = BagStateSpec("rows", StateCoder())
+_BATCH_COUNT = ReadModifyWriteStateSpec("count", StateCoder())
+_BATCH_FLUSH = TimerSpec("flush", TimeDomain.REAL_TIME)
+_BATCH_END = TimerSpec("end", TimeDomain.WATERMARK)
+_P_ROWS, _P_COUNT = beam.DoFn.StateParam(_BATCH_ROWS), beam.DoFn.StateParam(_BATCH_COUNT)
+_P_FLUSH, _P_END = beam.DoFn.TimerParam(_BATCH_FLUSH), beam.DoFn.TimerParam(_BATCH_END)
+
+
+class BufferWarehouseRowsFn(beam.DoFn):
+    """``(table, row)`` -> ``(table, [rows])`` batches, keyed by table (BigQuery only; see windows.py).
+
+    Timeline of one key: the first row of a batch sets a processing-time timer ``batch_s`` ahead; rows
+    arriving before it fires join the batch; the timer emits the whole batch and the next row starts a new
+    one. A batch reaching ``max_rows`` is emitted at once; the end of the global window (a drain) emits
+    what is left. State is written with ``StateCoder`` (rows stored by field name), so an in-place update
+    that adds a field reads the rows the old job buffered. One key per table: a table's batches are
+    written one at a time, so the stream never runs two transactions on one table concurrently.
+    """
+
+    def __init__(self, *, batch_s: float, max_rows: int, clock=None):
+        self._batch_s, self._max_rows, self._clock = float(batch_s), int(max_rows), clock or Timestamp.now
+
+    def process(self, element, rows=_P_ROWS, count=_P_COUNT, flush=_P_FLUSH, end=_P_END,
+                window=beam.DoFn.WindowParam):
+        table, row = element
+        rows.add(row)
+        n = (count.read() or 0) + 1
+        if n == 1:
+            flush.set(self._clock() + self._batch_s)
+            end.set(window.end)
+        if n >= self._max_rows:
+            yield from self._emit(table, rows, count, flush)
+            return
+        count.write(n)
+
+    @on_timer(_BATCH_FLUSH)
+    def on_flush(self, key=beam.DoFn.KeyParam, rows=_P_ROWS, count=_P_COUNT, flush=_P_FLUSH):
+        yield from self._emit(key, rows, count, flush)
+
+    @on_timer(_BATCH_END)
+    def on_end(self, key=beam.DoFn.KeyParam, rows=_P_ROWS, count=_P_COUNT, flush=_P_FLUSH):
+        yield from self._emit(key, rows, count, flush)
+
+    @staticmethod
+    def _emit(table, rows, count, flush):
+        batch = list(rows.read())
+        rows.clear()
+        count.clear()
+        flush.clear()
+        if batch:
+            yield table, batch
+
+
+class WriteWarehouseBatchFn(beam.DoFn):
+    """``(table, [rows])`` -> ONE warehouse write, exact duplicate rows once: ``append_dead_letters``
+    (one load job) for dead letters (``run_id`` stamped), ``upsert_versions`` (one staged transaction) for
+    a versioned table. A batch BigQuery rejects for good (``BadRequest``: a row that does not fit the
+    table) becomes one dead letter per row (step ``stream_<table>``) in one load job; transient errors
+    raise (Beam retries)."""
+
+    def __init__(self, warehouse_uri: str, run_id: str | None):
+        self._uri, self._run_id = warehouse_uri, run_id
+
+    def setup(self):
+        self._warehouse = None  # opened lazily (see ApplyChangesFn.setup)
+        self._versioned = beam.metrics.Metrics.counter("props", "stream_versioned_rows")
+        self._dead = beam.metrics.Metrics.counter("props", "stream_dead_letters_written")
+        self._batches = beam.metrics.Metrics.counter("props", "stream_warehouse_batches")
+        self._rejected = beam.metrics.Metrics.counter("props", "stream_warehouse_rows_rejected")
+
+    def process(self, element):
+        from google.api_core import exceptions as gexc
+
+        table, rows = element
+        rows = list({repr(r): r for r in rows}.values())  # a replayed version / redelivered row: once
+        if self._warehouse is None:
+            self._warehouse = open_sink_warehouse(self._uri)
+        self._batches.inc()
+        if table == "dead_letters":
+            self._dead.inc(self._warehouse.append_dead_letters(
+                [r._replace(run_id=self._run_id) for r in rows]))
+            return
+        try:
+            self._versioned.inc(sum(self._warehouse.upsert_versions({table: rows}).values()))
+        except gexc.BadRequest as exc:
+            self._rejected.inc(len(rows))
+            self._dead.inc(self._warehouse.append_dead_letters([schemas.DeadLetter(
+                source="bigquery", step=f"stream_{table}", error=schemas.clip_text(str(exc)),
+                payload=schemas.clip_text(exports_lib.dumps(r._asdict())),
+                event_ts=getattr(r, "scored_at", None), game_date=r.game_date, run_id=self._run_id)
+                for r in rows]))
+
+
 class WriteStreamOutputs(beam.PTransform):
-    """DateChanges + dead letters -> warehouse, exports and the picks-changes topic.
+    """DateChanges + dead letters + versioned rows -> warehouse, exports and the picks-changes topic.
 
     Args:
       warehouse_uri / exports_uri: where to write (None: do not write).
       picks_changes_topic: full topic path for the change messages (None: do not publish).
       latest_date: the latest served date (gets ``best-bets/latest.json``).
       policy_version, history, run_id: stamped / shown in the documents.
+      legacy_exports: ``--legacy-exports`` prefix (None: not written).
+      batch_s / max_rows / clock: the BigQuery batches (default ``windows.WAREHOUSE_BATCH_S`` /
+        ``WAREHOUSE_BATCH_MAX_ROWS``; ``clock``: processing clock of the batch timer, tests pass
+        ``transforms.streaming.zero_clock``).
     Input: a dict ``{"changes": PCollection[DateChanges], "dead_letters": PCollection[DeadLetter]}`` and
       optionally one PCollection of versioned rows per table of ``schemas.VERSIONED_TABLES``.
     Returns: the PCollection of change messages (bytes).
     """
 
     def __init__(self, *, warehouse_uri, exports_uri, picks_changes_topic, latest_date, policy_version,
-                 history=None, run_id=None):
+                 history=None, run_id=None, legacy_exports: str | None = None, batch_s: float | None = None,
+                 max_rows: int | None = None, clock=None):
         super().__init__()
         self._warehouse_uri, self._exports_uri, self._topic = warehouse_uri, exports_uri, picks_changes_topic
         self._latest_date, self._policy_version, self._history = latest_date, policy_version, history
-        self._run_id = run_id
+        self._run_id, self._legacy = run_id, legacy_exports
+        self._batch_s = windows.WAREHOUSE_BATCH_S if batch_s is None else batch_s
+        self._max_rows = windows.WAREHOUSE_BATCH_MAX_ROWS if max_rows is None else max_rows
+        self._clock = clock
 
     def expand(self, pcolls):
-        messages = pcolls["changes"] | "ApplyChanges" >> beam.ParDo(ApplyChangesFn(
+        applied = pcolls["changes"] | "ApplyChanges" >> beam.ParDo(ApplyChangesFn(
             self._warehouse_uri, self._exports_uri, latest_date=self._latest_date,
-            policy_version=self._policy_version, history=self._history))
+            policy_version=self._policy_version, history=self._history)).with_outputs(
+                DEAD, APPLIED, main="messages")
+        messages = applied.messages
         if self._warehouse_uri:
-            _ = pcolls["dead_letters"] | "AppendDeadLetters" >> beam.ParDo(
-                AppendDeadLettersFn(self._warehouse_uri, self._run_id))
             tagged = [pcolls[t] | f"Tag_{t}" >> beam.Map(lambda r, t=t: (t, r))
                       for t in schemas.VERSIONED_TABLES if t in pcolls]
-            if tagged:
-                _ = (tagged | "VersionedRows" >> beam.Flatten()
-                     | "WriteVersions" >> beam.ParDo(WriteVersionsFn(self._warehouse_uri)))
+            if streams_history(self._warehouse_uri):
+                dead = ((pcolls["dead_letters"], applied[DEAD]) | "SinkDeadLetters" >> beam.Flatten()
+                        | "KeyDeadLetters" >> beam.Map(lambda r: ("dead_letters", r)))
+                _ = ((*tagged, dead) | "WarehouseRows" >> beam.Flatten()
+                     | "BufferWarehouseRows" >> beam.ParDo(BufferWarehouseRowsFn(
+                         batch_s=self._batch_s, max_rows=self._max_rows, clock=self._clock)
+                         ).with_input_types(tuple[str, Any])
+                     | "WriteWarehouseBatches" >> beam.ParDo(
+                         WriteWarehouseBatchFn(self._warehouse_uri, self._run_id)))
+            else:
+                _ = pcolls["dead_letters"] | "AppendDeadLetters" >> beam.ParDo(
+                    AppendDeadLettersFn(self._warehouse_uri, self._run_id))
+                if tagged:
+                    _ = (tagged | "VersionedRows" >> beam.Flatten()
+                         | "WriteVersions" >> beam.ParDo(WriteVersionsFn(self._warehouse_uri)))
+            if self._legacy:
+                _ = applied[APPLIED] | "WriteLegacyExports" >> beam.ParDo(WriteLegacyExportsFn(
+                    self._warehouse_uri, self._legacy, algorithm_version=self._policy_version))
         if self._topic:
             from apache_beam.io.gcp.pubsub import WriteToPubSub
 

@@ -33,6 +33,14 @@ State lifetime - not a window: per game date (``transforms.streaming.DateStateFn
     period leaves room for late corrections of a final score's day (a stat correction, a late odds
     snapshot) without keeping a day's state for the rest of the season.
 
+Warehouse batches (BigQuery only) - not a window: the stream's versioned rows and dead letters are
+    buffered per table by a stateful DoFn in the global window (``io.stream_sinks.BufferWarehouseRowsFn``,
+    keyed by table) and written once ``WAREHOUSE_BATCH_S`` of processing time after a batch's first row
+    (or at ``WAREHOUSE_BATCH_MAX_ROWS`` rows, or when the window ends on a drain). Processing time, not
+    event time: the rows carry old event times (a replay, ``--rebuild-as-of``) and an event-time window
+    would drop them as late or hold them for days; the global window never drops a row. Pick changes,
+    exports and the picks-changes message are never buffered (the latency path); on DuckDB nothing is.
+
 On Dataflow the same definitions hold; the production variant differs only in its sources (see the
 README: separate subscriptions and a slowly-changing side input for the feature store).
 """
@@ -44,6 +52,10 @@ from apache_beam.transforms import window
 
 SCORING_TIMEOUT_S = 10  # seconds a version may wait for its complete model set
 STATE_GRACE_S = 6 * 3600  # seconds a finished date's state is kept (processing time) before it is cleared
+# BigQuery: seconds of processing time a batch of versioned rows / dead letters is buffered before its one
+# write (288 writes per table per day; docs/bigquery-writes.md), and the most rows one batch holds.
+WAREHOUSE_BATCH_S = 300
+WAREHOUSE_BATCH_MAX_ROWS = 50_000
 
 
 def events_window() -> beam.WindowInto:
