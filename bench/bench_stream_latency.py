@@ -46,13 +46,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class StreamHarness:
-    """Emulator + simulated day + ``props stream`` subprocess + a listener on picks-changes."""
+def process_group_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) of every live process in a process group (Linux /proc)."""
+    total = 0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the command: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
 
-    def __init__(self, *, emulator: str | None, debounce: float, workdir: Path):
+
+class StreamHarness:
+    """Emulator + simulated data + ``props stream`` subprocess + a listener on picks-changes.
+
+    ``inputs`` None: a small simulated day (4 teams, 2 games on DATE) and the tiny test registry;
+    otherwise the given feature store / events (e.g. the cached simulated season) and ``registry``
+    (None: the packaged sample models).
+    """
+
+    def __init__(self, *, emulator: str | None, debounce: float, workdir: Path, inputs: str | None = None,
+                 registry: str | None = None, date: dt.date = DATE):
         from pipeline.io import pubsub
 
         self.workdir = workdir
+        self.date = date
         self.emulator_proc = None
         self.host = emulator or f"127.0.0.1:{_free_port()}"
         if emulator is None:
@@ -64,7 +87,7 @@ class StreamHarness:
         t = self.topics
         pubsub.ensure_topics(PROJECT, [t["events"], t["changes"]],
                              {t["sub"]: t["events"], t["csub"]: t["changes"]})
-        self.inputs, self.registry = self._data()
+        self.inputs, self.registry = (inputs, registry) if inputs else self._data()
         self.warehouse = workdir / "wh.duckdb"
         self.exports = workdir / "exports"
         self.received: list[tuple[float, dict]] = []
@@ -84,7 +107,8 @@ class StreamHarness:
     def start_job(self) -> float:
         t0 = time.monotonic()
         args = [sys.executable, "-m", "pipeline", "stream", "--inputs", self.inputs,
-                "--registry", self.registry, "--game-date", DATE.isoformat(), "--warehouse", f"duckdb://{self.warehouse}",
+                *(["--registry", self.registry] if self.registry else []),
+                "--game-date", self.date.isoformat(), "--warehouse", f"duckdb://{self.warehouse}",
                 "--exports", str(self.exports), "--pubsub-emulator", self.host, "--pubsub-project", PROJECT,
                 "--events-topic", self.topics["events"], "--events-subscription", self.topics["sub"],
                 "--picks-changes-topic", self.topics["changes"], "--debounce-seconds", str(self.debounce)]
@@ -98,6 +122,10 @@ class StreamHarness:
             time.sleep(0.3)
         time.sleep(3.0)
         return time.monotonic() - t0
+
+    def cpu(self) -> float:
+        """CPU seconds the job's processes have used so far (the job runs in its own session)."""
+        return process_group_cpu(self.job.pid)
 
     def listen(self) -> None:
         from google.cloud import pubsub_v1
@@ -138,7 +166,7 @@ class StreamHarness:
     def replay(self, *extra: str) -> None:
         from pipeline.commands import replay
 
-        code = replay.main(["--inputs", self.inputs, "--date", DATE.isoformat(),
+        code = replay.main(["--inputs", self.inputs, "--date", self.date.isoformat(),
                             "--pubsub-emulator", self.host, "--pubsub-project", PROJECT,
                             "--events-topic", self.topics["events"], *extra])
         if code != 0:
