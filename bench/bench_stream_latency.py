@@ -172,8 +172,12 @@ class StreamHarness:
         if code != 0:
             raise RuntimeError("replay failed")
 
-    def drained(self, timeout: float = 300.0) -> float:
-        """Publishes a malformed sentinel and waits until the job dead-letters it; returns the seconds."""
+    def drained(self, timeout: float = 600.0) -> float:
+        """Publishes a malformed sentinel and waits until the job dead-letters it; returns the seconds.
+
+        The warehouse is polled at growing intervals (0.2 s, 0.4 s, 0.8 s, then every 1 s): a DuckDB
+        connection from this process takes the file's lock for ~0.2 s, and the job's writer waits for it
+        (polling every 0.1 s held the lock most of the time and slowed the job several-fold)."""
         import duckdb
 
         token = f"sentinel-{uuid.uuid4().hex}"
@@ -181,7 +185,10 @@ class StreamHarness:
         t0 = time.monotonic()
         pub.publish(token.encode(), {"kind": "odds"})
         pub.flush()
+        pause = 0.2
         while time.monotonic() - t0 < timeout:
+            time.sleep(pause)
+            pause = min(2 * pause, 1.0)
             try:
                 con = duckdb.connect(str(self.warehouse), read_only=True)
                 try:
@@ -193,7 +200,6 @@ class StreamHarness:
                     return time.monotonic() - t0
             except duckdb.Error:
                 pass
-            time.sleep(0.1)
         raise RuntimeError("the stream did not drain")
 
     def stop(self) -> None:

@@ -541,13 +541,15 @@ class PlayerGameStateFn(beam.DoFn):
     """Stateful per player-game (key ``game_id|player``, stable): odds, feature row, injuries, schedule,
     model set -> versioned decisions.
 
-    State (global window): every odds snapshot of the player-game today (the line book needs the opening
-    snapshot and the latest per book; a day is a few hundred snapshots), every schedule event of the game
-    and injury report of the player, and ``info`` (feature row, context, model set, event-time ``now``,
-    version counter, last signature). On each event the line book is rebuilt at ``as_of = now`` and
-    ``gate.decide_player_game`` decides, exactly as the batch join does. When anything a batch run would
-    write for the player-game changed (the decision, the line book, its diagnostics, the feature row,
-    the context, the tip-off) or its model set changed, the version counter n moves and:
+    State (global window): per book the latest odds snapshot and the first that could open
+    (``linebook.retained_snapshots``: at most two per book, however many snapshots a day brings; the
+    event-time ``now`` only moves forward, so they build the same line book as every snapshot), every
+    schedule event of the game and injury report of the player, and ``info`` (feature row, context,
+    model set, event-time ``now``, version counter, last signature). On each event the line book is
+    rebuilt at ``as_of = now`` and ``gate.decide_player_game`` decides, exactly as the batch join does.
+    When anything a batch run would write for the player-game changed (the decision, the line book, its
+    diagnostics, the feature row, the context, the tip-off) or its model set changed, the version
+    counter n moves and:
 
     * ``gate_decisions`` / ``line_diagnostics``: the rows of version n (``scored_at`` = now);
     * main: a ScoringRequest (PlayerGame ``pg#n``, version n, and the model set) when viable, with or
@@ -625,30 +627,36 @@ class PlayerGameStateFn(beam.DoFn):
             info_state.write(info)
             return
         game_date = game.game_date if game else feature_row.game_date
+        new_kept: list = []
         if new_odds is not None:
-            kept, stray = linebook_lib.split_player_game([new_odds], game_date, game_id, player)
+            new_kept, stray = linebook_lib.split_player_game([new_odds], game_date, game_id, player)
             for row in slate.stray_odds_dead_letters(stray, "stream_line_book"):
                 self._dead.inc()
                 yield beam.pvalue.TaggedOutput(DEAD, row)
-            for row in kept:
-                odds_state.add(row)
         date_iso = game_date.isoformat()
         yield beam.pvalue.TaggedOutput(TICKS, (date_iso, GameTick(
             game_id=game_id, tipoff_utc=game.tipoff_utc if game else None,
             status=game.status if game else None, now=now)))
 
-        odds = list(odds_state.read())
+        odds = list(odds_state.read()) + new_kept
         kept, stray = linebook_lib.split_player_game(odds, game_date, game_id, player)
         if stray:  # stored before the game's date was known: rejected now, once
             for row in slate.stray_odds_dead_letters(stray, "stream_line_book"):
                 self._dead.inc()
                 yield beam.pvalue.TaggedOutput(DEAD, row)
+        # Bounded state: every stored snapshot is at or before ``now``, which only moves forward, so
+        # the latest and the opening snapshot per book build the same line book as the whole history.
+        retained = linebook_lib.retained_snapshots(kept, self._policy)
+        if len(retained) == len(odds):  # nothing to drop: the new snapshot is appended
+            for row in new_kept:
+                odds_state.add(row)
+        else:
             odds_state.clear()
-            for row in kept:
+            for row in retained:
                 odds_state.add(row)
         prev_close = feature_row.prev_game_closing_line if feature_row else None
         book, diagnostics = linebook_lib.build_line_book(
-            kept, now, self._policy, prev_game_closing_line=prev_close, key=(game_date, game_id, player))
+            retained, now, self._policy, prev_game_closing_line=prev_close, key=(game_date, game_id, player))
         decision = gate_lib.decide_player_game(
             feature_row, game_status=game.status if game else None,
             tipoff_utc=game.tipoff_utc if game else None, as_of=now,
