@@ -41,6 +41,7 @@ Dataflow update can add fields), never pickled classes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
 import pickle
 from collections.abc import Callable, Mapping, Sequence
@@ -166,47 +167,64 @@ def split_key(key: str) -> tuple[str, int]:
 _NT = "__namedtuple__"
 
 
+# Values stored as they are (the common case: checked by exact type before any walking).
+_ATOMS = frozenset({str, int, float, bool, type(None), bytes, dt.datetime, dt.date, dt.timedelta})
+
+
+@functools.cache
+def _class_name(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
 def to_plain(value: Any) -> Any:
     """NamedTuples -> ``{_NT: "module:Qualname", field: value}`` (recursively); dicts, lists, tuples
     and sets are walked; everything else (dates, numbers, strings) stays as it is."""
+    cls = type(value)
+    if cls in _ATOMS:
+        return value
     if isinstance(value, tuple) and hasattr(value, "_fields"):
-        cls = type(value)
-        out = {_NT: f"{cls.__module__}:{cls.__qualname__}"}
-        out.update({f: to_plain(getattr(value, f)) for f in value._fields})
+        out = {_NT: _class_name(cls)}
+        for f, v in zip(value._fields, value, strict=True):
+            out[f] = v if type(v) in _ATOMS else to_plain(v)
         return out
     if isinstance(value, dict):
-        return {k: to_plain(v) for k, v in value.items()}
+        return {k: v if type(v) in _ATOMS else to_plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [to_plain(v) for v in value]
+        return [v if type(v) in _ATOMS else to_plain(v) for v in value]
     if isinstance(value, tuple):
-        return tuple(to_plain(v) for v in value)
+        return tuple(v if type(v) in _ATOMS else to_plain(v) for v in value)
     if isinstance(value, (set, frozenset)):
         return type(value)(to_plain(v) for v in value)
     return value
 
 
-def _resolve(name: str):
+@functools.cache
+def _resolve(name: str) -> tuple[Any, frozenset]:
+    """The class stored under ``name`` and its field names (classes do not change within a process)."""
     module, _, qualname = name.partition(":")
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part)
-    return obj
+    return obj, frozenset(obj._fields)
 
 
 def from_plain(value: Any) -> Any:
     """Inverse of :func:`to_plain`. A NamedTuple is rebuilt from the fields its class has now: a field
     the stored value lacks takes the class default (a field added by an update), a stored field the class
     no longer has is dropped."""
+    cls = type(value)
+    if cls in _ATOMS:
+        return value
     if isinstance(value, dict):
         if _NT in value:
-            cls = _resolve(value[_NT])
-            known = {f: from_plain(v) for f, v in value.items() if f != _NT and f in cls._fields}
-            return cls(**known)
-        return {k: from_plain(v) for k, v in value.items()}
+            nt, fields = _resolve(value[_NT])
+            return nt(**{f: v if type(v) in _ATOMS else from_plain(v)
+                         for f, v in value.items() if f in fields})
+        return {k: v if type(v) in _ATOMS else from_plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [from_plain(v) for v in value]
+        return [v if type(v) in _ATOMS else from_plain(v) for v in value]
     if isinstance(value, tuple):
-        return tuple(from_plain(v) for v in value)
+        return tuple(v if type(v) in _ATOMS else from_plain(v) for v in value)
     if isinstance(value, (set, frozenset)):
         return type(value)(from_plain(v) for v in value)
     return value
@@ -400,11 +418,13 @@ class DateStateFn(beam.DoFn):
         self._dead = slate._counter("dead_letters")
 
     def _to_pg(self, state, key: str):
-        """Events a player-game seen for the first time needs before its own."""
+        """Events a player-game seen for the first time needs before its own (``state`` changes only
+        then)."""
         game_id, player = key.split("|", 1)
         if key in state["lined"] or player in state["players"].get(game_id, ()):
             return
         state["lined"].append(key)
+        state["changed"] = True
         yield key, StreamEvent("models", tuple(state["models"]))
         for row in state["schedule"]:
             if row.game_id == game_id:
@@ -425,6 +445,9 @@ class DateStateFn(beam.DoFn):
                 f"stream:{ev.kind}", "stream_date_state", f"event for {date_iso} after its state was cleared "
                 "(every game done + grace period)", row, game_date=dt.date.fromisoformat(date_iso)))
             return
+        # Most events (odds of a known player-game, injuries) change nothing here: the cell is written
+        # only when something changed (encoding the date's state is most of this step's cost).
+        state["changed"] = not state["initialised"] or ev.kind in ("schedule", "registry")
         if not state["initialised"]:
             yield from self._initialise(date_iso, state)
         if ev.kind in ("odds", "features"):
@@ -462,8 +485,10 @@ class DateStateFn(beam.DoFn):
         statuses = [s for _t, s in state["statuses"].values()]
         if statuses and all(s in DONE_STATUSES for s in statuses) and not state["clear_armed"]:
             state["clear_armed"] = True
+            state["changed"] = True
             clear_timer.set(self._clock() + self._grace)
-        date_state.write(state)
+        if state.pop("changed"):
+            date_state.write(state)
 
     def _initialise(self, date_iso: str, state: dict):
         game_date = dt.date.fromisoformat(date_iso)
