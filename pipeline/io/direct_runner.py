@@ -207,12 +207,21 @@ def _memoised_function_arguments(original):
     """``core.get_function_arguments(obj, name)`` memoised per (object, method name): ``DoFnRunner``
     (compiled, so its ``DoFnSignature`` cannot be swapped) re-inspected every method of the DoFn with
     ``inspect.signature`` for every bundle. The answer depends only on the object's methods, which do
-    not change; each caller gets fresh lists."""
+    not change; each caller gets fresh lists. A method the class defines (no ``_inspect_<name>`` hook,
+    not overridden on the instance) has the same arguments for every instance, so it is memoised per
+    class: the signature also inspects a new watermark-estimator provider per bundle."""
     if getattr(original, "_props_memoised", False):
         return original
     memo = _InstanceMemo()
+    per_class: dict[tuple[type, str], tuple] = {}
 
     def get_function_arguments(obj, func):
+        if not hasattr(obj, f"_inspect_{func}") and func not in getattr(obj, "__dict__", {}):
+            key = (type(obj), func)
+            if key not in per_class:
+                per_class[key] = original(obj, func)
+            args, defaults = per_class[key]
+            return list(args), list(defaults)
         per_obj = memo.get(obj)
         if per_obj is None:
             per_obj = {}
