@@ -227,39 +227,88 @@ class StreamHarness:
             pubsub.stop_emulator(self.emulator_proc)
 
 
-def pick_target(harness: StreamHarness, warm_until: dt.datetime):
-    """A current pick whose game tips off last, and the latest snapshot of its selected book (from the
-    inputs, at ``warm_until``)."""
+def _warehouse_rows(harness: StreamHarness, sql: str) -> list[tuple]:
+    """Rows of a query on a copy of the job's warehouse (no lock on the job's file)."""
+    import shutil
+
+    import duckdb
+
+    copy = harness.workdir / "query.duckdb"
+    for suffix in ("", ".wal"):
+        src, dst = Path(f"{harness.warehouse}{suffix}"), Path(f"{copy}{suffix}")
+        dst.unlink(missing_ok=True)
+        if src.exists():
+            shutil.copyfile(src, dst)
+    con = duckdb.connect(str(copy), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def pick_target(harness: StreamHarness, warm_until: dt.datetime, pub):
+    """(player, snapshot of the selected book, line A, line B): publishing B then A alternately changes a
+    pick every time.
+
+    With a pick after the warm-up: the pick whose game tips off last, its line moved 0.5 in the direction
+    that widens the edge and back (every move an ``updated``). Without one (the sample models make no
+    pick on the 11-game night before its first tip-off: the largest consensus edge is under 5): the
+    player with the largest positive consensus edge, his selected book's line lowered until the edge is
+    about 6, which makes a pick (``created``), and back (``withdrawn``); the first of the top five
+    candidates whose lowered line creates a pick within 10 s is used."""
+    from pipeline.io.pubsub import message_for
     from pipeline.io.sources import read_local
 
-    doc = json.loads((harness.exports / "best-bets" / f"{harness.date.isoformat()}.json").read_text())
-    if not doc["picks"]:
-        raise RuntimeError("no pick to move: the warm-up produced none")
-    pick = max(doc["picks"], key=lambda p: (str(p.get("tipoff_utc") or ""), p["player_lookup"]))
     odds, _ = read_local(harness.inputs, "odds", [harness.date])
-    snaps = [o for o in odds if o.player_lookup == pick["player_lookup"] and o.snapshot_ts <= warm_until]
-    book = pick.get("line_book") or "draftkings"
-    selected = [o for o in snaps if o.book == book] or snaps
-    return pick, max(selected, key=lambda o: o.snapshot_ts)
+    path = harness.exports / "best-bets" / f"{harness.date.isoformat()}.json"
+    doc = json.loads(path.read_text()) if path.exists() else {"picks": []}
+    if doc["picks"]:
+        pick = max(doc["picks"], key=lambda p: (str(p.get("tipoff_utc") or ""), p["player_lookup"]))
+        snaps = [o for o in odds if o.player_lookup == pick["player_lookup"] and o.snapshot_ts <= warm_until]
+        selected = [o for o in snaps if o.book == (pick.get("line_book") or "draftkings")] or snaps
+        snap = max(selected, key=lambda o: o.snapshot_ts)
+        step = -0.5 if pick["direction"] == "OVER" else 0.5
+        return pick["player_lookup"], snap, snap.line, snap.line + step
+    rows = _warehouse_rows(harness, """
+        SELECT player_lookup, line_book, line_snapshot_ts, line, consensus_edge FROM consensus c
+        WHERE line IS NOT NULL AND consensus_edge > 0 AND version = (SELECT max(version) FROM consensus d
+              WHERE d.player_lookup = c.player_lookup AND d.game_id = c.game_id)
+        ORDER BY consensus_edge DESC, player_lookup LIMIT 5""")
+    for k, (player, book, ts, line, edge) in enumerate(rows):
+        snap = next(o for o in odds if o.player_lookup == player and o.book == book
+                    and o.snapshot_ts == ts.replace(tzinfo=dt.UTC))
+        lowered = line - 0.5 * int(2 * (6.0 - edge) + 1)
+        probe = snap._replace(line=lowered, snapshot_ts=warm_until + dt.timedelta(seconds=0.1 * (k + 1)))
+        t0 = time.monotonic()
+        pub.publish(*message_for("odds", probe))
+        pub.flush()
+        if harness.wait_change(lambda d, pl=player: d["player_lookup"] == pl, timeout=10.0, after=t0):
+            return player, probe, lowered, line
+        back = snap._replace(snapshot_ts=warm_until + dt.timedelta(seconds=0.1 * (k + 1) + 0.05))
+        pub.publish(*message_for("odds", back))
+        pub.flush()
+    raise RuntimeError(f"no line move made a pick: candidates {rows}")
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(round(q * (len(sorted_values) - 1))))]
 
 
-def background_load(h: StreamHarness, rate: float, warm_until: dt.datetime, pick: dict, stop: threading.Event,
-                    counter: list[int]) -> None:
-    """Publishes the date's odds after ``warm_until`` and an hour before the target's tip-off (other
-    players only: the target's own later snapshots would hide the moves) at ``rate`` per second, in
+def background_load(h: StreamHarness, rate: float, warm_until: dt.datetime, player: str,
+                    stop: threading.Event, counter: list[int]) -> None:
+    """Publishes the date's odds after ``warm_until`` and before the first tip-off (other players only:
+    the target's own later snapshots would hide the moves; no game locks) at ``rate`` per second, in
     event-time order, repeating them when they run out."""
     from pipeline.commands.stream import day_events
+    from pipeline.domain.schedule import latest_games
     from pipeline.io.pubsub import message_for
 
-    events, _ = day_events(h.inputs, [h.date], since=warm_until)
-    tip = dt.datetime.fromisoformat(str(pick["tipoff_utc"]).replace("Z", "+00:00")) if pick.get(
-        "tipoff_utc") else None
-    odds = [e.row for e in events if e.kind == "odds" and e.row.player_lookup != pick["player_lookup"]
-            and (tip is None or e.row.snapshot_ts < tip - dt.timedelta(hours=1))]
+    events, _ = day_events(h.inputs, [h.date])
+    tips = [g.tipoff_utc for g in latest_games([e.row for e in events if e.kind == "schedule"]).values()
+            if g.tipoff_utc is not None]
+    first_tip = min(tips) if tips else None
+    odds = [e.row for e in events if e.kind == "odds" and e.row.player_lookup != player
+            and e.row.snapshot_ts > warm_until and (first_tip is None or e.row.snapshot_ts < first_tip)]
     if not odds:
         return
     pub = h.publisher()
@@ -312,25 +361,23 @@ def main(argv: list[str] | None = None) -> int:
               f"{published:.1f} s, read {warm:.1f} s after the last publish (the backlog); "
               f"{time.monotonic() - t0:.1f} s wall, {h.cpu() - c0:.1f} s CPU")
         time.sleep(2 * args.debounce + 1)
-        pick, snap = pick_target(h, warm_until)
-        print(f"moving {pick['player_lookup']} {pick['direction']} {snap.book} {snap.line}")
+        pub = h.publisher()
+        player, snap, line_a, line_b = pick_target(h, warm_until, pub)
+        print(f"moving {player}'s {snap.book} line between {line_b} and {line_a}")
         sent = [0]
         if args.load > 0:
-            threading.Thread(target=background_load, args=(h, args.load, warm_until, pick, stop, sent),
+            threading.Thread(target=background_load, args=(h, args.load, warm_until, player, stop, sent),
                              daemon=True).start()
-        pub = h.publisher()
         latencies, missed = [], 0
         c0, t_moves = h.cpu(), time.monotonic()
         for i in range(args.moves):
-            step = -0.5 if pick["direction"] == "OVER" else 0.5  # a move that widens the edge
-            line = snap.line + step if i % 2 == 0 else snap.line
+            line = line_b if i % 2 == 0 else line_a
             moved = snap._replace(line=line, snapshot_ts=warm_until + dt.timedelta(seconds=i + 1))
             data, attrs = message_for("odds", moved)
             t0 = time.monotonic()
             pub.publish(data, attrs)
             pub.flush()
-            got = h.wait_change(lambda d, ln=line: (d["player_lookup"] == pick["player_lookup"]
-                                                    and d["line"] == ln), timeout=10.0, after=t0)
+            got = h.wait_change(lambda d: d["player_lookup"] == player, timeout=10.0, after=t0)
             if got is None:
                 missed += 1
                 if missed <= 3:

@@ -919,6 +919,7 @@ class ScoreOnCompleteModelSet(beam.PTransform):
 # --------------------------------------------------------------------------------------------
 
 
+COMPACT_SLACK = 16  # the best-bets bag is compacted once it holds more than 2 x player-games + this
 CLOCK_DEFAULTS: dict[str, Any] = {"now": None, "armed": False, "tipoffs": {}, "statuses": {}, "history": {}}
 
 
@@ -933,7 +934,8 @@ class BestBetsStateFn(beam.DoFn):
     ``debounce_seconds`` ahead; when it fires, the latest entry per player-game (highest sequence) gives the
     candidates, the slate's ``SelectBestBetsFn`` selects, ``lifecycle.diff_picks`` diffs against the
     published picks (seeded at launch from the warehouse), and a ``DateChanges`` is emitted if anything
-    changed. The bag is compacted to the latest entry per player-game.
+    changed. The bag is compacted to the latest entry per player-game when superseded entries outnumber
+    them (so it holds at most about twice the date's player-games); ticks only move the clock cell.
 
     Worked timeline (debounce 1.0 s; times are processing time):
 
@@ -941,7 +943,8 @@ class BestBetsStateFn(beam.DoFn):
         t=0.30  odds move for B -> Scored(B#5) arrives  -> bag [A#3, B#5], timer already armed
         t=0.80  injury out for A -> Removed(A#4)        -> bag [A#3, B#5, A#4]
         t=1.00  timer fires: latest A#4 (removed), B#5 -> select over B -> diff: A's pick withdrawn
-                (injury_out), B's pick updated -> one DateChanges with 2 changes; bag compacted to [A#4, B#5]
+                (injury_out), B's pick updated -> one DateChanges with 2 changes; bag kept (A#3 is dropped
+                when the bag is compacted: more than 2 x its player-games + COMPACT_SLACK entries)
         t=1.40  odds move for C -> Scored(C#2)          -> timer armed for t=2.40 (one recomputation per
                                                            second at most, whatever the message rate)
 
@@ -989,7 +992,8 @@ class BestBetsStateFn(beam.DoFn):
             state["history"] = dict(value.history or {})
             clock.write(state)
             return
-        entries.add(item)
+        if tag != "tick":  # a tick only moves the clock (below); the recomputation reads no tick entry
+            entries.add(item)
         t = value.now if tag in ("tick", "removed") else None
         if tag == "tick":
             if value.tipoff_utc is not None:
@@ -1015,7 +1019,9 @@ class BestBetsStateFn(beam.DoFn):
             return
         self._recomputations.inc()
         latest: dict[str, tuple[int, str, Any]] = {}
+        n_entries = 0
         for tag, value in entries.read():
+            n_entries += 1
             if tag == "scored":
                 pg, seq = split_key(value.player_game.key)
             elif tag == "removed":
@@ -1024,9 +1030,12 @@ class BestBetsStateFn(beam.DoFn):
                 continue
             if pg not in latest or seq >= latest[pg][0]:
                 latest[pg] = (seq, tag, value)
-        entries.clear()
-        for _seq, tag, value in latest.values():
-            entries.add((tag, value))
+        if n_entries > 2 * len(latest) + COMPACT_SLACK:
+            # Compacted to the latest entry per player-game once superseded entries outnumber them:
+            # re-encoding every entry at every recomputation was most of its cost; the bag stays bounded.
+            entries.clear()
+            for _seq, tag, value in latest.values():
+                entries.add((tag, value))
 
         scored = [v for _s, tag, v in latest.values() if tag == "scored"]
         removed = {pg: v.reason for pg, (_s, tag, v) in latest.items() if tag == "removed"}
