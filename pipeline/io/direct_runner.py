@@ -238,7 +238,7 @@ def _memoised_function_arguments(original):
 def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
                            pull_timeout_s: float = PULL_TIMEOUT_S,
                            idle_pull_timeout_s: float = IDLE_PULL_TIMEOUT_S) -> None:
-    """Local streaming only: three adaptations of the BundleBasedDirectRunner (Dataflow is untouched).
+    """Local streaming only: adaptations of the BundleBasedDirectRunner (Dataflow is untouched).
 
     Measured here with py-spy on ``props stream`` (a replayed day): the job absorbed ~10 events/s.
     1. ``userstate.get_dofn_specs`` re-inspected every DoFn's method signatures for every bundle and every
