@@ -1,14 +1,19 @@
 """Benchmark: latency from publishing a line move to the pick change on the picks-changes topic.
 
-Starts the Pub/Sub emulator (or uses ``--emulator HOST:PORT``), simulates a small day (4 teams, 2 games)
-and trains the tiny test registry, starts ``props stream`` in a subprocess, replays the day up to an hour
-before the first tip-off (warm state), then publishes ``--moves`` line moves one at a time for a player
-with a pick: the selected book's line alternately moved 0.5 in the direction that widens the edge and
-back, so every move changes the pick's line and edge and must produce an ``updated`` change. Measures
-publish -> change received on a subscription of the picks-changes topic; prints p50 / p95 / max and peak
-memory (resource.getrusage).
+Starts the Pub/Sub emulator (or uses ``--emulator HOST:PORT``), starts ``props stream`` in a subprocess
+on the 11-game night (``--date 2026-02-22`` of the cached simulated season, the packaged sample models;
+``--small``: a simulated 2-game day and the tiny test registry), replays the night up to
+``--warm-until`` (an hour before the first tip-off: the night's state, ~7k events) and reports how long
+after the last publish the job had read it (the backlog), then publishes ``--moves`` line moves one at a
+time for the pick whose game tips off last: its selected book's line alternately moved 0.5 in the
+direction that widens the edge and back, so every move changes the pick's line and edge and must
+produce an ``updated`` change. ``--load R`` publishes R other odds updates per second meanwhile (the
+night's later snapshots of other players). Measures publish -> change received on a subscription of the
+picks-changes topic; prints p50 / p95 / p99 / max, the job's CPU beside wall time, and with ``--load``
+the backlog after the last publish.
 
-    .venv/bin/python bench/bench_stream_latency.py [--moves 200] [--debounce 0.2]
+    .venv/bin/python bench/bench_stream_latency.py [--moves 200] [--debounce 0.2] [--load 500]
+    .venv/bin/python bench/bench_stream_latency.py --small
 
 The helpers here (``StreamHarness``) are shared with bench_stream_throughput.py.
 """
@@ -46,13 +51,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class StreamHarness:
-    """Emulator + simulated day + ``props stream`` subprocess + a listener on picks-changes."""
+def process_group_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) of every live process in a process group (Linux /proc)."""
+    total = 0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the command: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
 
-    def __init__(self, *, emulator: str | None, debounce: float, workdir: Path):
+
+class StreamHarness:
+    """Emulator + simulated data + ``props stream`` subprocess + a listener on picks-changes.
+
+    ``inputs`` None: a small simulated day (4 teams, 2 games on DATE) and the tiny test registry;
+    otherwise the given feature store / events (e.g. the cached simulated season) and ``registry``
+    (None: the packaged sample models).
+    """
+
+    def __init__(self, *, emulator: str | None, debounce: float, workdir: Path, inputs: str | None = None,
+                 registry: str | None = None, date: dt.date = DATE):
         from pipeline.io import pubsub
 
         self.workdir = workdir
+        self.date = date
         self.emulator_proc = None
         self.host = emulator or f"127.0.0.1:{_free_port()}"
         if emulator is None:
@@ -64,7 +92,7 @@ class StreamHarness:
         t = self.topics
         pubsub.ensure_topics(PROJECT, [t["events"], t["changes"]],
                              {t["sub"]: t["events"], t["csub"]: t["changes"]})
-        self.inputs, self.registry = self._data()
+        self.inputs, self.registry = (inputs, registry) if inputs else self._data()
         self.warehouse = workdir / "wh.duckdb"
         self.exports = workdir / "exports"
         self.received: list[tuple[float, dict]] = []
@@ -84,7 +112,8 @@ class StreamHarness:
     def start_job(self) -> float:
         t0 = time.monotonic()
         args = [sys.executable, "-m", "pipeline", "stream", "--inputs", self.inputs,
-                "--registry", self.registry, "--game-date", DATE.isoformat(), "--warehouse", f"duckdb://{self.warehouse}",
+                *(["--registry", self.registry] if self.registry else []),
+                "--game-date", self.date.isoformat(), "--warehouse", f"duckdb://{self.warehouse}",
                 "--exports", str(self.exports), "--pubsub-emulator", self.host, "--pubsub-project", PROJECT,
                 "--events-topic", self.topics["events"], "--events-subscription", self.topics["sub"],
                 "--picks-changes-topic", self.topics["changes"], "--debounce-seconds", str(self.debounce)]
@@ -98,6 +127,10 @@ class StreamHarness:
             time.sleep(0.3)
         time.sleep(3.0)
         return time.monotonic() - t0
+
+    def cpu(self) -> float:
+        """CPU seconds the job's processes have used so far (the job runs in its own session)."""
+        return process_group_cpu(self.job.pid)
 
     def listen(self) -> None:
         from google.cloud import pubsub_v1
@@ -138,14 +171,22 @@ class StreamHarness:
     def replay(self, *extra: str) -> None:
         from pipeline.commands import replay
 
-        code = replay.main(["--inputs", self.inputs, "--date", DATE.isoformat(),
+        code = replay.main(["--inputs", self.inputs, "--date", self.date.isoformat(),
                             "--pubsub-emulator", self.host, "--pubsub-project", PROJECT,
                             "--events-topic", self.topics["events"], *extra])
         if code != 0:
             raise RuntimeError("replay failed")
 
-    def drained(self, timeout: float = 300.0) -> float:
-        """Publishes a malformed sentinel and waits until the job dead-letters it; returns the seconds."""
+    def drained(self, timeout: float = 600.0) -> float:
+        """Publishes a malformed sentinel and waits until the job dead-letters it; returns the seconds
+        (polled every 0.2 s).
+
+        The bench reads a copy of the warehouse file, never the file itself: a DuckDB connection takes
+        the file's lock for ~0.2 s and the job's writer waits for it (polling the file every 0.1 s held
+        the lock most of the time and slowed the job several-fold). A copy taken mid-write fails to open
+        or misses the sentinel; the next poll takes another."""
+        import shutil
+
         import duckdb
 
         token = f"sentinel-{uuid.uuid4().hex}"
@@ -153,9 +194,16 @@ class StreamHarness:
         t0 = time.monotonic()
         pub.publish(token.encode(), {"kind": "odds"})
         pub.flush()
+        copy = self.workdir / "probe.duckdb"
         while time.monotonic() - t0 < timeout:
+            time.sleep(0.2)
             try:
-                con = duckdb.connect(str(self.warehouse), read_only=True)
+                for suffix in ("", ".wal"):
+                    src, dst = Path(f"{self.warehouse}{suffix}"), Path(f"{copy}{suffix}")
+                    dst.unlink(missing_ok=True)
+                    if src.exists():
+                        shutil.copyfile(src, dst)
+                con = duckdb.connect(str(copy), read_only=True)
                 try:
                     n = con.execute("SELECT count(*) FROM dead_letters WHERE payload LIKE ?",
                                     [f"%{token}%"]).fetchone()[0]
@@ -163,9 +211,8 @@ class StreamHarness:
                     con.close()
                 if n:
                     return time.monotonic() - t0
-            except duckdb.Error:
+            except (duckdb.Error, OSError):
                 pass
-            time.sleep(0.1)
         raise RuntimeError("the stream did not drain")
 
     def stop(self) -> None:
@@ -180,52 +227,157 @@ class StreamHarness:
             pubsub.stop_emulator(self.emulator_proc)
 
 
-def pick_target(harness: StreamHarness):
-    """A current pick and the latest snapshot of its selected book (from the inputs, at WARM_UNTIL)."""
+def _warehouse_rows(harness: StreamHarness, sql: str) -> list[tuple]:
+    """Rows of a query on a copy of the job's warehouse (no lock on the job's file)."""
+    import shutil
+
+    import duckdb
+
+    copy = harness.workdir / "query.duckdb"
+    for suffix in ("", ".wal"):
+        src, dst = Path(f"{harness.warehouse}{suffix}"), Path(f"{copy}{suffix}")
+        dst.unlink(missing_ok=True)
+        if src.exists():
+            shutil.copyfile(src, dst)
+    con = duckdb.connect(str(copy), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def pick_target(harness: StreamHarness, warm_until: dt.datetime, pub):
+    """(player, snapshot of the selected book, line A, line B): publishing B then A alternately changes a
+    pick every time.
+
+    With a pick after the warm-up: the pick whose game tips off last, its line moved 0.5 in the direction
+    that widens the edge and back (every move an ``updated``). Without one (the sample models make no
+    pick on the 11-game night before its first tip-off: the largest consensus edge is under 5): the
+    player with the largest positive consensus edge, his selected book's line lowered until the edge is
+    about 6, which makes a pick (``created``), and back (``withdrawn``); the first of the top five
+    candidates whose lowered line creates a pick within 10 s is used."""
+    from pipeline.io.pubsub import message_for
     from pipeline.io.sources import read_local
 
-    doc = json.loads((harness.exports / "best-bets" / f"{DATE.isoformat()}.json").read_text())
-    if not doc["picks"]:
-        raise RuntimeError("no pick to move: the warm-up produced none")
-    pick = doc["picks"][0]
-    odds, _ = read_local(harness.inputs, "odds", [DATE])
-    snaps = [o for o in odds if o.player_lookup == pick["player_lookup"] and o.snapshot_ts <= WARM_UNTIL]
-    book = max(snaps, key=lambda o: o.snapshot_ts)
-    selected = [o for o in snaps if o.book == "draftkings"] or snaps
-    return pick, max(selected, key=lambda o: o.snapshot_ts) if selected else book
+    odds, _ = read_local(harness.inputs, "odds", [harness.date])
+    path = harness.exports / "best-bets" / f"{harness.date.isoformat()}.json"
+    doc = json.loads(path.read_text()) if path.exists() else {"picks": []}
+    if doc["picks"]:
+        pick = max(doc["picks"], key=lambda p: (str(p.get("tipoff_utc") or ""), p["player_lookup"]))
+        snaps = [o for o in odds if o.player_lookup == pick["player_lookup"] and o.snapshot_ts <= warm_until]
+        selected = [o for o in snaps if o.book == (pick.get("line_book") or "draftkings")] or snaps
+        snap = max(selected, key=lambda o: o.snapshot_ts)
+        step = -0.5 if pick["direction"] == "OVER" else 0.5
+        return pick["player_lookup"], snap, snap.line, snap.line + step
+    rows = _warehouse_rows(harness, """
+        SELECT player_lookup, line_book, line_snapshot_ts, line, consensus_edge FROM consensus c
+        WHERE line IS NOT NULL AND consensus_edge > 0 AND version = (SELECT max(version) FROM consensus d
+              WHERE d.player_lookup = c.player_lookup AND d.game_id = c.game_id)
+        ORDER BY consensus_edge DESC, player_lookup LIMIT 5""")
+    for k, (player, book, ts, line, edge) in enumerate(rows):
+        snap = next(o for o in odds if o.player_lookup == player and o.book == book
+                    and o.snapshot_ts == ts.replace(tzinfo=dt.UTC))
+        lowered = line - 0.5 * int(2 * (6.0 - edge) + 1)
+        probe = snap._replace(line=lowered, snapshot_ts=warm_until + dt.timedelta(seconds=0.1 * (k + 1)))
+        t0 = time.monotonic()
+        pub.publish(*message_for("odds", probe))
+        pub.flush()
+        if harness.wait_change(lambda d, pl=player: d["player_lookup"] == pl, timeout=10.0, after=t0):
+            return player, probe, lowered, line
+        back = snap._replace(snapshot_ts=warm_until + dt.timedelta(seconds=0.1 * (k + 1) + 0.05))
+        pub.publish(*message_for("odds", back))
+        pub.flush()
+    raise RuntimeError(f"no line move made a pick: candidates {rows}")
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(round(q * (len(sorted_values) - 1))))]
+
+
+def background_load(h: StreamHarness, rate: float, warm_until: dt.datetime, player: str,
+                    stop: threading.Event, counter: list[int]) -> None:
+    """Publishes the date's odds after ``warm_until`` and before the first tip-off (other players only:
+    the target's own later snapshots would hide the moves; no game locks) at ``rate`` per second, in
+    event-time order, repeating them when they run out."""
+    from pipeline.commands.stream import day_events
+    from pipeline.domain.schedule import latest_games
+    from pipeline.io.pubsub import message_for
+
+    events, _ = day_events(h.inputs, [h.date])
+    tips = [g.tipoff_utc for g in latest_games([e.row for e in events if e.kind == "schedule"]).values()
+            if g.tipoff_utc is not None]
+    first_tip = min(tips) if tips else None
+    odds = [e.row for e in events if e.kind == "odds" and e.row.player_lookup != player
+            and e.row.snapshot_ts > warm_until and (first_tip is None or e.row.snapshot_ts < first_tip)]
+    if not odds:
+        return
+    pub = h.publisher()
+    t0, k = time.monotonic(), 0
+    while not stop.is_set():
+        pub.publish(*message_for("odds", odds[k % len(odds)]))
+        k += 1
+        counter[0] = k
+        wait = t0 + k / rate - time.monotonic()
+        if wait > 0:
+            pub.flush()
+            time.sleep(wait)
+    pub.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--moves", type=int, default=200)
     ap.add_argument("--debounce", type=float, default=0.2)
+    ap.add_argument("--date", default="2026-02-22")
+    ap.add_argument("--warm-until", default="2026-02-22T17:00:00Z")
+    ap.add_argument("--inputs", default=None, help="default: the cached simulated season")
+    ap.add_argument("--small", action="store_true", help="the small 2-game day and the tiny registry")
+    ap.add_argument("--load", type=float, default=0.0,
+                    help="odds updates per second of other players published during the moves")
     ap.add_argument("--emulator", default=None, help="use a running emulator HOST:PORT")
     args = ap.parse_args(argv)
     from pipeline.io.pubsub import message_for
 
     work = Path(tempfile.mkdtemp(prefix="bench-stream-latency-"))
-    h = StreamHarness(emulator=args.emulator, debounce=args.debounce, workdir=work)
+    if args.small:
+        h = StreamHarness(emulator=args.emulator, debounce=args.debounce, workdir=work)
+        warm_until = WARM_UNTIL
+    else:
+        from pipeline.commands import common
+
+        inputs = args.inputs or common.default_inputs(common.parse_options([]))
+        h = StreamHarness(emulator=args.emulator, debounce=args.debounce, workdir=work, inputs=inputs,
+                          date=dt.date.fromisoformat(args.date))
+        warm_until = dt.datetime.fromisoformat(args.warm_until.replace("Z", "+00:00"))
+    stop = threading.Event()
     try:
         startup = h.start_job()
         h.listen()
-        h.replay("--until", WARM_UNTIL.isoformat().replace("+00:00", "Z"))
+        c0, t0 = h.cpu(), time.monotonic()
+        h.replay("--until", warm_until.isoformat().replace("+00:00", "Z"))
+        published = time.monotonic() - t0
         warm = h.drained()
+        print(f"job start {startup:.1f} s; warm-up replay of {h.date} up to {warm_until:%H:%M}Z published in "
+              f"{published:.1f} s, read {warm:.1f} s after the last publish (the backlog); "
+              f"{time.monotonic() - t0:.1f} s wall, {h.cpu() - c0:.1f} s CPU")
         time.sleep(2 * args.debounce + 1)
-        pick, snap = pick_target(h)
-        print(f"job start {startup:.1f} s; warm-up replay drained {warm:.1f} s after the last event; moving "
-              f"{pick['player_lookup']} {pick['direction']} {snap.book} {snap.line}")
         pub = h.publisher()
+        player, snap, line_a, line_b = pick_target(h, warm_until, pub)
+        print(f"moving {player}'s {snap.book} line between {line_b} and {line_a}")
+        sent = [0]
+        if args.load > 0:
+            threading.Thread(target=background_load, args=(h, args.load, warm_until, player, stop, sent),
+                             daemon=True).start()
         latencies, missed = [], 0
+        c0, t_moves = h.cpu(), time.monotonic()
         for i in range(args.moves):
-            step = -0.5 if pick["direction"] == "OVER" else 0.5  # a move that widens the edge
-            line = snap.line + step if i % 2 == 0 else snap.line
-            moved = snap._replace(line=line, snapshot_ts=WARM_UNTIL + dt.timedelta(seconds=i + 1))
+            line = line_b if i % 2 == 0 else line_a
+            moved = snap._replace(line=line, snapshot_ts=warm_until + dt.timedelta(seconds=i + 1))
             data, attrs = message_for("odds", moved)
             t0 = time.monotonic()
             pub.publish(data, attrs)
             pub.flush()
-            got = h.wait_change(lambda d, ln=line: (d["player_lookup"] == pick["player_lookup"]
-                                                    and d["line"] == ln), timeout=10.0, after=t0)
+            got = h.wait_change(lambda d: d["player_lookup"] == player, timeout=10.0, after=t0)
             if got is None:
                 missed += 1
                 if missed <= 3:
@@ -234,19 +386,23 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  move {i} to {line}: no change in 10 s; last received {tail}")
                 continue
             latencies.append(got[0] - t0)
+        stop.set()
+        wall, cpu = time.monotonic() - t_moves, h.cpu() - c0
         lat = sorted(latencies)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        load = (f"; {sent[0]} other odds updates published meanwhile ({sent[0] / wall:.0f}/s)"
+                if args.load > 0 else "")
+        print(f"moves {args.moves}, changes received {len(lat)}, missed {missed}; debounce {args.debounce} s"
+              f"{load}; job {cpu:.1f} s CPU over {wall:.1f} s wall")
         if lat:
-            p50 = statistics.median(lat)
-            p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
-            print(f"moves {args.moves}, changes received {len(lat)}, missed {missed}; "
-                  f"debounce {args.debounce} s")
-            print(f"latency publish -> picks-changes: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
-                  f"max {lat[-1] * 1000:.0f} ms (goal p95 < 2000 ms)")
-        else:
-            print(f"no change received for {args.moves} moves")
+            print(f"latency line move -> picks-changes: p50 {statistics.median(lat) * 1000:.0f} ms, "
+                  f"p95 {percentile(lat, 0.95) * 1000:.0f} ms, p99 {percentile(lat, 0.99) * 1000:.0f} ms, "
+                  f"max {lat[-1] * 1000:.0f} ms (goal p95 <= 500 ms)")
+        if args.load > 0:
+            print(f"backlog after the last publish: read {h.drained():.1f} s later")
         print(f"bench process peak RSS {peak_mb:.0f} MiB (the job runs in its own process)")
     finally:
+        stop.set()
         h.stop()
     return 0
 

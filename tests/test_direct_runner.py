@@ -66,3 +66,26 @@ def test_the_direct_runner_gets_the_patches():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["True", "pipeline.io.direct_runner", "(False,)", "ReusingDoFnRunner"], \
         out.stderr[-2000:]
+
+
+def test_next_timer_due_is_the_earliest_timer_of_any_key_of_any_step():
+    # Real DirectRunner keyed states; the evaluation context is reduced to the one map the function reads
+    # (a whole EvaluationContext needs a running pipeline).
+    from types import SimpleNamespace
+
+    from apache_beam.runners.direct.evaluation_context import DirectUnmergedState
+    from apache_beam.transforms.timeutil import TimeDomain
+    from apache_beam.utils.timestamp import Timestamp
+
+    debounce, clear, watermark = DirectUnmergedState(), DirectUnmergedState(), DirectUnmergedState()
+    debounce.set_timer("w", "debounce", TimeDomain.REAL_TIME, Timestamp(1_000.5))
+    clear.set_timer("w", "clear", TimeDomain.REAL_TIME, Timestamp(22_600))
+    watermark.set_timer("w", "trigger", TimeDomain.WATERMARK, Timestamp(1_200))
+    context = SimpleNamespace(_transform_keyed_states={
+        "BestBetsState": {b"2026-02-22": debounce}, "DateState": {b"2026-02-22": clear, b"2026-02-23":
+                                                                    DirectUnmergedState()},
+        "Sink": {b"k": watermark}, "Read": {}})
+    assert direct_runner.next_timer_due(context) == 1_000.5
+    debounce.clear_timer("w", "debounce", TimeDomain.REAL_TIME)
+    assert direct_runner.next_timer_due(context) == 1_200
+    assert direct_runner.next_timer_due(SimpleNamespace(_transform_keyed_states={"Read": {}})) is None

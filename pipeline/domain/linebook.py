@@ -55,6 +55,13 @@ def _line_ok(line: Any, policy: Policy) -> bool:
             and policy.line_min <= line <= policy.line_max)
 
 
+def _opening_candidate(snap: OddsSnapshot, policy: Policy) -> bool:
+    """Whether a snapshot can be its book's opening line: a line in range and valid prices (staleness
+    does not matter: the opening is the first such snapshot of the game, however old)."""
+    return (_line_ok(snap.line, policy) and is_valid_american(snap.over_price)
+            and is_valid_american(snap.under_price))
+
+
 def sanity_reason(snap: OddsSnapshot, as_of: dt.datetime, policy: Policy) -> tuple[str, str] | None:
     """None if the snapshot is sane at ``as_of``; else (reason, value) for the diagnostic."""
     if snap.book in policy.pickem_sites:
@@ -173,8 +180,7 @@ def build_line_book(
     snap = sane[chosen]
     line = float(snap.line)
 
-    opening_snap = next((s for s in visible if s.book == chosen and _line_ok(s.line, policy)
-                         and is_valid_american(s.over_price) and is_valid_american(s.under_price)), snap)
+    opening_snap = next((s for s in visible if s.book == chosen and _opening_candidate(s, policy)), snap)
     opening = float(opening_snap.line)
     lines = [float(sane[b].line) for b in sorted(sane)]
     std = _clean(float(np.std(lines))) if len(lines) >= 2 else None
@@ -193,6 +199,27 @@ def build_line_book(
         multi_book_line_std=std, min_line=min(lines), max_line=max(lines), prop_line_delta=delta,
     )
     return book, diagnostics
+
+
+def retained_snapshots(snapshots: Iterable[OddsSnapshot], policy: Policy) -> list[OddsSnapshot]:
+    """The snapshots of one player-game that :func:`build_line_book` can still use once its ``as_of`` is
+    at or after every one of them (the stream: the decision time only moves forward): per book, the
+    latest one (what the book shows now) and the first that could open (its opening line if the book is
+    selected). At most two per book, in their input order, so for any ``as_of`` at or after the latest
+    ``snapshot_ts``, ``build_line_book(retained_snapshots(s), as_of) == build_line_book(s, as_of)``
+    (ties of the sort key resolve as in the full list: the latest keeps the last, the opening the first).
+    """
+    snaps = list(snapshots)
+    latest: dict[str, tuple[tuple, int]] = {}
+    opening: dict[str, tuple[tuple, int]] = {}
+    for i, s in enumerate(snaps):
+        k = _sort_key(s)
+        if s.book not in latest or k >= latest[s.book][0]:
+            latest[s.book] = (k, i)
+        if _opening_candidate(s, policy) and (s.book not in opening or k < opening[s.book][0]):
+            opening[s.book] = (k, i)
+    keep = sorted({i for _k, i in latest.values()} | {i for _k, i in opening.values()})
+    return [snaps[i] for i in keep]
 
 
 def closing_line(

@@ -95,6 +95,7 @@ def check_beam_internals(expected=EXPECTED_INTERNALS) -> None:
                             "(perform_dofn_pickle_test)")
         if "self._sub_name" not in inspect.getsource(te._PubSubReadEvaluator.__init__):
             problems.append("_PubSubReadEvaluator no longer sets self._sub_name")
+        problems.extend(_timer_internals_problems())
     if problems:
         import apache_beam
 
@@ -102,6 +103,24 @@ def check_beam_internals(expected=EXPECTED_INTERNALS) -> None:
             f"Beam {apache_beam.__version__}: the local streaming runner patches (pipeline/io/"
             f"direct_runner.py) were written for Beam 2.77's DirectRunner and no longer fit: "
             + "; ".join(problems) + ". Re-measure and adapt them (beam-notes), or pin Beam.")
+
+
+def _timer_internals_problems() -> list[str]:
+    """What :func:`next_timer_due` reads: the evaluation context's per-step keyed states (set by its
+    constructor, reached from every evaluator) and each key's ``timers`` map."""
+    from apache_beam.runners.direct import evaluation_context as ec
+    from apache_beam.runners.direct import transform_evaluator as te
+    from apache_beam.transforms import trigger
+
+    problems = []
+    if "self._transform_keyed_states =" not in inspect.getsource(ec.EvaluationContext.__init__):
+        problems.append("EvaluationContext no longer sets self._transform_keyed_states")
+    if "self._evaluation_context =" not in inspect.getsource(te._TransformEvaluator.__init__):
+        problems.append("_TransformEvaluator no longer sets self._evaluation_context")
+    if not issubclass(ec.DirectUnmergedState, trigger.InMemoryUnmergedState) or (
+            "self.timers[window][" not in inspect.getsource(trigger.InMemoryUnmergedState.set_timer)):
+        problems.append("the DirectRunner's keyed state no longer keeps its timers in .timers[window]")
+    return problems
 
 
 def apply_for(options: Any) -> bool:
@@ -115,6 +134,26 @@ def apply_for(options: Any) -> bool:
 
 PULL_MAX_MESSAGES = 500
 PULL_TIMEOUT_S = 0.5
+# When the subscription is empty and no timer is due within this many seconds, the read waits for the
+# next message with a long pull (the emulator holds a pull whose deadline exceeds 1 s for about 1 s and
+# answers as soon as a message arrives; real Pub/Sub holds it until a message or the deadline).
+IDLE_PULL_TIMEOUT_S = 2.0
+
+
+def next_timer_due(evaluation_context: Any) -> float | None:
+    """The earliest timestamp (seconds since the epoch) of any timer set in the local runner: every
+    stateful step's processing-time and event-time timers and the triggers' (the Pub/Sub source's
+    watermark is wall-clock time, so an event-time timer is due at about that wall time); None when no
+    timer is set. Walks every key's timers: called only when the subscription was found empty."""
+    due = None
+    for keyed in evaluation_context._transform_keyed_states.values():
+        for state in list(keyed.values()):
+            for timers in list(state.timers.values()):
+                for ts in list(timers.values()):
+                    t = float(ts)
+                    if due is None or t < due:
+                        due = t
+    return due
 
 
 class _InstanceMemo:
@@ -168,12 +207,21 @@ def _memoised_function_arguments(original):
     """``core.get_function_arguments(obj, name)`` memoised per (object, method name): ``DoFnRunner``
     (compiled, so its ``DoFnSignature`` cannot be swapped) re-inspected every method of the DoFn with
     ``inspect.signature`` for every bundle. The answer depends only on the object's methods, which do
-    not change; each caller gets fresh lists."""
+    not change; each caller gets fresh lists. A method the class defines (no ``_inspect_<name>`` hook,
+    not overridden on the instance) has the same arguments for every instance, so it is memoised per
+    class: the signature also inspects a new watermark-estimator provider per bundle."""
     if getattr(original, "_props_memoised", False):
         return original
     memo = _InstanceMemo()
+    per_class: dict[tuple[type, str], tuple] = {}
 
     def get_function_arguments(obj, func):
+        if not hasattr(obj, f"_inspect_{func}") and func not in getattr(obj, "__dict__", {}):
+            key = (type(obj), func)
+            if key not in per_class:
+                per_class[key] = original(obj, func)
+            args, defaults = per_class[key]
+            return list(args), list(defaults)
         per_obj = memo.get(obj)
         if per_obj is None:
             per_obj = {}
@@ -188,8 +236,9 @@ def _memoised_function_arguments(original):
 
 
 def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
-                           pull_timeout_s: float = PULL_TIMEOUT_S) -> None:
-    """Local streaming only: three adaptations of the BundleBasedDirectRunner (Dataflow is untouched).
+                           pull_timeout_s: float = PULL_TIMEOUT_S,
+                           idle_pull_timeout_s: float = IDLE_PULL_TIMEOUT_S) -> None:
+    """Local streaming only: adaptations of the BundleBasedDirectRunner (Dataflow is untouched).
 
     Measured here with py-spy on ``props stream`` (a replayed day): the job absorbed ~10 events/s.
     1. ``userstate.get_dofn_specs`` re-inspected every DoFn's method signatures for every bundle and every
@@ -216,6 +265,15 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
        and method name (see :func:`_memoised_function_arguments`).
     Measured (bench/bench_stream_throughput.py, --seconds 15): before 4. and 5. the job absorbed ~165/s
     with the backlog growing from 200/s; after, 400/s keeps up (drained 0.4 s after the last publish).
+    6. An idle job burned most of a core (bench/bench_stream_idle.py: 58-85 % of one core with no
+       message). py-spy: the emulator answers a pull whose deadline is 1 s or less at once, so the read
+       cycled ~100 times a second, each cycle re-computing the watermarks of the whole graph (the
+       source watermark is wall-clock time, so it advanced every cycle: ~60 % of the thread), the pull
+       itself (~25 %) and the evaluator's PipelineOptions (~9 %). Now an empty pull is followed by a
+       long pull (``idle_pull_timeout_s``: the emulator holds it ~1 s and answers at the first message,
+       so a message is not delayed) unless a timer of the job (a debounce, a scoring timeout, a
+       trigger) is due before it would end (:func:`next_timer_due`): the one worker thread would
+       otherwise fire that timer late. Idle: under 1 % of one core.
     """
     import types
 
@@ -254,18 +312,28 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
     core.get_function_arguments = _memoised_function_arguments(core.get_function_arguments)
 
     def read_from_pubsub(self, timestamp_attribute):
+        import time
+
         from apache_beam.io.gcp.pubsub import PubsubMessage
         from apache_beam.utils.timestamp import Timestamp
         from google.api_core.exceptions import DeadlineExceeded
 
         sub_client = self._get_subscriber_client(self._applied_ptransform)
-        try:
-            response = sub_client.pull(subscription=self._sub_name, max_messages=pull_max_messages,
-                                       timeout=pull_timeout_s)
-        except DeadlineExceeded:
-            return []
+
+        def pull(timeout: float) -> list:
+            try:
+                return list(sub_client.pull(subscription=self._sub_name, max_messages=pull_max_messages,
+                                            timeout=timeout).received_messages)
+            except DeadlineExceeded:
+                return []
+
+        received = pull(pull_timeout_s)
+        if not received:
+            due = next_timer_due(self._evaluation_context)
+            if due is None or due - time.time() > idle_pull_timeout_s:
+                received = pull(idle_pull_timeout_s)  # idle: wait for the next message, no busy loop
         out = []
-        for rm in response.received_messages:
+        for rm in received:
             msg = PubsubMessage._from_message(rm.message)
             raw = (msg.attributes or {}).get(timestamp_attribute) if timestamp_attribute else None
             ts = None
@@ -276,9 +344,8 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
             if ts is None:
                 ts = Timestamp.from_utc_datetime(rm.message.publish_time)
             out.append((ts, msg))
-        if response.received_messages:
-            sub_client.acknowledge(subscription=self._sub_name,
-                                   ack_ids=[rm.ack_id for rm in response.received_messages])
+        if received:
+            sub_client.acknowledge(subscription=self._sub_name, ack_ids=[rm.ack_id for rm in received])
         return out
 
     te._PubSubReadEvaluator._read_from_pubsub = read_from_pubsub

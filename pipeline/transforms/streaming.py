@@ -41,6 +41,7 @@ Dataflow update can add fields), never pickled classes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
 import pickle
 from collections.abc import Callable, Mapping, Sequence
@@ -166,47 +167,64 @@ def split_key(key: str) -> tuple[str, int]:
 _NT = "__namedtuple__"
 
 
+# Values stored as they are (the common case: checked by exact type before any walking).
+_ATOMS = frozenset({str, int, float, bool, type(None), bytes, dt.datetime, dt.date, dt.timedelta})
+
+
+@functools.cache
+def _class_name(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
 def to_plain(value: Any) -> Any:
     """NamedTuples -> ``{_NT: "module:Qualname", field: value}`` (recursively); dicts, lists, tuples
     and sets are walked; everything else (dates, numbers, strings) stays as it is."""
+    cls = type(value)
+    if cls in _ATOMS:
+        return value
     if isinstance(value, tuple) and hasattr(value, "_fields"):
-        cls = type(value)
-        out = {_NT: f"{cls.__module__}:{cls.__qualname__}"}
-        out.update({f: to_plain(getattr(value, f)) for f in value._fields})
+        out = {_NT: _class_name(cls)}
+        for f, v in zip(value._fields, value, strict=True):
+            out[f] = v if type(v) in _ATOMS else to_plain(v)
         return out
     if isinstance(value, dict):
-        return {k: to_plain(v) for k, v in value.items()}
+        return {k: v if type(v) in _ATOMS else to_plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [to_plain(v) for v in value]
+        return [v if type(v) in _ATOMS else to_plain(v) for v in value]
     if isinstance(value, tuple):
-        return tuple(to_plain(v) for v in value)
+        return tuple(v if type(v) in _ATOMS else to_plain(v) for v in value)
     if isinstance(value, (set, frozenset)):
         return type(value)(to_plain(v) for v in value)
     return value
 
 
-def _resolve(name: str):
+@functools.cache
+def _resolve(name: str) -> tuple[Any, frozenset]:
+    """The class stored under ``name`` and its field names (classes do not change within a process)."""
     module, _, qualname = name.partition(":")
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part)
-    return obj
+    return obj, frozenset(obj._fields)
 
 
 def from_plain(value: Any) -> Any:
     """Inverse of :func:`to_plain`. A NamedTuple is rebuilt from the fields its class has now: a field
     the stored value lacks takes the class default (a field added by an update), a stored field the class
     no longer has is dropped."""
+    cls = type(value)
+    if cls in _ATOMS:
+        return value
     if isinstance(value, dict):
         if _NT in value:
-            cls = _resolve(value[_NT])
-            known = {f: from_plain(v) for f, v in value.items() if f != _NT and f in cls._fields}
-            return cls(**known)
-        return {k: from_plain(v) for k, v in value.items()}
+            nt, fields = _resolve(value[_NT])
+            return nt(**{f: v if type(v) in _ATOMS else from_plain(v)
+                         for f, v in value.items() if f in fields})
+        return {k: v if type(v) in _ATOMS else from_plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [from_plain(v) for v in value]
+        return [v if type(v) in _ATOMS else from_plain(v) for v in value]
     if isinstance(value, tuple):
-        return tuple(from_plain(v) for v in value)
+        return tuple(v if type(v) in _ATOMS else from_plain(v) for v in value)
     if isinstance(value, (set, frozenset)):
         return type(value)(from_plain(v) for v in value)
     return value
@@ -400,11 +418,13 @@ class DateStateFn(beam.DoFn):
         self._dead = slate._counter("dead_letters")
 
     def _to_pg(self, state, key: str):
-        """Events a player-game seen for the first time needs before its own."""
+        """Events a player-game seen for the first time needs before its own (``state`` changes only
+        then)."""
         game_id, player = key.split("|", 1)
         if key in state["lined"] or player in state["players"].get(game_id, ()):
             return
         state["lined"].append(key)
+        state["changed"] = True
         yield key, StreamEvent("models", tuple(state["models"]))
         for row in state["schedule"]:
             if row.game_id == game_id:
@@ -425,6 +445,9 @@ class DateStateFn(beam.DoFn):
                 f"stream:{ev.kind}", "stream_date_state", f"event for {date_iso} after its state was cleared "
                 "(every game done + grace period)", row, game_date=dt.date.fromisoformat(date_iso)))
             return
+        # Most events (odds of a known player-game, injuries) change nothing here: the cell is written
+        # only when something changed (encoding the date's state is most of this step's cost).
+        state["changed"] = not state["initialised"] or ev.kind in ("schedule", "registry")
         if not state["initialised"]:
             yield from self._initialise(date_iso, state)
         if ev.kind in ("odds", "features"):
@@ -462,8 +485,10 @@ class DateStateFn(beam.DoFn):
         statuses = [s for _t, s in state["statuses"].values()]
         if statuses and all(s in DONE_STATUSES for s in statuses) and not state["clear_armed"]:
             state["clear_armed"] = True
+            state["changed"] = True
             clear_timer.set(self._clock() + self._grace)
-        date_state.write(state)
+        if state.pop("changed"):
+            date_state.write(state)
 
     def _initialise(self, date_iso: str, state: dict):
         game_date = dt.date.fromisoformat(date_iso)
@@ -541,13 +566,15 @@ class PlayerGameStateFn(beam.DoFn):
     """Stateful per player-game (key ``game_id|player``, stable): odds, feature row, injuries, schedule,
     model set -> versioned decisions.
 
-    State (global window): every odds snapshot of the player-game today (the line book needs the opening
-    snapshot and the latest per book; a day is a few hundred snapshots), every schedule event of the game
-    and injury report of the player, and ``info`` (feature row, context, model set, event-time ``now``,
-    version counter, last signature). On each event the line book is rebuilt at ``as_of = now`` and
-    ``gate.decide_player_game`` decides, exactly as the batch join does. When anything a batch run would
-    write for the player-game changed (the decision, the line book, its diagnostics, the feature row,
-    the context, the tip-off) or its model set changed, the version counter n moves and:
+    State (global window): per book the latest odds snapshot and the first that could open
+    (``linebook.retained_snapshots``: at most two per book, however many snapshots a day brings; the
+    event-time ``now`` only moves forward, so they build the same line book as every snapshot), every
+    schedule event of the game and injury report of the player, and ``info`` (feature row, context,
+    model set, event-time ``now``, version counter, last signature). On each event the line book is
+    rebuilt at ``as_of = now`` and ``gate.decide_player_game`` decides, exactly as the batch join does.
+    When anything a batch run would write for the player-game changed (the decision, the line book, its
+    diagnostics, the feature row, the context, the tip-off) or its model set changed, the version
+    counter n moves and:
 
     * ``gate_decisions`` / ``line_diagnostics``: the rows of version n (``scored_at`` = now);
     * main: a ScoringRequest (PlayerGame ``pg#n``, version n, and the model set) when viable, with or
@@ -625,30 +652,36 @@ class PlayerGameStateFn(beam.DoFn):
             info_state.write(info)
             return
         game_date = game.game_date if game else feature_row.game_date
+        new_kept: list = []
         if new_odds is not None:
-            kept, stray = linebook_lib.split_player_game([new_odds], game_date, game_id, player)
+            new_kept, stray = linebook_lib.split_player_game([new_odds], game_date, game_id, player)
             for row in slate.stray_odds_dead_letters(stray, "stream_line_book"):
                 self._dead.inc()
                 yield beam.pvalue.TaggedOutput(DEAD, row)
-            for row in kept:
-                odds_state.add(row)
         date_iso = game_date.isoformat()
         yield beam.pvalue.TaggedOutput(TICKS, (date_iso, GameTick(
             game_id=game_id, tipoff_utc=game.tipoff_utc if game else None,
             status=game.status if game else None, now=now)))
 
-        odds = list(odds_state.read())
+        odds = list(odds_state.read()) + new_kept
         kept, stray = linebook_lib.split_player_game(odds, game_date, game_id, player)
         if stray:  # stored before the game's date was known: rejected now, once
             for row in slate.stray_odds_dead_letters(stray, "stream_line_book"):
                 self._dead.inc()
                 yield beam.pvalue.TaggedOutput(DEAD, row)
+        # Bounded state: every stored snapshot is at or before ``now``, which only moves forward, so
+        # the latest and the opening snapshot per book build the same line book as the whole history.
+        retained = linebook_lib.retained_snapshots(kept, self._policy)
+        if len(retained) == len(odds):  # nothing to drop: the new snapshot is appended
+            for row in new_kept:
+                odds_state.add(row)
+        else:
             odds_state.clear()
-            for row in kept:
+            for row in retained:
                 odds_state.add(row)
         prev_close = feature_row.prev_game_closing_line if feature_row else None
         book, diagnostics = linebook_lib.build_line_book(
-            kept, now, self._policy, prev_game_closing_line=prev_close, key=(game_date, game_id, player))
+            retained, now, self._policy, prev_game_closing_line=prev_close, key=(game_date, game_id, player))
         decision = gate_lib.decide_player_game(
             feature_row, game_status=game.status if game else None,
             tipoff_utc=game.tipoff_utc if game else None, as_of=now,
@@ -886,6 +919,7 @@ class ScoreOnCompleteModelSet(beam.PTransform):
 # --------------------------------------------------------------------------------------------
 
 
+COMPACT_SLACK = 16  # the best-bets bag is compacted once it holds more than 2 x player-games + this
 CLOCK_DEFAULTS: dict[str, Any] = {"now": None, "armed": False, "tipoffs": {}, "statuses": {}, "history": {}}
 
 
@@ -900,7 +934,8 @@ class BestBetsStateFn(beam.DoFn):
     ``debounce_seconds`` ahead; when it fires, the latest entry per player-game (highest sequence) gives the
     candidates, the slate's ``SelectBestBetsFn`` selects, ``lifecycle.diff_picks`` diffs against the
     published picks (seeded at launch from the warehouse), and a ``DateChanges`` is emitted if anything
-    changed. The bag is compacted to the latest entry per player-game.
+    changed. The bag is compacted to the latest entry per player-game when superseded entries outnumber
+    them (so it holds at most about twice the date's player-games); ticks only move the clock cell.
 
     Worked timeline (debounce 1.0 s; times are processing time):
 
@@ -908,7 +943,8 @@ class BestBetsStateFn(beam.DoFn):
         t=0.30  odds move for B -> Scored(B#5) arrives  -> bag [A#3, B#5], timer already armed
         t=0.80  injury out for A -> Removed(A#4)        -> bag [A#3, B#5, A#4]
         t=1.00  timer fires: latest A#4 (removed), B#5 -> select over B -> diff: A's pick withdrawn
-                (injury_out), B's pick updated -> one DateChanges with 2 changes; bag compacted to [A#4, B#5]
+                (injury_out), B's pick updated -> one DateChanges with 2 changes; bag kept (A#3 is dropped
+                when the bag is compacted: more than 2 x its player-games + COMPACT_SLACK entries)
         t=1.40  odds move for C -> Scored(C#2)          -> timer armed for t=2.40 (one recomputation per
                                                            second at most, whatever the message rate)
 
@@ -956,7 +992,8 @@ class BestBetsStateFn(beam.DoFn):
             state["history"] = dict(value.history or {})
             clock.write(state)
             return
-        entries.add(item)
+        if tag != "tick":  # a tick only moves the clock (below); the recomputation reads no tick entry
+            entries.add(item)
         t = value.now if tag in ("tick", "removed") else None
         if tag == "tick":
             if value.tipoff_utc is not None:
@@ -982,7 +1019,9 @@ class BestBetsStateFn(beam.DoFn):
             return
         self._recomputations.inc()
         latest: dict[str, tuple[int, str, Any]] = {}
+        n_entries = 0
         for tag, value in entries.read():
+            n_entries += 1
             if tag == "scored":
                 pg, seq = split_key(value.player_game.key)
             elif tag == "removed":
@@ -991,9 +1030,12 @@ class BestBetsStateFn(beam.DoFn):
                 continue
             if pg not in latest or seq >= latest[pg][0]:
                 latest[pg] = (seq, tag, value)
-        entries.clear()
-        for _seq, tag, value in latest.values():
-            entries.add((tag, value))
+        if n_entries > 2 * len(latest) + COMPACT_SLACK:
+            # Compacted to the latest entry per player-game once superseded entries outnumber them:
+            # re-encoding every entry at every recomputation was most of its cost; the bag stays bounded.
+            entries.clear()
+            for _seq, tag, value in latest.values():
+                entries.add((tag, value))
 
         scored = [v for _s, tag, v in latest.values() if tag == "scored"]
         removed = {pg: v.reason for pg, (_s, tag, v) in latest.items() if tag == "removed"}
