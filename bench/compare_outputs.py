@@ -54,8 +54,9 @@ def main(argv: list[str]) -> int:
         a, b = ta.get(table, Counter()), tb.get(table, Counter())
         if a != b:
             only_a, only_b = a - b, b - a
-            problems.append(f"table {table}: {sum(only_a.values())} rows only in A, {sum(only_b.values())} only "
-                            f"in B; e.g. A {next(iter(only_a), '-')[:300]} / B {next(iter(only_b), '-')[:300]}")
+            example_a, example_b = next(iter(only_a), "-")[:300], next(iter(only_b), "-")[:300]
+            problems.append(f"table {table}: {sum(only_a.values())} rows only in A, {sum(only_b.values())} "
+                            f"only in B; e.g. A {example_a} / B {example_b}")
     da, db = export_docs(ea), export_docs(eb)
     for rel in sorted(set(da) | set(db)):
         if da.get(rel) != db.get(rel):

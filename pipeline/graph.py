@@ -141,9 +141,10 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
     if plan.warehouse or plan.exports:
         from pipeline.io.slate_sink import WriteSlateOutputs
 
-        rows = pairs | "AllTableRows" >> beam.Flatten()
+        rows = tuple(pairs)  # flattened once, by the sink, together with the run's dates
         committed = None
         if sources.is_bigquery(plan.warehouse):
+            rows = pairs | "AllTableRows" >> beam.Flatten()
             # Production: Beam's own BigQuery sink stages the rows, then one transaction per date replaces
             # them; the exports below wait for it (side input), so they never describe uncommitted rows.
             from pipeline.io.bigquery import WriteToBigQueryWarehouse
