@@ -90,12 +90,14 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
     run_id, version = plan.run_id, policy.version
 
     window = policy.event_time_window_hours
-    # One read for every kind the join needs: files come out of one step, so the join's single shuffle
-    # (keyed by player) takes them without a Flatten.
+    # One read for every kind the join needs, grouped by player per file: files come out of one step, so
+    # the join's single shuffle (keyed by player) takes them without a Flatten, one element per player
+    # and file.
     read = p | "ReadInputs" >> sources.ReadSources(
         plan.inputs,
         {"odds": dates, "features": dates, "injuries": dates, "box_scores": plan.box_score_dates},
         window,
+        key_fn=slate.player_key,
     )
     schedule_dead = p | "ScheduleDeadLetters" >> beam.Create(list(plan.schedule_dead_letters))
     joined = read.rows | "JoinPlayerGames" >> slate.JoinPlayerGames(plan.date_plans, policy)

@@ -30,7 +30,7 @@ def _join(p, odds_rows, feature_rows, injuries=(), box_rows=(), plan=None):
         p | "Box" >> beam.Create(list(box_rows), reshuffle=False),
         p | "Inj" >> beam.Create(list(injuries), reshuffle=False),
         p | "Odds" >> beam.Create(odds_rows),
-    ) | "AllRows" >> beam.Flatten()
+    ) | "AllRows" >> beam.Flatten() | "KeyByPlayer" >> beam.Map(lambda r: (slate.player_key(r), [r]))
     return rows | slate.JoinPlayerGames({fx.GAME_DATE: plan}, POLICY)
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import apache_beam as beam
@@ -205,14 +205,17 @@ def read_rows_local(
 class ParseFileFn(beam.DoFn):
     """Reads one input file and parses every record; the element is ``(kind, path)``.
 
-    Main output: typed rows timestamped at their event time. Tagged output ``dead_letters``: DeadLetter
-    rows. Never raises on bad data.
+    Main output: typed rows timestamped at their event time; or, with ``key_fn``, the file's rows grouped
+    by ``key_fn(row)``: one ``(key, [rows])`` per key and file, in file order (the file is held whole
+    anyway, and a consumer that groups by that key then handles one element per key and file instead of
+    one per row). Tagged output ``dead_letters``: DeadLetter rows. Never raises on bad data.
     """
 
     DEAD_LETTERS = "dead_letters"
 
-    def __init__(self, event_window_hours: Window = None):
+    def __init__(self, event_window_hours: Window = None, key_fn: Callable[[tuple], Any] | None = None):
         self.window = tuple(event_window_hours) if event_window_hours else None
+        self.key_fn = key_fn
         self.read_ms = Metrics.distribution(METRICS_NAMESPACE, "read_ms")
 
     def setup(self):
@@ -227,13 +230,18 @@ class ParseFileFn(beam.DoFn):
         started = time.perf_counter()
         items = list(iter_file(path, kind, self.window))
         self.read_ms.update(int((time.perf_counter() - started) * 1000))
+        groups: dict[Any, list] = {}
         for item in items:
             if type(item) is schemas.DeadLetter:
                 n_dead += 1
                 yield beam.pvalue.TaggedOutput(self.DEAD_LETTERS, item)
+            elif self.key_fn is not None:
+                n_rows += 1
+                groups.setdefault(self.key_fn(item), []).append(item)
             else:
                 n_rows += 1
                 yield beam.window.TimestampedValue(item, event_time(kind, item).timestamp())
+        yield from groups.items()
         self._rows[kind].inc(n_rows)
         self._dead[kind].inc(n_dead)
 
@@ -251,11 +259,13 @@ class ReadAllInputs(beam.PTransform):
         inputs: a local folder or ``gs://`` prefix holding ``KIND/game_date=.../part-*`` files.
         dates_by_kind: ``{kind: game dates to read}`` (kinds of ``schemas.INPUT_KINDS``).
         event_window_hours: the run policy's ``event_time_window_hours`` (None: the policy default).
+        key_fn: None, or a function of a typed row: then ``.rows`` holds ``(key, [rows])`` groups, one
+            per key and file (see :class:`ParseFileFn`).
 
     Returns:
-        A ``DoOutputsTuple``: ``.rows`` (typed rows of every kind, each at its event time) and
-        ``.dead_letters``. Every kind comes out of one ParDo, so a consumer that needs several kinds
-        together (``transforms.slate.JoinPlayerGames``) gets them without a Flatten.
+        A ``DoOutputsTuple``: ``.rows`` (typed rows of every kind, each at its event time, or their
+        groups by ``key_fn``) and ``.dead_letters``. Every kind comes out of one ParDo, so a consumer that
+        needs several kinds together (``transforms.slate.JoinPlayerGames``) gets them without a Flatten.
 
     The file list is resolved when the graph is built (a clear error at launch for unsupported files).
     ``Create`` spreads the files over workers (it reshuffles several elements itself); a file is read by
@@ -263,20 +273,21 @@ class ReadAllInputs(beam.PTransform):
     """
 
     def __init__(self, inputs: str, dates_by_kind: Mapping[str, Iterable[dt.date]],
-                 event_window_hours: Window = None):
+                 event_window_hours: Window = None, key_fn: Callable[[tuple], Any] | None = None):
         super().__init__()
         for kind in dates_by_kind:
             _check_kind(kind)
         self.inputs = inputs
         self.dates_by_kind = {k: sorted(set(ds)) for k, ds in dates_by_kind.items()}
         self.window = event_window_hours
+        self.key_fn = key_fn
 
     def expand(self, pbegin):
         files = input_files_by_kind(self.inputs, self.dates_by_kind)
         return (
             pbegin
             | "ListFiles" >> beam.Create(files)
-            | "ParseFiles" >> beam.ParDo(ParseFileFn(self.window)).with_outputs(
+            | "ParseFiles" >> beam.ParDo(ParseFileFn(self.window, self.key_fn)).with_outputs(
                 ParseFileFn.DEAD_LETTERS, main="rows")
         )
 

@@ -107,8 +107,13 @@ ROW_KINDS: dict[type, str] = {
 }
 
 
+def player_key(row) -> str:
+    """The join key of an input row (``JoinPlayerGames``): its player."""
+    return row.player_lookup
+
+
 class GroupRowsByKindFn(beam.CombineFn):
-    """A player's input rows -> ``{kind: [rows]}`` (kinds of ``ROW_KINDS``).
+    """A player's lists of input rows -> ``{kind: [rows]}`` (kinds of ``ROW_KINDS``).
 
     A combiner rather than a GroupByKey: Beam lifts it, so each bundle's rows are grouped per player
     before the shuffle (one encoded element per player and bundle instead of one per row, which dominates
@@ -119,13 +124,14 @@ class GroupRowsByKindFn(beam.CombineFn):
     def create_accumulator(self) -> dict[str, list]:
         return {}
 
-    def add_input(self, accumulator: dict[str, list], row) -> dict[str, list]:
-        kind = ROW_KINDS[type(row)]
-        rows = accumulator.get(kind)
-        if rows is None:
-            accumulator[kind] = [row]
-        else:
-            rows.append(row)
+    def add_input(self, accumulator: dict[str, list], rows: list) -> dict[str, list]:
+        for row in rows:
+            kind = ROW_KINDS[type(row)]
+            same = accumulator.get(kind)
+            if same is None:
+                accumulator[kind] = [row]
+            else:
+                same.append(row)
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[dict[str, list]]) -> dict[str, list]:
@@ -139,19 +145,20 @@ class GroupRowsByKindFn(beam.CombineFn):
         return accumulator
 
 
-def _team_game_date(row) -> list[tuple[str, dt.date]]:
-    """A box score's ``(team, game_date)`` (DNP rows count: the team played); nothing for other rows."""
-    return [(row.team_abbr, row.game_date)] if type(row) is BoxScore else []
+def _team_game_dates(keyed_rows) -> set[tuple[str, dt.date]]:
+    """The box scores' ``(team, game_date)`` pairs of a ``(key, [rows])`` group (DNP rows count: the team
+    played); nothing for other rows."""
+    return {(row.team_abbr, row.game_date) for row in keyed_rows[1] if type(row) is BoxScore}
 
 
 class ComputeTeamGameDates(beam.PTransform):
-    """Input rows -> ``(team, sorted game dates)`` from the box scores among them
+    """``(key, [input rows])`` groups -> ``(team, sorted game dates)`` from the box scores among them
     (``domain.context.team_game_dates``' rule, as a combiner): the rest-days side input of the join."""
 
     def expand(self, rows):
         return (
             rows
-            | "TeamGameDate" >> beam.FlatMap(_team_game_date)
+            | "TeamGameDate" >> beam.FlatMap(_team_game_dates)
             | "DatesPerTeam" >> beam.CombinePerKey(beam.combiners.ToSetCombineFn())
             | "SortTeamDates" >> beam.MapTuple(lambda team, dates: (team, tuple(sorted(dates))))
         )
@@ -339,10 +346,12 @@ class JoinPlayerGames(beam.PTransform):
     Args:
       plans: the run's DatePlans by game_date (decision time, run mode, games).
       policy: the selection policy.
-    Input: one PCollection of typed input rows of every kind the join reads (``ROW_KINDS``: odds and
-      feature rows and injury reports of the run dates, box scores of the season before the last run date),
-      as one source read returns them (``io.sources.ReadSources``). One shuffle, keyed by player, brings a
-      player's rows together (``GroupRowsByKindFn``); the teams' game dates are a small side input.
+    Input: one PCollection of ``(player, [typed input rows])`` groups of every kind the join reads
+      (``ROW_KINDS``: odds and feature rows and injury reports of the run dates, box scores of the season
+      before the last run date), as one source read returns them
+      (``io.sources.ReadSources(..., key_fn=player_key)``: one group per player and file). One shuffle,
+      keyed by player, merges a player's groups (``GroupRowsByKindFn``); the teams' game dates are a small
+      side input.
     Returns: a DoOutputsTuple: main (PlayerGame), ``gate_decisions``, ``line_diagnostics``, ``dead_letters``.
     """
 
@@ -354,7 +363,6 @@ class JoinPlayerGames(beam.PTransform):
         team_dates = rows | "TeamGameDates" >> ComputeTeamGameDates()
         return (
             rows
-            | "KeyByPlayer" >> beam.Map(lambda r: (r.player_lookup, r))
             | "GroupByPlayer" >> beam.CombinePerKey(GroupRowsByKindFn())
             | "LineBookAndGate"
             >> beam.ParDo(
