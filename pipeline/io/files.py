@@ -20,9 +20,11 @@ Usage in a graph::
 
     rows, dead = p | "ReadOdds" >> ReadInputs(inputs, "odds", [game_date])
     # or: read = p | ReadInputs(...); read.rows, read.dead_letters
+    # several kinds in one step, each file's rows grouped by a key (the slate's join):
+    read = p | ReadAllInputs(inputs, {"odds": dates, "box_scores": history_dates}, key_fn=player_key)
 
-Rows carry their event time (``schemas.EVENT_TIME_FIELD``) as the element timestamp. Counters
-``pipeline.io/{kind}_rows`` and ``pipeline.io/{kind}_dead_letters`` count both outputs.
+Rows carry their event time (``schemas.EVENT_TIME_FIELD``) as the element timestamp (ungrouped reads).
+Counters ``pipeline.io/{kind}_rows`` and ``pipeline.io/{kind}_dead_letters`` count both outputs.
 
 Without Beam (driver, tests, benchmarks)::
 
