@@ -88,27 +88,19 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
     dates = plan.dates
     policy = plan.policy
     run_id, version = plan.run_id, policy.version
-    as_of_by_date = {d: dp.as_of for d, dp in plan.date_plans.items()}
 
     window = policy.event_time_window_hours
-    odds = p | "ReadOdds" >> sources.ReadSource(plan.inputs, "odds", dates, window)
-    features = p | "ReadFeatures" >> sources.ReadSource(plan.inputs, "features", dates, window)
-    injuries = p | "ReadInjuries" >> sources.ReadSource(plan.inputs, "injuries", dates, window)
-    box_scores = p | "ReadBoxScores" >> sources.ReadSource(
-        plan.inputs, "box_scores", plan.box_score_dates, window)
-    schedule_dead = p | "ScheduleDeadLetters" >> beam.Create(list(plan.schedule_dead_letters))
-
-    contexts = {"features": features.rows, "box_scores": box_scores.rows} | "PlayerContexts" >> (
-        slate.ComputePlayerContexts()
+    # One read for every kind the join needs, grouped by player per file: files come out of one step, so
+    # the join's single shuffle (keyed by player) takes them without a Flatten, one element per player
+    # and file.
+    read = p | "ReadInputs" >> sources.ReadSources(
+        plan.inputs,
+        {"odds": dates, "features": dates, "injuries": dates, "box_scores": plan.box_score_dates},
+        window,
+        key_fn=slate.player_key,
     )
-    injury_status = injuries.rows | "InjuryStatus" >> slate.ResolveInjuries(as_of_by_date)
-
-    joined = {
-        "odds": odds.rows,
-        "features": features.rows,
-        "contexts": contexts.contexts,
-        "injuries": injury_status,
-    } | "JoinPlayerGames" >> slate.JoinPlayerGames(plan.date_plans, policy)
+    schedule_dead = p | "ScheduleDeadLetters" >> beam.Create(list(plan.schedule_dead_letters))
+    joined = read.rows | "JoinPlayerGames" >> slate.JoinPlayerGames(plan.date_plans, policy)
 
     if plan.model_handler is not None and plan.models:
         scored = joined.player_games | "ScorePlayers" >> slate.ScorePlayers(
@@ -126,10 +118,7 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
 
     dead = (
         (
-            odds.dead_letters,
-            features.dead_letters,
-            injuries.dead_letters,
-            box_scores.dead_letters,
+            read.dead_letters,
             schedule_dead,
             joined[DEAD],
             inference_dead,
@@ -154,9 +143,10 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
     if plan.warehouse or plan.exports:
         from pipeline.io.slate_sink import WriteSlateOutputs
 
-        rows = pairs | "AllTableRows" >> beam.Flatten()
+        rows = tuple(pairs)  # flattened once, by the sink, together with the run's dates
         committed = None
         if sources.is_bigquery(plan.warehouse):
+            rows = pairs | "AllTableRows" >> beam.Flatten()
             # Production: Beam's own BigQuery sink stages the rows, then one transaction per date replaces
             # them; the exports below wait for it (side input), so they never describe uncommitted rows.
             from pipeline.io.bigquery import WriteToBigQueryWarehouse

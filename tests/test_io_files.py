@@ -6,6 +6,7 @@ import datetime as dt
 import gzip
 import json
 import os
+from pathlib import Path
 
 import apache_beam as beam
 import pyarrow as pa
@@ -15,7 +16,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import schemas
-from pipeline.io.files import ReadInputs, input_files, partition_date, read_rows_local
+from pipeline.io.files import ReadAllInputs, ReadInputs, input_files, partition_date, read_rows_local
 
 os.environ.setdefault("NO_GCE_CHECK", "true")
 
@@ -143,6 +144,30 @@ def test_read_inputs_transform(inputs):
     metrics = p.result.metrics().query()["counters"]
     totals = {m.key.metric.name: m.committed for m in metrics}
     assert totals["odds_rows"] == 8 and totals["odds_dead_letters"] == 2
+
+
+def test_read_all_inputs_groups_rows_per_key_and_file(inputs):
+    """Several kinds come out of one step; with key_fn a file's rows arrive as one (key, [rows]) group
+    per key and file (not one element per row), and dead letters stay separate."""
+    inputs_dir = Path(inputs) / "injuries" / "game_date=2026-02-22"
+    inputs_dir.mkdir(parents=True)
+    report = {"player_lookup": "player0", "game_date": "2026-02-22", "status": "Out", "reason": "",
+              "report_ts": "2026-02-22T12:00:00Z"}
+    (inputs_dir / "part-000.jsonl").write_text(json.dumps(report) + "\n")
+    with TestPipeline(runner="FnApiRunner") as p:
+        read = p | ReadAllInputs(inputs, {"odds": [D1, D2], "injuries": [D1]},
+                                 key_fn=lambda r: type(r).__name__)
+        assert_that(
+            read.rows
+            | beam.MapTuple(lambda key, rows: (key, len(rows), sorted({r.game_date for r in rows}))),
+            equal_to([("OddsSnapshot", 2, [D1]), ("OddsSnapshot", 2, [D1]), ("OddsSnapshot", 4, [D2]),
+                      ("InjuryReport", 1, [D1])]),
+            label="OneGroupPerKeyAndFile",
+        )
+        assert_that(read.dead_letters | beam.Map(lambda d: d.source), equal_to(["odds", "odds"]),
+                    label="DeadLetters")
+    totals = {m.key.metric.name: m.committed for m in p.result.metrics().query()["counters"]}
+    assert totals["odds_rows"] == 8 and totals["injuries_rows"] == 1
 
 
 def test_read_inputs_no_files(tmp_path):

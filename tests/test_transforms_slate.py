@@ -25,20 +25,13 @@ OPTIONS = PipelineOptions(["--runner=FnApiRunner"])
 
 def _join(p, odds_rows, feature_rows, injuries=(), box_rows=(), plan=None):
     plan = plan or fx.date_plan(())
-    features = p | "Features" >> beam.Create(feature_rows)
-    box = p | "Box" >> beam.Create(list(box_rows), reshuffle=False)
-    ctx = {"features": features, "box_scores": box} | "Ctx" >> slate.ComputePlayerContexts()
-    inj = (
-        p
-        | "Inj" >> beam.Create(list(injuries), reshuffle=False)
-        | "ResolveInj" >> slate.ResolveInjuries({fx.GAME_DATE: fx.AS_OF})
-    )
-    return {
-        "odds": p | "Odds" >> beam.Create(odds_rows),
-        "features": features,
-        "contexts": ctx.contexts,
-        "injuries": inj,
-    } | slate.JoinPlayerGames({fx.GAME_DATE: plan}, POLICY)
+    rows = (
+        p | "Features" >> beam.Create(feature_rows),
+        p | "Box" >> beam.Create(list(box_rows), reshuffle=False),
+        p | "Inj" >> beam.Create(list(injuries), reshuffle=False),
+        p | "Odds" >> beam.Create(odds_rows),
+    ) | "AllRows" >> beam.Flatten() | "KeyByPlayer" >> beam.Map(lambda r: (slate.player_key(r), [r]))
+    return rows | slate.JoinPlayerGames({fx.GAME_DATE: plan}, POLICY)
 
 
 def test_gate_reasons_diagnostics_and_dead_letters():

@@ -20,9 +20,11 @@ Usage in a graph::
 
     rows, dead = p | "ReadOdds" >> ReadInputs(inputs, "odds", [game_date])
     # or: read = p | ReadInputs(...); read.rows, read.dead_letters
+    # several kinds in one step, each file's rows grouped by a key (the slate's join):
+    read = p | ReadAllInputs(inputs, {"odds": dates, "box_scores": history_dates}, key_fn=player_key)
 
-Rows carry their event time (``schemas.EVENT_TIME_FIELD``) as the element timestamp. Counters
-``pipeline.io/{kind}_rows`` and ``pipeline.io/{kind}_dead_letters`` count both outputs.
+Rows carry their event time (``schemas.EVENT_TIME_FIELD``) as the element timestamp (ungrouped reads).
+Counters ``pipeline.io/{kind}_rows`` and ``pipeline.io/{kind}_dead_letters`` count both outputs.
 
 Without Beam (driver, tests, benchmarks)::
 
@@ -34,7 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import apache_beam as beam
@@ -203,42 +205,97 @@ def read_rows_local(
 
 
 class ParseFileFn(beam.DoFn):
-    """Reads one input file (its path is the element) and parses every record.
+    """Reads one input file and parses every record; the element is ``(kind, path)``.
 
-    Main output: typed rows timestamped at their event time. Tagged output ``dead_letters``: DeadLetter
-    rows. Never raises on bad data.
+    Main output: typed rows timestamped at their event time; or, with ``key_fn``, the file's rows grouped
+    by ``key_fn(row)``: one ``(key, [rows])`` per key and file, in file order (the file is held whole
+    anyway, and a consumer that groups by that key then handles one element per key and file instead of
+    one per row). Tagged output ``dead_letters``: DeadLetter rows. Never raises on bad data.
     """
 
     DEAD_LETTERS = "dead_letters"
 
-    def __init__(self, kind: str, event_window_hours: Window = None):
-        _check_kind(kind)
-        self.kind = kind
+    def __init__(self, event_window_hours: Window = None, key_fn: Callable[[tuple], Any] | None = None):
         self.window = tuple(event_window_hours) if event_window_hours else None
-        self.rows_counter = Metrics.counter(METRICS_NAMESPACE, f"{kind}_rows")
-        self.dead_counter = Metrics.counter(METRICS_NAMESPACE, f"{kind}_dead_letters")
+        self.key_fn = key_fn
         self.read_ms = Metrics.distribution(METRICS_NAMESPACE, "read_ms")
 
-    def process(self, path: str):
+    def setup(self):
+        self._rows = {k: Metrics.counter(METRICS_NAMESPACE, f"{k}_rows") for k in schemas.INPUT_KINDS}
+        self._dead = {k: Metrics.counter(METRICS_NAMESPACE, f"{k}_dead_letters") for k in schemas.INPUT_KINDS}
+
+    def process(self, element):
+        kind, path = element
         n_rows = n_dead = 0
         # Parse the whole file before yielding, so read_ms is the read+parse time alone (downstream steps
         # fused into this stage run inside each yield).
         started = time.perf_counter()
-        items = list(iter_file(path, self.kind, self.window))
+        items = list(iter_file(path, kind, self.window))
         self.read_ms.update(int((time.perf_counter() - started) * 1000))
+        groups: dict[Any, list] = {}
         for item in items:
             if type(item) is schemas.DeadLetter:
                 n_dead += 1
                 yield beam.pvalue.TaggedOutput(self.DEAD_LETTERS, item)
+            elif self.key_fn is not None:
+                n_rows += 1
+                groups.setdefault(self.key_fn(item), []).append(item)
             else:
                 n_rows += 1
-                yield beam.window.TimestampedValue(item, event_time(self.kind, item).timestamp())
-        self.rows_counter.inc(n_rows)
-        self.dead_counter.inc(n_dead)
+                yield beam.window.TimestampedValue(item, event_time(kind, item).timestamp())
+        yield from groups.items()
+        self._rows[kind].inc(n_rows)
+        self._dead[kind].inc(n_dead)
+
+
+def input_files_by_kind(inputs: str, dates_by_kind: Mapping[str, Iterable[dt.date]]) -> list[tuple[str, str]]:
+    """``(kind, path)`` of every input file of each kind for its dates (see :func:`input_files`)."""
+    return [(kind, path) for kind in sorted(dates_by_kind)
+            for path in input_files(inputs, kind, dates_by_kind[kind])]
+
+
+class ReadAllInputs(beam.PTransform):
+    """Reads several input kinds, each for its own dates, from the file layout in one step.
+
+    Args:
+        inputs: a local folder or ``gs://`` prefix holding ``KIND/game_date=.../part-*`` files.
+        dates_by_kind: ``{kind: game dates to read}`` (kinds of ``schemas.INPUT_KINDS``).
+        event_window_hours: the run policy's ``event_time_window_hours`` (None: the policy default).
+        key_fn: None, or a function of a typed row: then ``.rows`` holds ``(key, [rows])`` groups, one
+            per key and file (see :class:`ParseFileFn`).
+
+    Returns:
+        A ``DoOutputsTuple``: ``.rows`` (typed rows of every kind, each at its event time, or their
+        groups by ``key_fn``) and ``.dead_letters``. Every kind comes out of one ParDo, so a consumer that
+        needs several kinds together (``transforms.slate.JoinPlayerGames``) gets them without a Flatten.
+
+    The file list is resolved when the graph is built (a clear error at launch for unsupported files).
+    ``Create`` spreads the files over workers (it reshuffles several elements itself); a file is read by
+    one DoFn call (the simulated layout has one file per kind and date).
+    """
+
+    def __init__(self, inputs: str, dates_by_kind: Mapping[str, Iterable[dt.date]],
+                 event_window_hours: Window = None, key_fn: Callable[[tuple], Any] | None = None):
+        super().__init__()
+        for kind in dates_by_kind:
+            _check_kind(kind)
+        self.inputs = inputs
+        self.dates_by_kind = {k: sorted(set(ds)) for k, ds in dates_by_kind.items()}
+        self.window = event_window_hours
+        self.key_fn = key_fn
+
+    def expand(self, pbegin):
+        files = input_files_by_kind(self.inputs, self.dates_by_kind)
+        return (
+            pbegin
+            | "ListFiles" >> beam.Create(files)
+            | "ParseFiles" >> beam.ParDo(ParseFileFn(self.window, self.key_fn)).with_outputs(
+                ParseFileFn.DEAD_LETTERS, main="rows")
+        )
 
 
 class ReadInputs(beam.PTransform):
-    """Reads one input kind for some dates from the file layout.
+    """Reads one input kind for some dates from the file layout (:class:`ReadAllInputs` of one kind).
 
     Args:
         inputs: a local folder or ``gs://`` prefix holding ``KIND/game_date=.../part-*`` files.
@@ -249,8 +306,6 @@ class ReadInputs(beam.PTransform):
     Returns:
         A ``DoOutputsTuple``: unpack as ``rows, dead_letters = p | ReadInputs(...)`` or use the
         attributes ``.rows`` and ``.dead_letters``.
-
-    The file list is resolved when the graph is built (a clear error at launch for unsupported files).
     """
 
     def __init__(self, inputs: str, kind: str, dates: Iterable[dt.date], event_window_hours: Window = None):
@@ -262,11 +317,4 @@ class ReadInputs(beam.PTransform):
         self.window = event_window_hours
 
     def expand(self, pbegin):
-        files = input_files(self.inputs, self.kind, self.dates)
-        return (
-            pbegin
-            | "ListFiles" >> beam.Create(files)
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "ParseFiles" >> beam.ParDo(ParseFileFn(self.kind, self.window)).with_outputs(
-                ParseFileFn.DEAD_LETTERS, main="rows")
-        )
+        return pbegin | "ReadAll" >> ReadAllInputs(self.inputs, {self.kind: self.dates}, self.window)

@@ -135,6 +135,10 @@ class WriteDateFn(beam.DoFn):
 class WriteSlateOutputs(beam.PTransform):
     """Writes ``(table, row)`` pairs of a slate/backfill: one transaction + exports per run date.
 
+    The input is one PCollection of pairs or a sequence of them (e.g. one per table): they are keyed by
+    date where they are produced and flattened once with the run's dates (on the local runner every
+    Flatten re-encodes its elements, so one Flatten instead of two halves that cost).
+
     Args:
       warehouse_uri: ``duckdb:///path``, a path, ``bigquery://PROJECT.DATASET`` or None (no tables): where
         the date is replaced and the committed picks are read back from for the exports.
@@ -190,9 +194,13 @@ class WriteSlateOutputs(beam.PTransform):
                 raise ValueError(schemas.clip_text(text, 500))
             return iso, pair
 
-        markers = pairs.pipeline | "RunDates" >> beam.Create([(d.isoformat(), None) for d in self._dates])
+        inputs = [pairs] if isinstance(pairs, beam.PCollection) else list(pairs)
+        pipeline = inputs[0].pipeline
+        keyed = [pcoll | f"KeyByDate{'' if len(inputs) == 1 else i}" >> beam.Map(key_by_date)
+                 for i, pcoll in enumerate(inputs)]
+        markers = pipeline | "RunDates" >> beam.Create([(d.isoformat(), None) for d in self._dates])
         return (
-            (pairs | "KeyByDate" >> beam.Map(key_by_date), markers)
+            (*keyed, markers)
             | "WithAllDates" >> beam.Flatten()
             | "GroupByDate" >> beam.GroupByKey()
             | "WriteDate" >> beam.ParDo(self._fn, *([beam.pvalue.AsList(self._after)] if self._after else []))

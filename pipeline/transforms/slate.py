@@ -6,7 +6,8 @@ one graph, every step keyed by date) and the streaming job.
 
 Shapes (``pg_key`` = ``"{game_id}|{player_lookup}"``, a player-game):
 
-    odds, features, contexts --JoinPlayerGames--> PlayerGame (viable) + gate_decisions + line_diagnostics
+    odds, features, box scores, injuries --JoinPlayerGames (one shuffle by player)-->
+        PlayerGame (viable) + gate_decisions + line_diagnostics
     PlayerGame --ScorePlayers--> (RunInference over every eligible model) --> predictions + Scored
     Scored --SelectBestBets--> picks + filter_summary (per game_date)
 
@@ -40,6 +41,7 @@ from pipeline.schemas import (
     DeadLetter,
     FeatureRow,
     GateDecision,
+    InjuryReport,
     LineBook,
     OddsSnapshot,
     clip_text,
@@ -94,139 +96,53 @@ def _counter(name: str):
 
 
 # --------------------------------------------------------------------------------------------
-# Grouping inside a bundle
+# Grouping a player's rows
 # --------------------------------------------------------------------------------------------
 
-
-class GroupInBundleFn(beam.DoFn):
-    """``row -> (key(row), [rows of the bundle with that key])``, emitted at the end of the bundle.
-
-    A local pre-aggregation before a shuffle: a bundle's rows reach this DoFn as Python objects (it is
-    fused with the reader), so grouping them here turns ~40k per-row encodings at the shuffle into one
-    per player-game, which dominates a slate's cost on the local runner. Batch only (global window).
-    """
-
-    def __init__(self, key_fn):
-        self._key_fn = key_fn
-
-    def start_bundle(self):
-        self._groups: dict = defaultdict(list)
-
-    def process(self, row):
-        self._groups[self._key_fn(row)].append(row)
-
-    def finish_bundle(self):
-        from apache_beam.transforms.window import GlobalWindow
-        from apache_beam.utils.timestamp import MIN_TIMESTAMP
-        from apache_beam.utils.windowed_value import WindowedValue
-
-        for key, rows in self._groups.items():
-            yield WindowedValue((key, rows), MIN_TIMESTAMP, [GlobalWindow()])
-        self._groups = defaultdict(list)
+ROW_KINDS: dict[type, str] = {
+    OddsSnapshot: "odds",
+    FeatureRow: "features",
+    BoxScore: "box_scores",
+    InjuryReport: "injuries",
+}
 
 
-def _flatten(groups: Iterable[list]) -> list:
-    return [row for group in groups for row in group]
-
-
-def _odds_key(o: OddsSnapshot) -> str:
-    return pg_key(o.game_id, o.player_lookup)
-
-
-def _player_key(row) -> str:
+def player_key(row) -> str:
+    """The join key of an input row (``JoinPlayerGames``): its player."""
     return row.player_lookup
 
 
-def _team_date(b: BoxScore) -> tuple[str, str]:
-    return b.team_abbr, b.game_date.isoformat()
-
-
-# --------------------------------------------------------------------------------------------
-# Injuries and player context
-# --------------------------------------------------------------------------------------------
-
-
-class LatestInjuryStatusFn(beam.DoFn):
-    """(player, game_date) -> latest injury status at or before the date's decision time (lower case)."""
-
-    def __init__(self, as_of_by_date: Mapping[dt.date, dt.datetime]):
-        self._as_of = dict(as_of_by_date)
-
-    def process(self, element):
-        (player, date_iso), reports = element
-        game_date = dt.date.fromisoformat(date_iso)
-        as_of = self._as_of.get(game_date)
-        if as_of is None:
-            return
-        status = gate_lib.latest_injury_status(reports, as_of)
-        if status is not None:
-            yield f"{game_date.isoformat()}|{player}", status
-
-
-class ResolveInjuries(beam.PTransform):
-    """Injury reports -> AsDict-ready pairs ``("YYYY-MM-DD|player", status)`` at each date's decision time."""
-
-    def __init__(self, as_of_by_date: Mapping[dt.date, dt.datetime]):
-        super().__init__()
-        self._as_of = as_of_by_date
-
-    def expand(self, reports):
-        return (
-            reports
-            | "KeyByPlayerDate" >> beam.Map(lambda r: ((r.player_lookup, r.game_date.isoformat()), r))
-            | "GroupReports" >> beam.GroupByKey()
-            | "LatestStatus" >> beam.ParDo(LatestInjuryStatusFn(self._as_of))
-        )
-
-
-class TeamRestFn(beam.DoFn):
-    def process(self, element):
-        team, date_isos = element
-        dates = {dt.date.fromisoformat(d) for d in date_isos}
-        yield team, tuple(sorted(dates))
-
-
-class PlayerContextFn(beam.DoFn):
-    """Per player: context of each of his feature rows (``domain.context.context_for_row``: box scores
-    strictly before that date, DNP games by ``domain.grading.is_dnp``)."""
-
-    def process(self, element, team_dates):
-        player, grouped = element
-        rows: list[FeatureRow] = _flatten(grouped["features"])
-        if not rows:
-            return
-        history = _flatten(grouped["box_scores"])
+def rows_by_kind(groups: Iterable[list]) -> dict[str, list]:
+    """A player's groups of input rows (one per file) -> ``{kind: [rows]}`` (kinds of ``ROW_KINDS``).
+    Row order inside a kind is not meaningful (the domain functions do not depend on it)."""
+    out: dict[str, list] = {}
+    for rows in groups:
         for row in rows:
-            ctx = context_lib.context_for_row(row, history, team_dates)
-            yield pg_key(row.game_id, row.player_lookup), ctx
+            kind = ROW_KINDS[type(row)]
+            same = out.get(kind)
+            if same is None:
+                out[kind] = [row]
+            else:
+                same.append(row)
+    return out
 
 
-class ComputePlayerContexts(beam.PTransform):
-    """Feature rows + season box scores -> ``(pg_key, PlayerContext)`` for every feature row.
+def _team_game_dates(keyed_rows) -> set[tuple[str, dt.date]]:
+    """The box scores' ``(team, game_date)`` pairs of a ``(key, [rows])`` group (DNP rows count: the team
+    played); nothing for other rows."""
+    return {(row.team_abbr, row.game_date) for row in keyed_rows[1] if type(row) is BoxScore}
 
-    Returns: a DoOutputsTuple whose main output ``contexts`` holds ``(pg_key, PlayerContext)`` pairs.
-    """
 
-    def expand(self, pcolls):
-        features, box_scores = pcolls["features"], pcolls["box_scores"]
-        played = box_scores | "PlayedOnly" >> beam.Filter(lambda b: not is_dnp(b))
-        team_dates = (
-            box_scores
-            | "TeamGameDates" >> beam.ParDo(GroupInBundleFn(_team_date))
-            | "TeamKeys" >> beam.MapTuple(lambda key, _rows: key)  # (team, date), one per bundle
-            | "GroupTeamDates" >> beam.GroupByKey()
-            | "SortTeamDates" >> beam.ParDo(TeamRestFn())
-        )
+class ComputeTeamGameDates(beam.PTransform):
+    """``(key, [input rows])`` groups -> ``(team, sorted game dates)`` from the box scores among them
+    (``domain.context.team_game_dates``' rule, as a combiner): the rest-days side input of the join."""
+
+    def expand(self, rows):
         return (
-            {
-                "features": features | "FeaturesByPlayer" >> beam.ParDo(GroupInBundleFn(_player_key)),
-                "box_scores": played | "BoxByPlayer" >> beam.ParDo(GroupInBundleFn(_player_key)),
-            }
-            | "JoinPlayerHistory" >> beam.CoGroupByKey()
-            | "Context"
-            >> beam.ParDo(PlayerContextFn(), team_dates=beam.pvalue.AsDict(team_dates)).with_outputs(
-                main="contexts"
-            )
+            rows
+            | "TeamGameDate" >> beam.FlatMap(_team_game_dates)
+            | "DatesPerTeam" >> beam.CombinePerKey(beam.combiners.ToSetCombineFn())
+            | "SortTeamDates" >> beam.MapTuple(lambda team, dates: (team, tuple(sorted(dates))))
         )
 
 
@@ -273,7 +189,13 @@ def stray_odds_dead_letters(stray: Iterable[tuple[OddsSnapshot, str]], step: str
 
 
 class JoinPlayerGameFn(beam.DoFn):
-    """One player-game's odds, feature row and context -> line book, gate decision, PlayerGame.
+    """One player's rows -> for each of his player-games: line book, gate decision, PlayerGame.
+
+    The element is ``(player, [groups of rows])`` (one group per input file, ``rows_by_kind``): his
+    odds, feature rows, season box scores and injury reports. Each player-game (``pg_key``) among his odds
+    and feature rows is joined with its context (``domain.context.context_for_row``: his box scores
+    strictly before the date, DNP games excluded by ``domain.grading.is_dnp``) and his injury status at
+    the date's decision time (``domain.gate.latest_injury_status`` over that date's reports).
 
     A lined player without a feature row is in the universe (domain.md section 4): he gets the gate
     decision ``no_features_available``, his line book and diagnostics. Odds of a game that is not on the
@@ -292,11 +214,27 @@ class JoinPlayerGameFn(beam.DoFn):
         self._viable = _counter("viable")
         self._dead = _counter("dead_letters")
 
-    def process(self, element, injuries):
-        key, grouped = element
-        odds: list[OddsSnapshot] = _flatten(grouped["odds"])
-        features: list[FeatureRow] = grouped["features"]
-        contexts = grouped["contexts"]
+    def process(self, element, team_dates):
+        player, groups = element
+        by_kind = rows_by_kind(groups)
+        odds_by_key: dict[str, list[OddsSnapshot]] = defaultdict(list)
+        for o in by_kind.get("odds", ()):
+            odds_by_key[pg_key(o.game_id, player)].append(o)
+        features_by_key: dict[str, list[FeatureRow]] = defaultdict(list)
+        for r in by_kind.get("features", ()):
+            features_by_key[pg_key(r.game_id, player)].append(r)
+        if not odds_by_key and not features_by_key:
+            return  # box scores or injury reports only: not in any run date's universe
+        reports_by_date: dict[dt.date, list] = defaultdict(list)
+        for r in by_kind.get("injuries", ()):
+            reports_by_date[r.game_date].append(r)
+        history = [b for b in by_kind.get("box_scores", ()) if not is_dnp(b)]
+        for key in sorted(set(odds_by_key) | set(features_by_key)):
+            yield from self._join(key, odds_by_key.get(key, []), features_by_key.get(key, []),
+                                  history, team_dates, reports_by_date)
+
+    def _join(self, key: str, odds: list[OddsSnapshot], features: list[FeatureRow], history: list[BoxScore],
+              team_dates: Mapping[str, Sequence[dt.date]], reports_by_date: Mapping[dt.date, list]):
         game_id, player = key.split("|", 1)
         if len(features) > 1:
             features = sorted(features, key=lambda r: (r.feature_version, r.feature_quality_score))
@@ -362,7 +300,7 @@ class JoinPlayerGameFn(beam.DoFn):
             game_status=game.status,
             tipoff_utc=game.tipoff_utc,
             as_of=plan.as_of,
-            injury_status=injuries.get(f"{game_date.isoformat()}|{player}"),
+            injury_status=gate_lib.latest_injury_status(reports_by_date.get(game_date, ()), plan.as_of),
             run_mode=plan.run_mode,
             policy=self._policy,
         )
@@ -380,19 +318,25 @@ class JoinPlayerGameFn(beam.DoFn):
             player_name=book.player_name,
             feature_row=feature_row,
             book=book,
-            context=contexts[0] if contexts else None,
+            context=context_lib.context_for_row(feature_row, history, team_dates),
             tipoff_utc=game.tipoff_utc,
         )
 
 
 class JoinPlayerGames(beam.PTransform):
-    """Odds + feature rows + contexts -> viable PlayerGames, with gate decisions and line diagnostics.
+    """Input rows -> viable PlayerGames, with gate decisions and line diagnostics.
 
     Args:
       plans: the run's DatePlans by game_date (decision time, run mode, games).
       policy: the selection policy.
-    Input: a dict ``{"odds", "features", "contexts", "injuries"}`` of PCollections (injuries as
-      ``("date|player", status)`` pairs).
+    Input: one PCollection of ``(player, [typed input rows])`` groups of every kind the join reads
+      (``ROW_KINDS``: odds and feature rows and injury reports of the run dates, box scores of the season
+      before the last run date), as one source read returns them
+      (``io.sources.ReadSources(..., key_fn=player_key)``: one group per player and file). One GroupByKey
+      by player brings a player's groups together (the reader's per-file grouping already cut the shuffle
+      to one element per player and file; a lifted combiner holds every row of a bundle in memory until the
+      bundle ends: 1.2 GB instead of 0.96 GB peak on the 10x slate of bench/bench_scale.py); the teams'
+      game dates are a small side input.
     Returns: a DoOutputsTuple: main (PlayerGame), ``gate_decisions``, ``line_diagnostics``, ``dead_letters``.
     """
 
@@ -400,19 +344,15 @@ class JoinPlayerGames(beam.PTransform):
         super().__init__()
         self._plans, self._policy = plans, policy
 
-    def expand(self, pcolls):
+    def expand(self, rows):
+        team_dates = rows | "TeamGameDates" >> ComputeTeamGameDates()
         return (
-            {
-                "odds": pcolls["odds"] | "OddsByPlayerGame" >> beam.ParDo(GroupInBundleFn(_odds_key)),
-                "features": pcolls["features"]
-                | "FeaturesByPlayerGame" >> beam.Map(lambda r: (pg_key(r.game_id, r.player_lookup), r)),
-                "contexts": pcolls["contexts"],
-            }
-            | "GroupPlayerGame" >> beam.CoGroupByKey()
+            rows
+            | "GroupByPlayer" >> beam.GroupByKey()
             | "LineBookAndGate"
             >> beam.ParDo(
                 JoinPlayerGameFn(self._plans, self._policy),
-                injuries=beam.pvalue.AsDict(pcolls["injuries"]),
+                team_dates=beam.pvalue.AsDict(team_dates),
             ).with_outputs(GATE, DIAGNOSTICS, DEAD, main="player_games")
         )
 
