@@ -73,8 +73,10 @@ def over_after_line_move(features: pd.DataFrame, box: pd.DataFrame, threshold: f
     from pipeline.policy import Policy
 
     t = Policy().line_jump if threshold is None else threshold
-    j = features[["player_lookup", "game_id", "vegas_points_line", "prop_line_delta"]].merge(
-        box[["player_lookup", "game_id", "points", "minutes", "is_dnp"]], on=["player_lookup", "game_id"])
+    f = features[["player_lookup", "game_id", "vegas_points_line", "prop_line_delta"]]
+    f = f[f["vegas_points_line"].notna() & f["prop_line_delta"].notna()]  # is_dnp below is per row
+    keys = ["player_lookup", "game_id"]
+    j = f.merge(box[[*keys, "points", "minutes", "is_dnp"]], on=keys)
     line = pd.to_numeric(j["vegas_points_line"], errors="coerce")
     pts = pd.to_numeric(j["points"], errors="coerce")
     delta = pd.to_numeric(j["prop_line_delta"], errors="coerce")
