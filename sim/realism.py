@@ -9,6 +9,11 @@ deviation (share <= 1.0 and share > 1.5), the busiest date (games, rostered play
 feature rows (quality gate at 85) on mid-season dates, and the model bands: a CatBoost MAE model on the
 v12 features (``models.train.fit_model``, family ``v12_mae``) trained on the first 60 % of the dates and
 bet at edge 3+ against the feature store's line on the rest (hit rate, graded bets, OVER share).
+
+It also prints, without a band, how OVER fares against the feature store's line after the line moved since
+the player's previous game (:func:`over_after_line_move`, the policy's ``line_jump`` threshold): the moves
+that best bets' ``line_jumped_under`` / ``line_dropped_under`` filters look at (issue 13, see README
+"Season backtest").
 """
 
 from __future__ import annotations
@@ -57,6 +62,34 @@ def closing_lines(odds_df: pd.DataFrame, schedule: pd.DataFrame) -> pd.DataFrame
     lb = odds_mod.line_book_frame(books)
     return pd.DataFrame({"player_lookup": pg["player_lookup"], "game_id": pg["game_id"], **{
         c: lb[c] for c in ("line", "n_books", "std", "opening")}})
+
+
+def over_after_line_move(features: pd.DataFrame, box: pd.DataFrame, threshold: float | None = None) -> dict:
+    """OVER hit rate against the feature store's line (decision time), pushes excluded, by the line's move
+    since the player's previous game (``prop_line_delta``): dropped by >= ``threshold`` (default: the
+    policy's ``line_jump``, the threshold of the ``line_jumped_under`` / ``line_dropped_under`` filters),
+    jumped by >= it, and in between: {"threshold", "<group>": {"over_rate", "n"}} (rate None on no rows)."""
+    from models.train import is_dnp
+    from pipeline.policy import Policy
+
+    t = Policy().line_jump if threshold is None else threshold
+    f = features[["player_lookup", "game_id", "vegas_points_line", "prop_line_delta"]]
+    f = f[f["vegas_points_line"].notna() & f["prop_line_delta"].notna()]  # is_dnp below is per row
+    keys = ["player_lookup", "game_id"]
+    j = f.merge(box[[*keys, "points", "minutes", "is_dnp"]], on=keys)
+    line = pd.to_numeric(j["vegas_points_line"], errors="coerce")
+    pts = pd.to_numeric(j["points"], errors="coerce")
+    delta = pd.to_numeric(j["prop_line_delta"], errors="coerce")
+    played = ~is_dnp(j["points"], j["minutes"], j["is_dnp"])
+    ok = line.notna() & pts.notna() & delta.notna() & played & (pts != line)
+    over = pts > line
+    groups = {"dropped": delta <= -t, "jumped": delta >= t, "moved_less": (delta > -t) & (delta < t)}
+    out: dict = {"threshold": t}
+    for name, mask in groups.items():
+        sel = ok & mask
+        n = int(sel.sum())
+        out[name] = {"over_rate": round(float(over[sel].mean()), 4) if n else None, "n": n}
+    return out
 
 
 def model_check(features: pd.DataFrame, box: pd.DataFrame, train_share: float = MODEL_TRAIN_SHARE,
@@ -166,6 +199,7 @@ def realism_report(season_dir_or_data) -> dict:
         },
         "n_features": len(FEATURE_NAMES),
         "model_check": model,
+        "over_after_line_move": over_after_line_move(feats, box),
     }
     return report
 

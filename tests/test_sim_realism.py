@@ -63,6 +63,9 @@ def test_issue_bands_hold_on_the_full_season(full_report):
     assert info["busiest_date_games"] >= 11
     model = info["model_check"]  # trained on the first 60 % of the dates, bet on the rest
     assert model["first_test_date"] > "2026-01-01" and model["train_rows"] > model["test_rows"] > 5_000
+    moves = info["over_after_line_move"]  # printed without a band (README "Season backtest")
+    assert moves["threshold"] == 2.0
+    assert min(moves[g]["n"] for g in ("dropped", "jumped", "moved_less")) > 1_000
     ref = info["reference_date_2026_02_22"]
     assert ref["games"] >= 11 and 330 <= ref["rostered"] <= 420 and 0 < ref["viable"] < ref["rostered"]
 
@@ -124,3 +127,26 @@ def test_closing_lines_apply_the_staleness_rule_at_any_timestamp_resolution(unit
     assert len(close) == 1
     assert close["line"].iloc[0] == 22.5 and close["n_books"].iloc[0] == 1
     assert close["opening"].iloc[0] == 22.5
+
+
+def test_over_after_line_move_groups_by_the_policys_line_jump_and_skips_pushes_and_dnps():
+    """Six lined player-games against the policy's ``line_jump`` (2.0): a move of exactly 2 counts as a
+    jump or a drop (the filters' >= / <=), a push and a DNP count nowhere, a row without a delta neither."""
+    keys = [f"p{i}" for i in range(8)]
+    feats = pd.DataFrame({
+        "player_lookup": keys, "game_id": ["g"] * 8,
+        "vegas_points_line": [20.5, 20.5, 20.5, 20.5, 20.0, 20.5, 20.5, 20.5],
+        "prop_line_delta": [-2.0, -3.0, 2.0, 1.5, 2.0, 5.0, None, 0.0],
+    })
+    box = pd.DataFrame({
+        "player_lookup": keys, "game_id": ["g"] * 8,
+        "points": [25.0, 18.0, 10.0, 30.0, 20.0, None, 40.0, 12.0],  # p4 pushes, p5 did not play
+        "minutes": [30.0, 30.0, 30.0, 30.0, 30.0, None, 30.0, 30.0],
+        "is_dnp": [False, False, False, False, False, True, False, False],
+    })
+    out = R.over_after_line_move(feats, box)
+    assert out["threshold"] == 2.0
+    assert out["dropped"] == {"over_rate": 0.5, "n": 2}
+    assert out["jumped"] == {"over_rate": 0.0, "n": 1}
+    assert out["moved_less"] == {"over_rate": 0.5, "n": 2}
+    assert R.over_after_line_move(feats, box, threshold=1.0)["jumped"] == {"over_rate": 0.5, "n": 2}
