@@ -169,14 +169,22 @@ def test_a_hanging_credentials_lookup_is_cut_short(monkeypatch):
     assert problem.startswith("missing Google Cloud credentials") and "did not finish in" in problem
 
 
-def test_grade_on_dataflow_runs_the_launch_preflight_like_run_and_backfill(monkeypatch, tmp_path, capsys):
-    """`props grade --runner DataflowRunner` (not only the template entry point) calls launch_preflight
-    before it opens a warehouse or resolves anything: local defaults are named, credentials last."""
+@pytest.mark.parametrize(
+    "command, dates",
+    [("grade", ["--date=2026-02-22"]), ("backfill", ["--start=2026-02-01", "--end=2026-02-03"])],
+)
+def test_grade_and_backfill_on_dataflow_run_the_launch_preflight_like_run(
+    monkeypatch, tmp_path, capsys, command, dates
+):
+    """`props grade` / `props backfill --runner DataflowRunner` (not only the template entry point) call
+    launch_preflight before they open a warehouse or read anything: local defaults are named, credentials
+    last."""
+    import importlib
+
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
 
-    from pipeline.commands import grade as grade_command
-
+    module = importlib.import_module(f"pipeline.commands.{command}")
     calls = []
 
     def missing(*_a, **_k):
@@ -185,12 +193,12 @@ def test_grade_on_dataflow_runs_the_launch_preflight_like_run_and_backfill(monke
 
     monkeypatch.setattr(google.auth, "default", missing)
     monkeypatch.chdir(tmp_path)
-    code = grade_command.main(["--runner=DataflowRunner", f"--project={PROJECT}", "--date=2026-02-22"])
+    code = module.main(["--runner=DataflowRunner", f"--project={PROJECT}", *dates])
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and calls, err
     assert any("--warehouse ./warehouse/props.duckdb is a local path" in line for line in err), err
     assert any("--exports ./exports is a local path" in line for line in err), err
-    assert err[-1].startswith("props grade: missing Google Cloud credentials"), err
+    assert err[-1].startswith(f"props {command}: missing Google Cloud credentials"), err
     assert not (tmp_path / "warehouse").exists() and not (tmp_path / "exports").exists()
 
 

@@ -50,8 +50,11 @@ def main(argv: list[str]) -> int:
         common.print_help("backfill", (RangeOptions, SlateOptions, DataOptions))
         return 0
     watch = common.Stopwatch()
+    from pipeline.io import cloud
+
     try:
         options = common.parse_options(argv)
+        cloud.launch_preflight(options)  # before anything touches Google Cloud, as `props run` / `grade`
         rng = options.view_as(RangeOptions)
         start, end = parse_date(rng.start, "start"), parse_date(rng.end, "end")
         if start is None or end is None:
@@ -71,6 +74,10 @@ def main(argv: list[str]) -> int:
         game_dates = sorted({e.game_date for e in events if start <= e.game_date <= end})
         if not game_dates:
             raise LaunchError(f"no scheduled games between {start} and {end} in {inputs}")
+    except cloud.PreflightError as exc:
+        for problem in exc.problems:
+            eprint(f"props backfill: {problem}")
+        return 2
     except (OptionsError, LaunchError) as exc:
         eprint(f"props backfill: {exc}")
         return 2
@@ -87,6 +94,7 @@ def main(argv: list[str]) -> int:
     )
     started = dt.datetime.now(dt.UTC)
     abandoned: list[str] = []
+    unscored: list[str] = []  # dates no enabled model is eligible for: named in the runs row and summary
     done = 0
     for chunk in chunks:
         try:
@@ -109,6 +117,7 @@ def main(argv: list[str]) -> int:
             from pipeline.commands.run import dry_run
 
             return dry_run(plan, options)
+        unscored += [str(d) for d in chunk if not plan.date_plans[d].model_ids]
         if first_plan is None:
             first_plan = plan
             abandoned = clean_up_dead_runs(warehouse, plan.exports)
@@ -151,10 +160,15 @@ def main(argv: list[str]) -> int:
     )
     if abandoned:
         counts_doc["abandoned_runs"] = abandoned
+    if unscored:
+        counts_doc["dates_without_models"] = unscored
     status = "submitted" if common.is_remote_runner(options) else common.run_status(totals)
     warehouse.finish_run(run_id, dt.datetime.now(dt.UTC), status, json.dumps(counts_doc))
     print(common.format_summary(f"backfill {start}..{end} ({len(game_dates)} dates)", totals, seconds))
     print(f"player-games per second: {counts_doc['player_games_per_second']}")
+    if unscored:
+        print(f"not scored (no enabled model eligible; training windows must end before the date): "
+              f"{len(unscored)} date(s), {unscored[0]}..{unscored[-1]}")
     if abandoned:
         print(abandoned_line(abandoned))
     return 0
