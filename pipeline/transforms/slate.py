@@ -508,7 +508,13 @@ class PredictAndCombineFn(beam.DoFn):
             )
             return
         pg = pgs[0]
-        out = score_player_game(pg, raws, self._eligible.get(pg.game_date, ()), self._models, self._policy)
+        expected = self._eligible.get(pg.game_date, ())
+        if not expected and not raws:
+            # A date no model is eligible for is not scored (as the stream sends no scoring request):
+            # the launch and the summary name such dates (`run.no_scoring_note`, backfill's
+            # `dates_without_models`); its player-games are not dead letters.
+            return
+        out = score_player_game(pg, raws, expected, self._models, self._policy)
         if out.missing:
             self._dead.inc()
             yield beam.pvalue.TaggedOutput(
