@@ -124,9 +124,12 @@ class ReadWarehouseRowsFn(beam.DoFn):
         self.rows_counter = Metrics.counter(METRICS_NAMESPACE, f"read_{table}")
 
     def process(self, _unused):
+        from pipeline.io.stream_sinks import PublishedPicksWarehouse
         from pipeline.io.warehouse import open_warehouse
 
-        rows = read_table_rows(open_warehouse(self._uri), self._table, self._dates)
+        # best_bets as published: on BigQuery the stream's picks live in best_bets_history (the
+        # best_bets_latest view), and are graded like the batch's
+        rows = read_table_rows(PublishedPicksWarehouse(open_warehouse(self._uri)), self._table, self._dates)
         self.rows_counter.inc(len(rows))
         yield from rows
 

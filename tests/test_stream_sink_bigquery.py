@@ -158,6 +158,13 @@ def test_stream_sink_appends_history_per_change_and_batches_versions_and_dead_le
     published = published_picks(wh, [D1])[D1.isoformat()]
     assert sorted((p.player_lookup, p.version, p.line) for p in published.values()) == [
         ("alpha", 2, 25.5), ("beta", 2, 23.5), ("gamma", 2, 26.5)]
+    # Grading reads best_bets through the same published view: the stream-only pick (alpha) and the
+    # stream's moved lines are graded, not the batch's stale rows.
+    from pipeline.grade_graph import ReadWarehouseRowsFn
+
+    graded = list(ReadWarehouseRowsFn(wh.uri, "best_bets", [D1]).process(None))
+    assert sorted((p.player_lookup, p.version, p.line) for p in graded) == [
+        ("alpha", 2, 25.5), ("beta", 2, 23.5), ("gamma", 2, 26.5)]
 
     gates = wh.read_rows("gate_decisions", [D1])
     assert sorted((g.player_lookup, g.version) for g in gates) == [("alpha", 1), ("alpha", 2), ("beta", 2)]

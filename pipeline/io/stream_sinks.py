@@ -128,6 +128,13 @@ class PublishedPicksWarehouse:
         picks = [p for day in published_picks(self._warehouse, game_dates).values() for p in day.values()]
         return pd.DataFrame(picks, columns=list(schemas.Pick._fields))
 
+    def read_rows(self, table: str, game_dates: Iterable[dt.date]):
+        """As the warehouse's ``read_rows``; ``best_bets`` rows are the published picks (grading reads
+        them through this, so a pick the stream created or moved on BigQuery is graded)."""
+        if table != "best_bets" or not streams_history(self._warehouse):
+            return self._warehouse.read_rows(table, game_dates)
+        return [p for day in published_picks(self._warehouse, game_dates).values() for p in day.values()]
+
     def __getattr__(self, name: str):
         return getattr(self._warehouse, name)
 
