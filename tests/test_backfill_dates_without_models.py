@@ -30,7 +30,8 @@ def test_dates_without_an_eligible_model_are_named_not_dead_lettered(tmp_path, c
     from tests.slate_fixtures import tiny_registry
 
     inputs = tmp_path / "inputs"
-    sim.simulate(seed=7, teams=("LAL", "BOS", "DEN", "MIA"), start=START.isoformat(), days=5).write(str(inputs))
+    season = sim.simulate(seed=7, teams=("LAL", "BOS", "DEN", "MIA"), start=START.isoformat(), days=5)
+    season.write(str(inputs))
     registry = tiny_registry()
     uri = f"duckdb://{tmp_path / 'w.duckdb'}"
     end = START + dt.timedelta(days=4)
