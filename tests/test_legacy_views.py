@@ -71,6 +71,9 @@ def _old_rows() -> dict[str, list[dict]]:
     tables["box_scores"] += [
         {"player_lookup": "jaysontatum", "game_date": D, "game_id": "20260222_LAL_BOS", "points": None,
          "minutes_played": None, "is_dnp": True, "team_abbr": "BOS", "opponent_team_abbr": "LAL"},
+        {"player_lookup": "derrickwhite", "game_date": D, "game_id": "20260222_LAL_BOS", "points": 14,
+         "minutes_played": 31.0, "is_dnp": False, "team_abbr": "BOS", "opponent_team_abbr": "LAL",
+         "three_pt_attempts": 7, "three_pt_makes": 3},  # the 3pt_bounce signal's inputs
     ]
     for key, rows in tables.items():
         extra = []
@@ -118,10 +121,15 @@ def test_the_quirks_are_in_the_compared_rows(views):
     assert (white.over_price, white.under_price) == (-160, 113)  # 112.5 rounds half away from zero
     assert ("jaylenbrown", "bettingpros") in odds and ("lebronjames", "bettingpros") not in odds
     assert odds[("lebronjames", "odds_api")].line == 24.5  # the in-game 30.5 snapshot is not there
-    games = {r.game_id: r for r in read_rows_bigquery(VIEWS, "schedule", [D])[0]}
+    events = sorted(read_rows_bigquery(VIEWS, "schedule", [D])[0], key=lambda r: r.event_ts)
+    games = {r.game_id: r for r in events}  # each game's latest event
     assert games["20260222_SAC_UTA"].status == "cancelled"  # the latest detection wins
     assert games["20260222_MIL_CHI"].status == "postponed" and games["20260222_MIA_DEN"].new_game_date
     assert games["20260222_NYK_PHX"].event_ts == dt.datetime(2026, 2, 22, 23, tzinfo=UTC)
+    # the final game was scheduled before (the table keeps its last state): known on its date's eve
+    assert [(r.status, r.event_ts) for r in events if r.game_id == "20260222_NYK_PHX"] == [
+        ("scheduled", dt.datetime(2026, 2, 21, 5, tzinfo=UTC)),
+        ("final", dt.datetime(2026, 2, 22, 23, tzinfo=UTC))]
     injuries = read_rows_bigquery(VIEWS, "injuries", [D])[0]
     assert {(r.player_lookup, r.status, r.reason) for r in injuries} == {
         ("lebronjames", "probable", "Ankle"), ("jaysontatum", "questionable", "rest")}
@@ -129,6 +137,9 @@ def test_the_quirks_are_in_the_compared_rows(views):
     assert features["jaysontatum"].required_default_count == 2
     assert features["jaysontatum"].prev_game_closing_line == 27.38  # 27.375, half away from zero
     assert features["derrickwhite"].feature_version == "v2_37features"
+    box = {r.player_lookup: r for r in read_rows_bigquery(VIEWS, "box_scores", [D])[0]}
+    assert (box["derrickwhite"].fg3a, box["derrickwhite"].fg3m) == (7.0, 3.0)  # 3pt_bounce's inputs
+    assert box["jaysontatum"].fg3a is None and box["jaysontatum"].is_dnp
 
 
 @pytest.mark.emulator
@@ -141,7 +152,8 @@ def test_create_views_is_idempotent_and_names_a_missing_table(views):
         notes = lg.create_views(PROJECT, VIEWS, check_date=D)
         assert notes == [f"view schedule: {PROJECT}.nba_orchestration.game_postponements does not exist, "
                          "read without it (re-run create-views once it does)"]
-        games = {r.game_id: r.status for r in read_rows_bigquery(VIEWS, "schedule", [D])[0]}
+        games = {r.game_id: r.status for r in sorted(read_rows_bigquery(VIEWS, "schedule", [D])[0],
+                                                     key=lambda r: r.event_ts)}
         assert games["20260222_SAC_UTA"] == "scheduled"  # no postponement applied, and said so
     finally:
         _create(views, "postponements", _old_rows()["postponements"])

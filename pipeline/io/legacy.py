@@ -383,6 +383,15 @@ def latest_schedule_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str,
     return list(best.values())
 
 
+def scheduled_known_at(game_date: dt.date | None) -> dt.datetime | None:
+    """When a game's ``scheduled`` state is known: its date's Eastern midnight less
+    ``SCHEDULED_KNOWN_BEFORE`` (the schedule view's ``eve``)."""
+    if game_date is None:
+        return None
+    midnight = dt.datetime.combine(game_date, dt.time(0), tzinfo=EASTERN).astimezone(dt.UTC)
+    return midnight - SCHEDULED_KNOWN_BEFORE
+
+
 def schedule_record(row: Mapping[str, Any],
                     postponements: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """An ``nbac_schedule`` row (+ its active ``game_postponements`` rows, matched on the official id and
@@ -393,8 +402,7 @@ def schedule_record(row: Mapping[str, Any],
     status = GAME_STATUS_CODES.get(code, f"unknown status code {code}")
     text = str(row.get("game_status_text") or "").strip().lower()
     new_date = None
-    event_ts = (dt.datetime.combine(d, dt.time(0), tzinfo=EASTERN).astimezone(dt.UTC) - SCHEDULED_KNOWN_BEFORE
-                if d else None)
+    event_ts = scheduled_known_at(d)
     if text == POSTPONED_TEXT or text.startswith(RESCHEDULED_TEXT_PREFIX):
         status = "postponed"
     active = [p for p in postponements
@@ -424,8 +432,7 @@ def schedule_records(row: Mapping[str, Any],
     that ``scheduled`` event (known from its date's eve, like a scheduled row) comes first; without it a
     run at the decision time over a finished date would see no games."""
     record = schedule_record(row, postponements)
-    eve = (dt.datetime.combine(record["game_date"], dt.time(0), tzinfo=EASTERN).astimezone(dt.UTC)
-           - dt.timedelta(days=1)) if record["game_date"] else None
+    eve = scheduled_known_at(record["game_date"])
     event_ts = record["event_ts"]
     if record["status"] == "scheduled" or eve is None or event_ts is None or event_ts <= eve:
         return [record]
@@ -840,16 +847,23 @@ def schedule_view_sql(project: str, columns: Mapping[str, Mapping[str, str]]) ->
         f"SELECT {game_id_sql('s.game_date', s('away_team_tricode'), s('home_team_tricode'))} AS game_id, "
         f"s.game_date AS game_date, {tipoff} AS tipoff_utc, {s('home_team_tricode')} AS home_team, "
         f"{s('away_team_tricode')} AS away_team, {status} AS status, p.new_date AS new_game_date, "
-        f"COALESCE(p.detected_at, {eve}) AS known_ts "
+        f"COALESCE(p.detected_at, {eve}) AS known_ts, {eve} AS eve "
         f"FROM latest AS s LEFT JOIN post AS p ON p.game_id = s.game_id AND p.original_date = s.game_date")
     after = int(FINAL_AFTER_TIPOFF.total_seconds())
+    cols = "game_id, game_date, tipoff_utc, home_team, away_team"
+    # As :func:`schedule_records`: a game the table keeps in a later state (the old writer MERGEs) was
+    # scheduled before; that event, known on its date's eve, comes first.
     return (
-        f"WITH latest AS ({latest}), post AS ({post}), mapped AS ({mapped}) "
-        "SELECT game_id, game_date, tipoff_utc, home_team, away_team, status, new_game_date, "
+        f"WITH latest AS ({latest}), post AS ({post}), mapped AS ({mapped}), "
+        f"events AS (SELECT {cols}, status, new_game_date, eve, "
         "CASE WHEN status = 'final' AND tipoff_utc IS NOT NULL "
         f"THEN TIMESTAMP_ADD(tipoff_utc, INTERVAL {after} SECOND) "
         "WHEN status = 'in_progress' AND tipoff_utc IS NOT NULL THEN tipoff_utc "
-        "ELSE known_ts END AS event_ts FROM mapped")
+        "ELSE known_ts END AS event_ts FROM mapped) "
+        f"SELECT {cols}, status, new_game_date, event_ts FROM events "
+        f"UNION ALL SELECT {cols}, 'scheduled' AS status, CAST(NULL AS DATE) AS new_game_date, "
+        "eve AS event_ts FROM events WHERE status != 'scheduled' AND eve IS NOT NULL "
+        "AND event_ts IS NOT NULL AND event_ts > eve")
 
 
 def injuries_view_sql(project: str, columns: Mapping[str, Mapping[str, str]]) -> str:
@@ -905,7 +919,9 @@ def box_scores_view_sql(project: str, columns: Mapping[str, Mapping[str, str]]) 
         f"CAST({b('minutes_played', 'NUMERIC')} AS FLOAT64) AS minutes, "
         f"IFNULL({b('is_dnp', 'BOOL')}, FALSE) AS is_dnp, "
         f"IFNULL({b('starter_flag', 'BOOL')}, FALSE) AS starter, "
-        f"{b('plus_minus', 'INT64')} AS plus_minus, {b('opponent_team_abbr')} AS opponent_team_abbr "
+        f"{b('plus_minus', 'INT64')} AS plus_minus, {b('opponent_team_abbr')} AS opponent_team_abbr, "
+        f"CAST({b('three_pt_attempts', 'INT64')} AS FLOAT64) AS fg3a, "
+        f"CAST({b('three_pt_makes', 'INT64')} AS FLOAT64) AS fg3m "
         f"FROM {_table(project, 'box_scores')}")
 
 
