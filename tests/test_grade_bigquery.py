@@ -64,3 +64,21 @@ def test_grading_job_on_bigquery_then_history_reads_back_from_a_non_default_data
     again = grade.grade_dates(wh, _inputs(tmp_path / "inputs2"), None, [D], policy=Policy(), run_id="g2")
     assert sorted(a._replace(run_id=None) for a in again.accuracy) == sorted(
         a._replace(run_id=None) for a in out.accuracy)  # idempotent re-grade
+
+
+def test_a_failing_history_read_on_bigquery_stops_the_launch_naming_the_table(bq):
+    """A history read BigQuery rejects (here a ``prediction_accuracy`` of another shape in a non-default
+    dataset) stops the launch with the table named; it is never swallowed as "no history"."""
+    from google.cloud import bigquery
+
+    from pipeline.commands.common import LaunchError
+    from pipeline.io.bigquery import BigQueryWarehouse
+
+    wh = BigQueryWarehouse(PROJECT, "broken_history")
+    client = cloud.bigquery_client(PROJECT)
+    table = f"{PROJECT}.broken_history.prediction_accuracy"
+    client.delete_table(table)
+    client.create_table(bigquery.Table(table, schema=[bigquery.SchemaField("game_date", "DATE"),
+                                                      bigquery.SchemaField("note", "STRING")]))
+    with pytest.raises(LaunchError, match=r"reading prediction_accuracy .*failed"):
+        common.graded_history(wh, [D], Policy())
