@@ -10,10 +10,12 @@ feature rows (quality gate at 85) on mid-season dates, and the model bands: a Ca
 v12 features (``models.train.fit_model``, family ``v12_mae``) trained on the first 60 % of the dates and
 bet at edge 3+ against the feature store's line on the rest (hit rate, graded bets, OVER share).
 
-It also prints, without a band, how OVER fares against the feature store's line after the line moved since
-the player's previous game (:func:`over_after_line_move`, the policy's ``line_jump`` threshold): the moves
-that best bets' ``line_jumped_under`` / ``line_dropped_under`` filters look at (issue 13, see README
-"Season backtest").
+It also measures how OVER fares against the feature store's line after the line moved since the player's
+previous game (:func:`over_after_line_move`, the policy's ``line_jump`` threshold: the moves that best
+bets' ``line_jumped_under`` / ``line_dropped_under`` filters look at), with a band on the drops and the
+jumps: in a real market the line's history is public, so no blanket bet on it (OVER, or UNDER, after every
+drop or every jump) wins at -110: OVER wins between 1 - breakeven and the policy's ``breakeven_hr``
+(47.6-52.4 %) after each (issue 13: a market whose lines partly revert after a move fails it).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 
 import pandas as pd
 
+from pipeline.policy import Policy
 from pipeline.schemas import FEATURE_NAMES
 from sim import odds as odds_mod
 
@@ -31,6 +34,7 @@ LINE_TIERS: tuple[tuple[str, float, float], ...] = (
     ("lt12", 0.0, 12.0), ("12_18", 12.0, 18.0), ("18_25", 18.0, 25.0), ("25plus", 25.0, float("inf")))
 MODEL_TRAIN_SHARE = 0.6  # the model band trains on the first 60 % of the dates
 MODEL_ITERATIONS = 400
+_BREAKEVEN = Policy().breakeven_hr  # a -110 bet
 BANDS: dict[str, tuple[float, float]] = {
     "line_mae": (4.5, 5.5),
     # issue 13: a sharp market (lines at the median, closing line better than the opening)
@@ -40,6 +44,9 @@ BANDS: dict[str, tuple[float, float]] = {
     "model_edge3_hit_rate": (0.50, 0.555),
     "model_edge3_bets": (300.0, float("inf")),
     "model_edge3_over_share": (0.35, 0.65),
+    # issue 13: no blanket bet on the line's move since the previous game beats the -110 vig
+    "over_hit_rate_after_drop": (round(1.0 - _BREAKEVEN, 4), _BREAKEVEN),
+    "over_hit_rate_after_jump": (round(1.0 - _BREAKEVEN, 4), _BREAKEVEN),
     "mean_points_lined": (12.0, 18.0),
     "share_rostered_with_line": (0.40, 0.70),
     "share_std_le_1": (0.60, 1.0),
@@ -70,7 +77,6 @@ def over_after_line_move(features: pd.DataFrame, box: pd.DataFrame, threshold: f
     policy's ``line_jump``, the threshold of the ``line_jumped_under`` / ``line_dropped_under`` filters),
     jumped by >= it, and in between: {"threshold", "<group>": {"over_rate", "n"}} (rate None on no rows)."""
     from models.train import is_dnp
-    from pipeline.policy import Policy
 
     t = Policy().line_jump if threshold is None else threshold
     f = features[["player_lookup", "game_id", "vegas_points_line", "prop_line_delta"]]
@@ -164,6 +170,10 @@ def realism_report(season_dir_or_data) -> dict:
     values["model_edge3_hit_rate"] = nan if model["hr"] is None else float(model["hr"])
     values["model_edge3_bets"] = float(model["graded"])
     values["model_edge3_over_share"] = nan if model["over_share"] is None else float(model["over_share"])
+    moves = over_after_line_move(feats, box)
+    for name, group in (("drop", "dropped"), ("jump", "jumped")):
+        rate = moves[group]["over_rate"]
+        values[f"over_hit_rate_after_{name}"] = nan if rate is None else float(rate)
     std = lined["std"].dropna()
     values["share_std_le_1"] = float((std <= 1.0).mean()) if len(std) else float("nan")
     values["share_std_gt_1_5"] = float((std > 1.5).mean()) if len(std) else float("nan")
@@ -199,7 +209,7 @@ def realism_report(season_dir_or_data) -> dict:
         },
         "n_features": len(FEATURE_NAMES),
         "model_check": model,
-        "over_after_line_move": over_after_line_move(feats, box),
+        "over_after_line_move": moves,
     }
     return report
 

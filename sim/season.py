@@ -33,7 +33,7 @@ from pipeline.schemas import (
 from sim import engine, features, odds
 from sim import league as L
 
-GENERATOR_VERSION = "sim-1.2"
+GENERATOR_VERSION = "sim-1.3"
 KINDS = ("schedule", "odds", "injuries", "features", "box_scores")
 UTC = dt.UTC
 

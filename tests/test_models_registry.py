@@ -169,7 +169,7 @@ def test_sample_registry_disables_the_models_that_failed_their_gates():
         assert m.enabled == (m.status == "promoted") == (m.failed_gates == []), m.model_id
         assert m.enabled_override_reason is None, m.model_id
     disabled = sorted(m.family for m in reg.models if not m.enabled)
-    assert disabled == ["v12_noveg_q43", "v12_vegas_q43", "v9_q43"]
+    assert disabled == ["v12_noveg_mae", "v12_vegas_q43", "v9_mae", "v9_q43"]  # sim-1.3 market
     enabled_families = {m.family for m in reg.enabled()}
     assert len(enabled_families) >= 2  # consensus still has several families to combine
-    assert enabled_families == {"v9_mae", "v12_mae", "v12_noveg_mae"}
+    assert enabled_families == {"v12_mae", "v12_noveg_q43"}

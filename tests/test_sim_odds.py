@@ -292,3 +292,29 @@ def test_injury_news_moves_teammates_lines(odds):
         (moves > 0).mean(),
         (moves < 0).mean(),
     )
+
+
+def test_book_carries_its_read_of_a_player_into_his_next_game():
+    """sim-1.3 (issue 13): a player's first game has no read; each later game carries READ_WEIGHT of the
+    decayed average of the book's closing reads (closing posterior minus public prior) of his earlier
+    games, in tip-off order whatever the row order, with the smaller prior error READ_PRIOR_SD."""
+    player = np.array([7, 3, 7, 7, 3])
+    tip = np.array([300, 100, 100, 200, 200])
+    public = np.array([20.0, 10.0, 20.0, 20.0, 10.0])
+    signal = np.log(public) + O.PUBLIC_LOG_BIAS + np.array([0.0, -0.2, 0.3, 0.1, 0.0])
+    sd = np.full(5, 0.1)
+    read, prior_sd = O.book_reads(player, tip, public, signal, sd)
+    assert read[2] == read[1] == 0.0 and prior_sd[2] == prior_sd[1] == O.PUBLIC_LOG_SD
+    assert (prior_sd[[0, 3, 4]] == O.READ_PRIOR_SD).all()
+
+    def surprise(i: int) -> float:
+        prior = np.log(public[i]) + O.PUBLIC_LOG_BIAS
+        return float(O.book_mean_log(public[i], signal[i], sd[i], read[i], prior_sd[i]) - prior)
+
+    m3 = (1 - O.READ_DECAY) * surprise(2)  # player 7: games at 100 (row 2), 200 (row 3), 300 (row 0)
+    assert read[3] == pytest.approx(O.READ_WEIGHT * m3)
+    assert read[0] == pytest.approx(O.READ_WEIGHT * (O.READ_DECAY * m3 + (1 - O.READ_DECAY) * surprise(3)))
+    assert read[4] == pytest.approx(O.READ_WEIGHT * (1 - O.READ_DECAY) * surprise(1)) and read[4] < 0
+    # the read moves the line the way the book's last view of the player did
+    assert O.book_median(public[3:4], signal[3:4], 0.45, read[3:4], prior_sd[3:4])[0] > O.book_median(
+        public[3:4], signal[3:4], 0.45)[0]

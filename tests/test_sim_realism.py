@@ -31,6 +31,9 @@ ISSUE_BANDS = {
     "model_edge3_hit_rate": (0.50, 0.555),
     "model_edge3_bets": (300.0, float("inf")),
     "model_edge3_over_share": (0.35, 0.65),
+    # issue 13: no blanket bet on the line's move since the previous game beats -110 (break-even 52.4 %)
+    "over_hit_rate_after_drop": (0.476, 0.524),
+    "over_hit_rate_after_jump": (0.476, 0.524),
 }
 
 
@@ -63,9 +66,11 @@ def test_issue_bands_hold_on_the_full_season(full_report):
     assert info["busiest_date_games"] >= 11
     model = info["model_check"]  # trained on the first 60 % of the dates, bet on the rest
     assert model["first_test_date"] > "2026-01-01" and model["train_rows"] > model["test_rows"] > 5_000
-    moves = info["over_after_line_move"]  # printed without a band (README "Season backtest")
+    moves = info["over_after_line_move"]  # the after-drop / after-jump bands' groups
     assert moves["threshold"] == 2.0
     assert min(moves[g]["n"] for g in ("dropped", "jumped", "moved_less")) > 1_000
+    assert full_report["over_hit_rate_after_drop"]["value"] == moves["dropped"]["over_rate"]
+    assert full_report["over_hit_rate_after_jump"]["value"] == moves["jumped"]["over_rate"]
     ref = info["reference_date_2026_02_22"]
     assert ref["games"] >= 11 and 330 <= ref["rostered"] <= 420 and 0 < ref["viable"] < ref["rostered"]
 
