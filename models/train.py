@@ -63,7 +63,7 @@ SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 SAMPLE_FAMILIES: tuple[str, ...] = (
     "v9_mae", "v9_q43", "v12_mae", "v12_noveg_mae", "v12_noveg_q43", "v12_vegas_q43",
 )
-# The sample models' windows (sim-1.2 season 2025-10-21..2026-04-12): ten weeks of training, then a
+# The sample models' windows (sim-1.3 season 2025-10-21..2026-04-12): ten weeks of training, then a
 # holdout of six and a half weeks (~5,000 lined player-games) so the gates' ">= 50 graded bets" and the
 # OVER/UNDER splits rest on hundreds of bets; the season after the holdout (2026-02-16..) is left for the
 # backtest.

@@ -42,7 +42,7 @@ def day(tmp_path_factory):
     from tests import slate_fixtures as fx
 
     root = tmp_path_factory.mktemp("parity-day")
-    # seed 4: a day whose batch run has a pick with the tiny models on the sim-1.2 market (seed 7 has none)
+    # seed 4: a day whose batch run has a pick with the tiny models on the simulated market (seed 7 has none)
     s = sim.simulate(seed=4, teams=("LAL", "BOS", "DEN", "MIA"), start="2026-01-05", days=3)
     s.write(root / "season")
     return {"inputs": str(root / "season"), "registry": fx.tiny_registry().uri, "root": root}
