@@ -275,6 +275,15 @@ HISTORY_TABLES: tuple[str, ...] = (
 HISTORY_NONE, HISTORY_EMPTY, HISTORY_OK = "none", "empty", "ok"
 
 
+def warehouse_session(warehouse):
+    """``warehouse.session()`` (one DuckDB connection for a launch's burst of small calls); a no-op for
+    no warehouse (a dry run) or one without sessions."""
+    import contextlib
+
+    session = getattr(warehouse, "session", None)
+    return session() if session is not None else contextlib.nullcontext(warehouse)
+
+
 def _table_sql(warehouse, table: str) -> str:
     """The table as written in the warehouse's SQL (dataset-qualified on BigQuery)."""
     return warehouse.table_sql(table) if hasattr(warehouse, "table_sql") else table
