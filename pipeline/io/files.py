@@ -247,10 +247,10 @@ class ParseFileFn(beam.DoFn):
     ``(kind, (path, ...))`` (a batch of files, :func:`file_batches`, read in order).
 
     Main output: typed rows timestamped at their event time; or, with ``key_fn``, the element's rows
-    grouped by ``key_fn(row)``: one ``(key, RowGroup[rows])`` per key and element, in file order (the files are
-    held whole anyway, and a consumer that groups by that key then handles one element per key and batch
-    of files instead of one per row). Tagged output ``dead_letters``: DeadLetter rows. Never raises on
-    bad data.
+    grouped by ``key_fn(row)``: one ``(key, RowGroup[rows])`` per key and element, in file order (the
+    files are held whole anyway, and a consumer that groups by that key then handles one element per key
+    and batch of files instead of one per row). Tagged output ``dead_letters``: DeadLetter rows. Never
+    raises on bad data.
     """
 
     DEAD_LETTERS = "dead_letters"
