@@ -153,6 +153,14 @@ class _PinnedBatchKeyedModelHandler(KeyedModelHandler):
     def batch_elements_kwargs(self) -> Mapping[str, Any]:
         return dict(self._pinned_batching)
 
+    def share_model_across_processes(self) -> bool:
+        """False: each worker process holds its own models. Beam's KeyedModelHandler over several models
+        shares them across processes by default, through a local multiprocessing server whose small
+        socket round trips left the 11-game slate's scoring stage idle ~0.5 s of its 1 s (Nagle /
+        delayed-ACK waits, not CPU; bench/bench_slate.py, notes/h-slate.md). A sample model is ~0.5 MB,
+        so a copy per process costs nothing worth sharing."""
+        return False
+
 
 def handler_for(spec: ModelSpec, *, batch_size: int | None = 512,
                 thread_count: int = 1) -> CatBoostModelHandler:

@@ -90,9 +90,9 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan) -> dict[str, beam.PCollectio
     run_id, version = plan.run_id, policy.version
 
     window = policy.event_time_window_hours
-    # One read for every kind the join needs, grouped by player per file: files come out of one step, so
-    # the join's single shuffle (keyed by player) takes them without a Flatten, one element per player
-    # and file.
+    # One read for every kind the join needs, grouped by player per batch of files: files come out of one
+    # step, so the join's single shuffle (keyed by player) takes them without a Flatten, one element per
+    # player and batch of files.
     read = p | "ReadInputs" >> sources.ReadSources(
         plan.inputs,
         {"odds": dates, "features": dates, "injuries": dates, "box_scores": plan.box_score_dates},

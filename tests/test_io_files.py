@@ -16,7 +16,16 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import schemas
-from pipeline.io.files import ReadAllInputs, ReadInputs, input_files, partition_date, read_rows_local
+from pipeline.io.files import (
+    ReadAllInputs,
+    ReadInputs,
+    file_batches,
+    input_batches_by_kind,
+    input_file_sizes,
+    input_files,
+    partition_date,
+    read_rows_local,
+)
 
 os.environ.setdefault("NO_GCE_CHECK", "true")
 
@@ -146,9 +155,10 @@ def test_read_inputs_transform(inputs):
     assert totals["odds_rows"] == 8 and totals["odds_dead_letters"] == 2
 
 
-def test_read_all_inputs_groups_rows_per_key_and_file(inputs):
-    """Several kinds come out of one step; with key_fn a file's rows arrive as one (key, [rows]) group
-    per key and file (not one element per row), and dead letters stay separate."""
+def test_read_all_inputs_groups_rows_per_key_and_batch_of_files(inputs):
+    """Several kinds come out of one step; with key_fn the rows of a kind's small files (read together,
+    up to READ_BATCH_BYTES per element) arrive as one (key, [rows]) group per key and batch (not one
+    element per row, nor per file), and dead letters stay separate."""
     inputs_dir = Path(inputs) / "injuries" / "game_date=2026-02-22"
     inputs_dir.mkdir(parents=True)
     report = {"player_lookup": "player0", "game_date": "2026-02-22", "status": "Out", "reason": "",
@@ -160,14 +170,26 @@ def test_read_all_inputs_groups_rows_per_key_and_file(inputs):
         assert_that(
             read.rows
             | beam.MapTuple(lambda key, rows: (key, len(rows), sorted({r.game_date for r in rows}))),
-            equal_to([("OddsSnapshot", 2, [D1]), ("OddsSnapshot", 2, [D1]), ("OddsSnapshot", 4, [D2]),
-                      ("InjuryReport", 1, [D1])]),
-            label="OneGroupPerKeyAndFile",
+            equal_to([("OddsSnapshot", 8, [D1, D2]), ("InjuryReport", 1, [D1])]),
+            label="OneGroupPerKeyAndBatch",
         )
         assert_that(read.dead_letters | beam.Map(lambda d: d.source), equal_to(["odds", "odds"]),
                     label="DeadLetters")
     totals = {m.key.metric.name: m.committed for m in p.result.metrics().query()["counters"]}
     assert totals["odds_rows"] == 8 and totals["injuries_rows"] == 1
+
+
+def test_file_batches_bound_the_bytes_per_read_element(inputs):
+    """Consecutive files up to the budget share an element; a file over the budget is read alone."""
+    assert file_batches([("a", 400), ("b", 400), ("c", 400), ("d", 2000), ("e", 10)], budget=1000) == [
+        ("a", "b"), ("c",), ("d",), ("e",)]
+    assert file_batches([]) == []
+    files = input_file_sizes(inputs, "odds", [D1, D2])
+    assert [path for path, _ in files] == input_files(inputs, "odds", [D1, D2])
+    assert all(size > 0 for _, size in files)
+    batches = input_batches_by_kind(inputs, {"odds": [D1, D2]})
+    assert batches == [("odds", tuple(path for path, _ in files))]  # small files: one element
+    assert len(input_batches_by_kind(inputs, {"odds": [D1, D2]}, budget=1)) == len(files)
 
 
 def test_read_inputs_no_files(tmp_path):

@@ -253,3 +253,29 @@ def test_upsert_picks_replaces_latest_and_is_idempotent_on_pick_version(tmp_path
         {"pick_id": "p1", "version": 2, "line": 25.5}]
     versions = wh.query("SELECT version FROM best_bets_history ORDER BY version")
     assert [r["version"] for r in versions] == [1, 2]
+
+
+def test_session_shares_one_connection_and_releases_the_file(tmp_path, monkeypatch):
+    """Inside ``session()`` every call of this thread uses one DuckDB connection (a launch's dozen small
+    reads); nested sessions share it; after the block the file is free for another process again."""
+    import threading
+
+    wh = DuckDBWarehouse(str(tmp_path / "w.duckdb"))
+    opened = []
+    real_connect = duckdb.connect
+    monkeypatch.setattr(duckdb, "connect", lambda *a, **k: opened.append(a) or real_connect(*a, **k))
+    with wh.session() as same:
+        assert same is wh
+        assert wh.table_exists("runs") and wh.query("SELECT 1 AS one") == [{"one": 1}]
+        with wh.session():
+            assert wh.read_rows("runs") == []
+        assert len(opened) == 1
+        other: list = []
+        worker = threading.Thread(target=lambda: other.append(wh.query("SELECT 2 AS two")))
+        worker.start()
+        worker.join()
+        assert other == [[{"two": 2}]] and len(opened) == 2  # another thread: its own connection
+    wh.query("SELECT 1 AS one")
+    assert len(opened) == 3  # outside a session: one connection per call, as before
+    code = "import duckdb, sys; duckdb.connect(sys.argv[1]).close()"
+    subprocess.run([sys.executable, "-c", code, wh.path], check=True)  # the file lock was released

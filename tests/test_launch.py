@@ -279,3 +279,13 @@ def test_setup_script_covers_what_the_streaming_launch_and_the_preflight_need(tm
                  f"dataset {stream['inputs'][len('bigquery://'):]}"}
     assert expected <= missing, (expected - missing, out.stdout)
     assert any(m.startswith("service account props-dataflow@") for m in missing)
+
+
+def test_exit_skips_the_finalizer_collections_but_not_before():
+    """prepare_local_environment freezes the heap only at interpreter exit (atexit), once however often
+    it is called: while the process runs, garbage is collected as usual."""
+    code = ("import atexit, gc; atexit.register(lambda: print('frozen at exit', gc.get_freeze_count() > 0)); "
+            "from pipeline.commands import common; common.prepare_local_environment(); "
+            "common.prepare_local_environment(); print('frozen while running', gc.get_freeze_count() > 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["frozen while running False", "frozen at exit True"]

@@ -98,18 +98,19 @@ def main(argv: list[str]) -> int:
     done = 0
     for chunk in chunks:
         try:
-            plan = build_plan(
-                options,
-                command="backfill",
-                dates=chunk,
-                run_mode=run_mode,
-                offset_minutes=rng.decision_offset_minutes,
-                inputs=inputs,
-                registry=registry,
-                policy=policy,
-                warehouse=warehouse,
-                run_id=run_id,
-            )
+            with common.warehouse_session(warehouse):  # the graded-history reads share one connection
+                plan = build_plan(
+                    options,
+                    command="backfill",
+                    dates=chunk,
+                    run_mode=run_mode,
+                    offset_minutes=rng.decision_offset_minutes,
+                    inputs=inputs,
+                    registry=registry,
+                    policy=policy,
+                    warehouse=warehouse,
+                    run_id=run_id,
+                )
         except LaunchError as exc:
             eprint(f"props backfill: {exc}")
             return 2
@@ -120,8 +121,9 @@ def main(argv: list[str]) -> int:
         unscored += [str(d) for d in chunk if not plan.date_plans[d].model_ids]
         if first_plan is None:
             first_plan = plan
-            abandoned = clean_up_dead_runs(warehouse, plan.exports)
-            record_run(warehouse, plan, registry, started)
+            with common.warehouse_session(warehouse):
+                abandoned = clean_up_dead_runs(warehouse, plan.exports)
+                record_run(warehouse, plan, registry, started)
         chunk_watch = common.Stopwatch()
         try:
             with killable():

@@ -250,7 +250,8 @@ def main(argv: list[str]) -> int:
         preflight_only = options.view_as(DataOptions).preflight_only
         warehouse = None if preflight_only else open_warehouse(options)
         # A dry run resolves the same plan (targets included) but never runs it.
-        plan = build_plan(options, command="run", registry=registry, policy=policy, warehouse=warehouse)
+        with common.warehouse_session(warehouse):  # the graded-history reads share one connection
+            plan = build_plan(options, command="run", registry=registry, policy=policy, warehouse=warehouse)
     except cloud.PreflightError as exc:
         for problem in exc.problems:
             eprint(f"props run: {problem}")
@@ -264,7 +265,8 @@ def main(argv: list[str]) -> int:
     started = dt.datetime.now(dt.UTC)
     # said on the launch and summary lines, never silently
     note = no_scoring_note(registry, plan.models, plan.dates)
-    abandoned = clean_up_dead_runs(warehouse, plan.exports)
+    with common.warehouse_session(warehouse):  # released before the pipeline writes
+        abandoned = clean_up_dead_runs(warehouse, plan.exports)
     try:
         with killable():  # from the row's insert on: a SIGTERM always finishes the row
             record_run(warehouse, plan, registry, started)

@@ -77,18 +77,46 @@ def input_files(inputs: str, kind: str, dates: Iterable[dt.date]) -> list[str]:
     Raises:
         ValueError: unknown kind, or a ``part-*`` file whose extension is not one of ``SUFFIXES``.
     """
+    return [path for path, _size in input_file_sizes(inputs, kind, dates)]
+
+
+def input_file_sizes(inputs: str, kind: str, dates: Iterable[dt.date]) -> list[tuple[str, int]]:
+    """``(path, size in bytes)`` of every file :func:`input_files` lists, sorted by path."""
     _check_kind(kind)
     patterns = [FileSystems.join(partition_dir(inputs, kind, d), "part-*") for d in sorted(set(dates))]
     if not patterns:
         return []
-    paths: list[str] = []
+    files: list[tuple[str, int]] = []
     for result in FileSystems.match(patterns):
         for meta in result.metadata_list:
             if not meta.path.endswith(SUFFIXES):
                 raise ValueError(
                     f"unsupported input file {meta.path!r}: expected one of {', '.join(SUFFIXES)}")
-            paths.append(meta.path)
-    return sorted(paths)
+            files.append((meta.path, int(meta.size_in_bytes or 0)))
+    return sorted(files)
+
+
+# How many input bytes one read element takes (several small files of a kind together). A slate reads the
+# season's box scores, one ~90 KB file per date: read one file per element, the reader's per-player groups
+# were one row each (28k elements through the join's shuffle); ~11 files per element cut that to ~1/11.
+# The bound keeps a read element's rows small in memory (a 1 MiB Parquet odds batch: ~90k rows, ~60 MB).
+READ_BATCH_BYTES = 1 << 20
+
+
+def file_batches(files: Iterable[tuple[str, int]], budget: int = READ_BATCH_BYTES) -> list[tuple[str, ...]]:
+    """Consecutive files grouped into batches of at most ``budget`` bytes (a bigger file alone)."""
+    batches: list[tuple[str, ...]] = []
+    current: list[str] = []
+    size = 0
+    for path, n in files:
+        if current and size + n > budget:
+            batches.append(tuple(current))
+            current, size = [], 0
+        current.append(path)
+        size += n
+    if current:
+        batches.append(tuple(current))
+    return batches
 
 
 def partition_date(path: str) -> dt.date | None:
@@ -204,13 +232,25 @@ def read_rows_local(
     return rows, dead
 
 
-class ParseFileFn(beam.DoFn):
-    """Reads one input file and parses every record; the element is ``(kind, path)``.
+class RowGroup(list):
+    """The rows of one key from one read element (:class:`ParseFileFn` with ``key_fn``): a plain list to
+    every consumer. Being a subclass, Beam's FastPrimitivesCoder does not walk it row by row (a NamedTuple
+    row is not one of its primitive types, so each row was a separate pickle, ~33 us per row to encode and
+    decode at the join's shuffle); it pickles the group in one call, the row class written once (~4 us per
+    row; bench/bench_backfill.py, notes/h-slate.md)."""
 
-    Main output: typed rows timestamped at their event time; or, with ``key_fn``, the file's rows grouped
-    by ``key_fn(row)``: one ``(key, [rows])`` per key and file, in file order (the file is held whole
-    anyway, and a consumer that groups by that key then handles one element per key and file instead of
-    one per row). Tagged output ``dead_letters``: DeadLetter rows. Never raises on bad data.
+    __slots__ = ()
+
+
+class ParseFileFn(beam.DoFn):
+    """Reads input files of one kind and parses every record; the element is ``(kind, path)`` or
+    ``(kind, (path, ...))`` (a batch of files, :func:`file_batches`, read in order).
+
+    Main output: typed rows timestamped at their event time; or, with ``key_fn``, the element's rows
+    grouped by ``key_fn(row)``: one ``(key, RowGroup[rows])`` per key and element, in file order (the
+    files are held whole anyway, and a consumer that groups by that key then handles one element per key
+    and batch of files instead of one per row). Tagged output ``dead_letters``: DeadLetter rows. Never
+    raises on bad data.
     """
 
     DEAD_LETTERS = "dead_letters"
@@ -225,12 +265,13 @@ class ParseFileFn(beam.DoFn):
         self._dead = {k: Metrics.counter(METRICS_NAMESPACE, f"{k}_dead_letters") for k in schemas.INPUT_KINDS}
 
     def process(self, element):
-        kind, path = element
+        kind, paths = element
         n_rows = n_dead = 0
-        # Parse the whole file before yielding, so read_ms is the read+parse time alone (downstream steps
+        # Parse the whole batch before yielding, so read_ms is the read+parse time alone (downstream steps
         # fused into this stage run inside each yield).
         started = time.perf_counter()
-        items = list(iter_file(path, kind, self.window))
+        items = [item for path in ((paths,) if isinstance(paths, str) else paths)
+                 for item in iter_file(path, kind, self.window)]
         self.read_ms.update(int((time.perf_counter() - started) * 1000))
         groups: dict[Any, list] = {}
         for item in items:
@@ -239,7 +280,11 @@ class ParseFileFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(self.DEAD_LETTERS, item)
             elif self.key_fn is not None:
                 n_rows += 1
-                groups.setdefault(self.key_fn(item), []).append(item)
+                key = self.key_fn(item)
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = group = RowGroup()
+                group.append(item)
             else:
                 n_rows += 1
                 yield beam.window.TimestampedValue(item, event_time(kind, item).timestamp())
@@ -254,6 +299,13 @@ def input_files_by_kind(inputs: str, dates_by_kind: Mapping[str, Iterable[dt.dat
             for path in input_files(inputs, kind, dates_by_kind[kind])]
 
 
+def input_batches_by_kind(inputs: str, dates_by_kind: Mapping[str, Iterable[dt.date]],
+                          budget: int = READ_BATCH_BYTES) -> list[tuple[str, tuple[str, ...]]]:
+    """``(kind, (path, ...))``: the input files of each kind for its dates in :func:`file_batches`."""
+    return [(kind, batch) for kind in sorted(dates_by_kind)
+            for batch in file_batches(input_file_sizes(inputs, kind, dates_by_kind[kind]), budget)]
+
+
 class ReadAllInputs(beam.PTransform):
     """Reads several input kinds, each for its own dates, from the file layout in one step.
 
@@ -262,7 +314,7 @@ class ReadAllInputs(beam.PTransform):
         dates_by_kind: ``{kind: game dates to read}`` (kinds of ``schemas.INPUT_KINDS``).
         event_window_hours: the run policy's ``event_time_window_hours`` (None: the policy default).
         key_fn: None, or a function of a typed row: then ``.rows`` holds ``(key, [rows])`` groups, one
-            per key and file (see :class:`ParseFileFn`).
+            per key and batch of files (see :class:`ParseFileFn`).
 
     Returns:
         A ``DoOutputsTuple``: ``.rows`` (typed rows of every kind, each at its event time, or their
@@ -270,8 +322,9 @@ class ReadAllInputs(beam.PTransform):
         needs several kinds together (``transforms.slate.JoinPlayerGames``) gets them without a Flatten.
 
     The file list is resolved when the graph is built (a clear error at launch for unsupported files).
-    ``Create`` spreads the files over workers (it reshuffles several elements itself); a file is read by
-    one DoFn call (the simulated layout has one file per kind and date).
+    Small files of a kind are read together, up to ``READ_BATCH_BYTES`` per element (:func:`file_batches`;
+    the season's box scores of a slate: ~11 date files per element); ``Create`` spreads the batches over
+    workers (it reshuffles several elements itself); a file is read by one DoFn call.
     """
 
     def __init__(self, inputs: str, dates_by_kind: Mapping[str, Iterable[dt.date]],
@@ -285,10 +338,10 @@ class ReadAllInputs(beam.PTransform):
         self.key_fn = key_fn
 
     def expand(self, pbegin):
-        files = input_files_by_kind(self.inputs, self.dates_by_kind)
+        batches = input_batches_by_kind(self.inputs, self.dates_by_kind)
         return (
             pbegin
-            | "ListFiles" >> beam.Create(files)
+            | "ListFiles" >> beam.Create(batches)
             | "ParseFiles" >> beam.ParDo(ParseFileFn(self.window, self.key_fn)).with_outputs(
                 ParseFileFn.DEAD_LETTERS, main="rows")
         )

@@ -345,6 +345,9 @@ def to_date(name: str, value: Any) -> dt.date:
 
 def _required(record: Mapping, name: str, conv: Callable[[str, Any], Any]) -> Any:
     value = record.get(name, _MISSING)
+    kind = type(value)
+    if kind in _PLAIN or (kind is float and value == value):  # the hot path: never null
+        return conv(name, value)
     if value is _MISSING:
         raise ParseError(MISSING_FIELD, f"{name!r}")
     if value is None:
@@ -473,9 +476,17 @@ def event_time_in_window(event_ts: dt.datetime, game_date: dt.date,
                          window_hours: tuple[float, float] = DEFAULT_EVENT_WINDOW_HOURS) -> bool:
     """Whether an event time lies within ``(before, after)`` hours of its game date's UTC day
     (``Policy.event_time_window_hours``)."""
+    low, high = _event_window(game_date, tuple(window_hours))
+    return low <= event_ts <= high
+
+
+@functools.lru_cache(maxsize=4096)
+def _event_window(game_date: dt.date, window_hours: tuple[float, float]) -> tuple[dt.datetime, dt.datetime]:
+    """The first and last event time :func:`event_time_in_window` accepts for a game date (computed once
+    per date and window: every odds snapshot of a date asks)."""
     start, end = _day_bounds(game_date)
     before, after = window_hours
-    return start - dt.timedelta(hours=before) <= event_ts <= end + dt.timedelta(hours=after)
+    return start - dt.timedelta(hours=before), end + dt.timedelta(hours=after)
 
 
 def _check_event_window(name: str, event_ts: dt.datetime, game_date: dt.date,

@@ -22,6 +22,7 @@ exports after the commit they describe.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
@@ -83,17 +84,21 @@ class WriteDateFn(beam.DoFn):
             table, row = item
             rows_by_table[table].append(row)
         counts = {}
-        if self._warehouse is not None and self._replace:
-            counts = self._warehouse.replace_dates(
-                [game_date],
-                rows_by_table,
-                protected_pick_game_ids=self._protected.get(date_iso, ()),
-                tables=self._tables,
-            )
         written: list[str] = []
-        if self._exports_uri:
-            if self._warehouse is not None:  # what the warehouse holds now: kept picks of started games too
+        # The date's transaction and the read-back share one connection (Warehouse.session).
+        session = getattr(self._warehouse, "session", None)
+        with session() if session is not None else contextlib.nullcontext():
+            if self._warehouse is not None and self._replace:
+                counts = self._warehouse.replace_dates(
+                    [game_date],
+                    rows_by_table,
+                    protected_pick_game_ids=self._protected.get(date_iso, ()),
+                    tables=self._tables,
+                )
+            if self._exports_uri and self._warehouse is not None:
+                # what the warehouse holds now: kept picks of started games too
                 rows_by_table["best_bets"] = self._warehouse.read_rows("best_bets", [game_date])
+        if self._exports_uri:
             written = self._write_exports(game_date, rows_by_table)
         self._write_ms.update(int((time.perf_counter() - started) * 1000))
         yield game_date, {"tables": counts, "exports": written}

@@ -67,7 +67,7 @@ class ReadSources(beam.PTransform):
       dates_by_kind: ``{kind: game dates}``.
       event_window_hours: the run policy's ``event_time_window_hours`` (None: the policy default).
       key_fn: None, or a function of a typed row: then ``.rows`` holds ``(key, [rows])`` groups (files:
-        one per key and file, ``files.ParseFileFn``; BigQuery: one per row).
+        one per key and batch of files, ``files.ParseFileFn``; BigQuery: one per row).
     Returns: a :class:`SourceRows` (``.rows`` of every kind at their event times, or their groups by
       ``key_fn``; ``.dead_letters``).
 

@@ -124,6 +124,12 @@ class Warehouse(abc.ABC):
 
     uri: str
 
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Warehouse]:
+        """A burst of calls from this thread (a launch's graded-history reads, its runs row) sharing
+        what can be shared; here nothing (each call stands alone). Yields the warehouse."""
+        yield self
+
     @abc.abstractmethod
     def replace_dates(
         self,
@@ -258,6 +264,7 @@ class DuckDBWarehouse(Warehouse):
         self.path = os.path.abspath(path)
         self.uri = f"duckdb://{self.path}"
         self.lock_timeout_s = lock_timeout_s
+        self._held: tuple[int, Any] | None = None  # (thread id, connection) of an open session
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         with self._connect() as con:
             self._create_tables(con)
@@ -265,7 +272,33 @@ class DuckDBWarehouse(Warehouse):
     # -- connections ----------------------------------------------------------------------------
 
     @contextlib.contextmanager
+    def session(self) -> Iterator[Warehouse]:
+        """One connection for every call this thread makes inside the block (a launch's dozen
+        graded-history reads and runs-table calls: ~20 ms per connection otherwise). The file stays
+        locked against other processes while the block runs, so a launch holds a session only around
+        its own short calls, never around the pipeline. Nested sessions share the outer one; calls
+        from other threads open their own connections as usual."""
+        import threading
+
+        if self._held is not None:
+            yield self
+            return
+        with self._connect() as con:
+            self._held = (threading.get_ident(), con)
+            try:
+                yield self
+            finally:
+                self._held = None
+
+    @contextlib.contextmanager
     def _connect(self) -> Iterator[Any]:
+        held = self._held
+        if held is not None:
+            import threading
+
+            if held[0] == threading.get_ident():
+                yield held[1]
+                return
         import duckdb
 
         deadline = time.monotonic() + self.lock_timeout_s
