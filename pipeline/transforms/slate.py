@@ -223,8 +223,7 @@ class JoinPlayerGameFn(beam.DoFn):
         features_by_key: dict[str, list[FeatureRow]] = defaultdict(list)
         for r in by_kind.get("features", ()):
             features_by_key[pg_key(r.game_id, player)].append(r)
-        if not odds_by_key and not features_by_key:
-            return  # box scores or injury reports only: not in any run date's universe
+        # box scores or injury reports only: not in any run date's universe (the loop below is empty)
         reports_by_date: dict[dt.date, list] = defaultdict(list)
         for r in by_kind.get("injuries", ()):
             reports_by_date[r.game_date].append(r)
