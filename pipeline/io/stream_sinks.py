@@ -78,12 +78,14 @@ def open_sink_warehouse(uri: str, *, keep_open_s: float = 0.0):
 
 
 # DuckDB under ``props stream`` on the local runner: the file stays open until the sinks have not written
-# for this many seconds (a line move's writes come within ~0.2 s; a reader waits at most this long).
+# for this many seconds (a line move's writes span its debounce, ~0.3 s).
 LOCAL_KEEP_OPEN_S = 1.0
-# The longest the sinks keep the database open without a break, and how
+# The longest the sinks keep the database open without a break while they write continuously, and how
 # long the break lasts (each write then opens and closes the file, as without keep-open, so another
-# process waiting for the file's lock gets it).
-KEEP_OPEN_MAX_HOLD_S = 5.0
+# process retrying for the file's lock, e.g. DuckDBWarehouse's own back-off, gets it). A write in the
+# break costs ~35 ms more: the break is kept to ~2.5 % of a busy stream's time, out of the p95 of a
+# line move (bench/bench_stream_latency.py: 5 s holds put ~15 % of the moves in a break).
+KEEP_OPEN_MAX_HOLD_S = 20.0
 KEEP_OPEN_GAP_S = 0.5
 
 
