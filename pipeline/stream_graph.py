@@ -55,6 +55,7 @@ class StreamPlan(NamedTuple):
     model_handler: Any = None  # None: models.handler.RegistryModelHandler
     legacy_exports: str | None = None  # --legacy-exports: the old website's files after each change batch
     warehouse_batch_s: float | None = None  # BigQuery batches; None: windows.WAREHOUSE_BATCH_S
+    warehouse_keep_open_s: float = 0.0  # DuckDB: > 0 keeps the file open between sink writes (local runner)
 
 
 def registry_message(registry, *, base_uri: str | None = None) -> tuple[bytes, dict[str, str]]:
@@ -213,7 +214,7 @@ def build_stream_pipeline(p: beam.Pipeline, plan: StreamPlan, messages=None,
             picks_changes_topic=plan.picks_changes_topic,
             latest_date=None, policy_version=plan.policy.version,
             history=plan.history, run_id=plan.run_id, legacy_exports=plan.legacy_exports,
-            batch_s=plan.warehouse_batch_s, clock=plan.clock))
+            batch_s=plan.warehouse_batch_s, clock=plan.clock, keep_open_s=plan.warehouse_keep_open_s))
     return {
         "events": events, "changes": out["changes"], "player_games": out["player_games"],
         "scored": out["scored"], **versioned, "cleared": out["cleared"], "dead_letters": dead,

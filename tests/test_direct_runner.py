@@ -89,3 +89,69 @@ def test_next_timer_due_is_the_earliest_timer_of_any_key_of_any_step():
     debounce.clear_timer("w", "debounce", TimeDomain.REAL_TIME)
     assert direct_runner.next_timer_due(context) == 1_200
     assert direct_runner.next_timer_due(SimpleNamespace(_transform_keyed_states={"Read": {}})) is None
+
+
+class _Clock:
+    def __init__(self, now: float):
+        self.now, self.reads = now, 0
+
+    def time(self):
+        self.reads += 1
+        from apache_beam.utils.timestamp import Timestamp
+
+        return Timestamp(self.now)
+
+
+def test_the_timer_walk_fires_the_due_timers_and_skips_keys_without_timers():
+    # Real DirectRunner keyed states under the patched walk; the watermark object is reduced to the fields
+    # the walk reads (a whole _TransformWatermarks needs a running pipeline).
+    import threading
+    from types import SimpleNamespace
+
+    from apache_beam.runners.direct import watermark_manager as wm
+    from apache_beam.runners.direct.evaluation_context import DirectUnmergedState
+    from apache_beam.transforms.timeutil import TimeDomain
+    from apache_beam.utils.timestamp import Timestamp
+
+    walk = direct_runner._timer_walk_skipping_keys_without_timers(
+        wm._TransformWatermarks.extract_transform_timers)
+    due, later, event, idle = (DirectUnmergedState() for _ in range(4))
+    due.set_timer("w", "debounce", TimeDomain.REAL_TIME, Timestamp(99))
+    later.set_timer("w", "debounce", TimeDomain.REAL_TIME, Timestamp(101))
+    event.set_timer("w", "end", TimeDomain.WATERMARK, Timestamp(50))
+    keyed = {b"due": due, b"later": later, b"event": event, **{f"idle{i}".encode(): DirectUnmergedState()
+                                                              for i in range(100)}, b"idle": idle}
+    clock = _Clock(100.0)
+    marks = SimpleNamespace(_lock=threading.Lock(), _keyed_states=keyed, _clock=clock,
+                            _input_watermark=Timestamp(60), _fired_timers=set())
+    fired, has_realtime = walk(marks)
+    assert sorted((f.encoded_key, f.name) for f in fired) == [(b"due", "debounce"), (b"event", "end")]
+    assert has_realtime and marks._fired_timers == set(fired)
+    assert clock.reads == 1  # once per walk, not once per key
+    none = SimpleNamespace(_lock=threading.Lock(), _keyed_states={b"idle": idle}, _clock=clock,
+                           _input_watermark=Timestamp(60), _fired_timers=set())
+    assert walk(none) == ([], False)
+
+
+def test_shared_state_reads_decode_a_stored_value_once_only_for_a_flagged_spec():
+    from apache_beam.runners.direct import direct_userstate as du
+    from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+
+    from pipeline.transforms.streaming import StateCoder
+
+    read = direct_runner._shared_state_reads(du.ReadModifyWriteRuntimeState.read)
+    flagged, plain = ReadModifyWriteStateSpec("a", StateCoder()), ReadModifyWriteStateSpec("b", StateCoder())
+    setattr(flagged, direct_runner.SHARED_READS_ATTR, True)
+    stored = [StateCoder().encode({"players": {"g": ["p"]}, "lined": []})]
+
+    def cell(spec):
+        return du.ReadModifyWriteRuntimeState(spec, spec.name, lambda: stored)
+
+    first, second = read(cell(flagged)), read(cell(flagged))
+    assert first is second and first == {"players": {"g": ["p"]}, "lined": []}
+    assert read(cell(plain)) == first and read(cell(plain)) is not read(cell(plain))
+    written = cell(flagged)
+    written.write({"lined": ["x"]})
+    assert read(written) == {"lined": ["x"]}  # a write in the bundle is read back, not the memo
+    written.clear()
+    assert read(written) is None

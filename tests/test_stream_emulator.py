@@ -182,12 +182,23 @@ PROBES = 8
 
 
 def _probes_now(warehouse: Path, token: str) -> int:
-    """Probes dead-lettered so far while the job runs (0 while it holds the DuckDB lock)."""
+    """Probes dead-lettered so far while the job runs, read from a copy of the file and its log: the
+    local stream keeps the file (and DuckDB's one-writer lock) while it writes (stream_sinks.
+    KeepOpenDuckDBWarehouse), and a read of the file itself would also slow the job. 0 when the copy
+    was taken mid-write (the next poll takes another)."""
+    import shutil
+
     import duckdb
 
+    copy = warehouse.with_name(f"{warehouse.stem}-probe.duckdb")
     try:
-        return _probe_counts(warehouse, token)[0]
-    except duckdb.Error:
+        for suffix in ("", ".wal"):
+            src, dst = Path(f"{warehouse}{suffix}"), Path(f"{copy}{suffix}")
+            dst.unlink(missing_ok=True)
+            if src.exists():
+                shutil.copyfile(src, dst)
+        return _probe_counts(copy, token)[0]
+    except (duckdb.Error, OSError):
         return 0
 
 

@@ -214,3 +214,48 @@ def test_feature_refresh_reads_the_dates_served_at_each_tick(tmp_path):
         events = p | RefreshFeatureRows(str(tmp_path), 300.0, ticks=ticks)
         _assert_that(events | beam.Map(lambda e: (e.kind, e.row.game_date, e.row.player_lookup)),
                      _equal_to([("features", d, pl) for d, pl in rows(days[:2]) + rows(days[1:])]))
+
+
+def test_the_date_state_never_changes_a_value_it_read_in_place():
+    # The local runner hands every read of one stored date state the same decoded object
+    # (direct_runner._shared_state_reads, DATE_REF.props_shared_reads): DateStateFn must build new values.
+    import copy
+
+    from pipeline.io import direct_runner
+    from pipeline.transforms.streaming import DATE_REF, DateContext, DateStateFn, StreamEvent
+
+    assert getattr(DATE_REF, direct_runner.SHARED_READS_ATTR)
+
+    class Reference:
+        def load(self, game_date):
+            return DateContext((fx.feature_row("a"),), {}, (), {}, {})
+
+    class Cell:  # one stored value, read as the same object every time
+        value = None
+
+        def read(self):
+            return self.value
+
+        def write(self, value):
+            self.value = value
+
+        def clear(self):
+            self.value = None
+
+    class Timer:
+        def set(self, when):
+            pass
+
+    fn, cell = DateStateFn(Reference(), grace_s=1.0), Cell()
+    fn.setup()
+    events = [StreamEvent("schedule", fx.schedule_event()),
+              StreamEvent("odds", fx.odds("a", "draftkings", 20.5)),
+              StreamEvent("odds", fx.odds("b", "fanduel", 12.5)),
+              StreamEvent("odds", fx.odds("b", "fanduel", 13.5)),
+              StreamEvent("injuries", fx.injury("b", "questionable")),
+              StreamEvent("schedule", fx.schedule_event("final")._replace(event_ts=fx.TIPOFF))]
+    for ev in events:
+        read, before = cell.value, copy.deepcopy(cell.value)
+        out = list(fn.process((fx.GAME_DATE.isoformat(), ev), date_state=cell, clear_timer=Timer()))
+        assert out and read == before, ev.kind
+    assert cell.value["lined"] == [f"{fx.GAME_ID}|b"] and len(cell.value["schedule"]) == 2

@@ -32,3 +32,97 @@ def test_dead_letter_batches_are_clipped_and_deduplicated(tmp_path):
     assert wh.append_dead_letters([big, big]) == 1
     (row,) = wh.read_rows("dead_letters")
     assert row.payload == schemas.clip_text("p" * 9_000) and row.error == schemas.clip_text("e" * 9_000)
+
+
+# -- the local stream keeps the file open between its sinks' writes (stream_sinks.KeepOpenDuckDBWarehouse)
+
+def _other_process_reads(path) -> str:
+    """What another process gets when it opens the file read-only: the best_bets count, or 'locked'."""
+    import subprocess
+    import sys
+
+    code = ("import duckdb, sys\n"
+            "try:\n"
+            "    con = duckdb.connect(sys.argv[1], read_only=True)\n"
+            "except duckdb.IOException as e:\n"
+            "    print('locked' if 'lock' in str(e).lower() else 'error ' + str(e)); sys.exit(0)\n"
+            "print(con.execute('SELECT count(*) FROM best_bets').fetchone()[0])\n")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    return out.stdout.strip() or out.stderr[-500:]
+
+
+def _wait_until(predicate, timeout_s: float = 60.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_the_stream_keeps_the_file_open_while_it_writes_and_releases_it_when_idle(tmp_path):
+    from pipeline.io.stream_sinks import KeepOpenDuckDBWarehouse, open_sink_warehouse
+
+    path = tmp_path / "w.duckdb"
+    assert not isinstance(open_sink_warehouse(str(path)), KeepOpenDuckDBWarehouse)  # default: per write
+    held = open_sink_warehouse(f"duckdb://{path}", keep_open_s=600.0)
+    assert isinstance(held, KeepOpenDuckDBWarehouse)
+    v1 = pick("20260222_LAL_BOS", "a")
+    assert held.upsert_picks([v1], [schemas.BestBetHistory("created", TS, *v1)]) == 1
+    assert held.pin.held
+    # In this process every warehouse reads what was committed; another process waits for the lock.
+    assert len(DuckDBWarehouse(str(path)).read_rows("best_bets")) == 1
+    assert _other_process_reads(path) == "locked"
+    held.pin.release()
+    assert _other_process_reads(path) == "1"
+    # Released by itself keep_open_s after the last write.
+    path = tmp_path / "idle.duckdb"
+    wh = open_sink_warehouse(f"duckdb://{path}", keep_open_s=0.3)
+    assert wh.upsert_picks([v1], [schemas.BestBetHistory("created", TS, *v1)]) == 1
+    assert wh.pin.held
+    assert _wait_until(lambda: not wh.pin.held)
+    assert _other_process_reads(path) == "1"
+    wh.upsert_picks([v1], [schemas.BestBetHistory("created", TS, *v1)])  # a replay: idempotent
+    assert wh.pin.held and len(wh.read_rows("best_bets_history")) == 1
+
+
+def test_a_pin_held_too_long_is_released_for_a_gap(tmp_path):
+    from pipeline.io.stream_sinks import KeepOpenDuckDBWarehouse, _DatabasePin
+
+    wh = KeepOpenDuckDBWarehouse(str(tmp_path / "w.duckdb"), keep_open_s=600.0)
+    wh.pin = _DatabasePin(wh.path, keep_open_s=600.0, max_hold_s=0.2, gap_s=600.0)
+    wh.append_dead_letters([schemas.DeadLetter("stream", "score", "e", "p", None, D, "s1")])
+    assert wh.pin.held
+    assert _wait_until(lambda: not wh.pin.held)  # max_hold_s, although writes are "recent"
+    wh.append_dead_letters([schemas.DeadLetter("stream", "score", "e", "p2", None, D, "s1")])
+    assert not wh.pin.held  # the gap: writes open and close the file as without keep-open
+    assert _other_process_reads(tmp_path / "w.duckdb") == "0"
+    assert len(wh.read_rows("dead_letters")) == 2
+
+
+def test_a_job_killed_while_it_keeps_the_file_open_loses_no_committed_write(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "w.duckdb"
+    code = ("import datetime as dt, os, signal, sys\n"
+            "from pipeline import schemas\n"
+            "from pipeline.io.stream_sinks import open_sink_warehouse\n"
+            "from tests.test_bigquery import pick\n"
+            "wh = open_sink_warehouse(sys.argv[1], keep_open_s=600.0)\n"
+            "ts = dt.datetime(2026, 2, 22, 20, 0, tzinfo=dt.UTC)\n"
+            "for n in range(1, 4):\n"
+            "    p = pick('20260222_LAL_BOS', 'a')._replace(version=n, line=20.5 + n)\n"
+            "    wh.upsert_picks([p], [schemas.BestBetHistory('updated', ts, *p)])\n"
+            "assert wh.pin.held\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code, str(path)], cwd=repo, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == -9, out.stderr[-2000:]
+    wh = DuckDBWarehouse(str(path))  # the next open replays the killed job's log
+    assert [(p.version, p.line) for p in wh.read_rows("best_bets")] == [(3, 23.5)]
+    assert sorted(h.version for h in wh.read_rows("best_bets_history")) == [1, 2, 3]

@@ -185,7 +185,11 @@ def main(argv: list[str]) -> int:
     eprint(f"props stream (every date it sees; launch dates {', '.join(map(str, plan.dates))}): "
            f"{len(plan.reference.registry.enabled())} enabled models, debounce {plan.debounce_seconds} s, "
            f"reading {plan.subscription}, changes to {plan.picks_changes_topic}, run {plan.run_id}")
-    direct_runner.apply_for(options)  # the local streaming runner only; never Dataflow
+    if direct_runner.apply_for(options):  # the local streaming runner only; never Dataflow
+        from pipeline.io import stream_sinks
+
+        # One process writes the local warehouse: its file stays open while the sinks are busy.
+        plan = plan._replace(warehouse_keep_open_s=stream_sinks.LOCAL_KEEP_OPEN_S)
     try:
         p = beam.Pipeline(options=options)
         build_stream_pipeline(p, plan)

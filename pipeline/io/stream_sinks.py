@@ -5,8 +5,12 @@ Two warehouse paths, chosen by the ``--warehouse`` URI (:func:`streams_history`)
 * DuckDB (local default): :func:`apply_changes` writes one ``DateChanges`` in one short transaction (the
   latest version of every changed pick replaces its ``best_bets`` row, each change is a
   ``best_bets_history`` row, idempotent on ``(pick_id, version)``); :class:`WriteVersionsFn` and
-  :class:`AppendDeadLettersFn` write once per bundle. DuckDB's one-writer lock is held only for the
-  transaction.
+  :class:`AppendDeadLettersFn` write once per bundle. Each write is its own transaction. Under ``props
+  stream`` on the local runner (``keep_open_s`` > 0) the database stays open between the sinks' writes
+  (:class:`KeepOpenDuckDBWarehouse`): opening and closing the file (with its checkpoint) per bundle was
+  ~30-40 ms, a third of a line move's CPU; so DuckDB's one-writer file lock is held while the sinks are
+  busy and released ``keep_open_s`` after their last write, and at least every ``KEEP_OPEN_MAX_HOLD_S``
+  for ``KEEP_OPEN_GAP_S`` (other processes, e.g. a reader or ``props run``, get the file meanwhile).
 * BigQuery (production, docs/bigquery-writes.md): a change batch is appended to ``best_bets_history``
   with ``insertAll`` and insert ids ``<pick_id>:<version>`` (``append_pick_history``): no load job, DDL or
   transaction per change, and never a transaction on ``best_bets`` (the batch jobs' table). A row
@@ -27,8 +31,12 @@ on BigQuery overlaid by the latest streamed version of each pick (the ``best_bet
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import datetime as dt
 import json
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -40,7 +48,7 @@ from apache_beam.utils.timestamp import Timestamp
 from pipeline import schemas
 from pipeline.domain.lifecycle import PickChange
 from pipeline.io import exports as exports_lib
-from pipeline.io.warehouse import open_warehouse
+from pipeline.io.warehouse import DuckDBWarehouse, open_warehouse
 from pipeline.transforms import windows
 from pipeline.transforms.streaming import StateCoder
 
@@ -56,10 +64,135 @@ def streams_history(warehouse) -> bool:
     return bool(uri) and uri.startswith("bigquery://")
 
 
-def open_sink_warehouse(uri: str):
+def open_sink_warehouse(uri: str, *, keep_open_s: float = 0.0):
     """The warehouse a sink DoFn writes through. BigQuery: without ``ensure_tables`` (``props stream``
-    created the tables and the view at launch), so a DoFn set up again costs no metadata calls."""
-    return open_warehouse(uri, create=False) if streams_history(uri) else open_warehouse(uri)
+    created the tables and the view at launch), so a DoFn set up again costs no metadata calls. DuckDB
+    with ``keep_open_s`` > 0: a :class:`KeepOpenDuckDBWarehouse` (the database stays open between writes)."""
+    if streams_history(uri):
+        return open_warehouse(uri, create=False)
+    warehouse = open_warehouse(uri)
+    if keep_open_s > 0 and isinstance(warehouse, DuckDBWarehouse):
+        return KeepOpenDuckDBWarehouse(warehouse.path, keep_open_s=keep_open_s,
+                                       lock_timeout_s=warehouse.lock_timeout_s)
+    return warehouse
+
+
+# DuckDB under ``props stream`` on the local runner: the file stays open until the sinks have not written
+# for this many seconds (a line move's writes span its debounce, ~0.3 s).
+LOCAL_KEEP_OPEN_S = 1.0
+# The longest the sinks keep the database open without a break while they write continuously, and how
+# long the break lasts (each write then opens and closes the file, as without keep-open, so another
+# process retrying for the file's lock, e.g. DuckDBWarehouse's own back-off, gets it). A write in the
+# break costs ~35 ms more: the break is kept to ~2.5 % of a busy stream's time, out of the p95 of a
+# line move (bench/bench_stream_latency.py: 5 s holds put ~15 % of the moves in a break).
+KEEP_OPEN_MAX_HOLD_S = 20.0
+KEEP_OPEN_GAP_S = 0.5
+
+
+class _DatabasePin:
+    """Keeps one DuckDB database (file) open in this process while it is in use.
+
+    DuckDB shares one database instance among the connections of a process to the same file, and
+    closes it (checkpoint, file lock released) when its last connection closes. A pin is one extra
+    connection held open: every ``DuckDBWarehouse`` connection to the file in this process then opens
+    and closes in well under a millisecond (measured: ~0.4 ms against ~30-40 ms with the file closed in
+    between). Nothing about a transaction changes: every write still commits on its own connection (a
+    commit is in the WAL; a killed job's WAL is replayed on the next open). A daemon thread closes the
+    pin ``keep_open_s`` after the last :meth:`touch`, or once it has been held ``max_hold_s``; after
+    that, for ``gap_s``, :meth:`touch` does not pin again. Closing the pin while a write's own
+    connection is open is safe: the database closes when that connection does."""
+
+    def __init__(self, path: str, *, keep_open_s: float, max_hold_s: float, gap_s: float):
+        self.path, self.keep_open_s, self.max_hold_s, self.gap_s = path, keep_open_s, max_hold_s, gap_s
+        self._con = None
+        self._opened = self._used = self._no_pin_until = 0.0
+        self._lock = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._con is not None
+
+    def touch(self) -> None:
+        """Called right after a write's connection opened (so the database is open in this process and
+        this connection cannot wait for the file lock): pins the database, or extends the pin."""
+        import duckdb
+
+        now = time.monotonic()
+        with self._lock:
+            self._used = now
+            if self._con is None and now >= self._no_pin_until:
+                self._con = duckdb.connect(self.path)
+                self._opened = now
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name=f"duckdb-pin {self.path}",
+                                                    daemon=True)
+                    self._thread.start()
+                self._lock.notify_all()
+
+    def release(self, *, gap_s: float = 0.0) -> None:
+        with self._lock:
+            if self._con is not None:
+                con, self._con = self._con, None
+                self._no_pin_until = time.monotonic() + gap_s
+                con.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while self._con is None:
+                    self._lock.wait()
+                now = time.monotonic()
+                idle_at, hold_at = self._used + self.keep_open_s, self._opened + self.max_hold_s
+                if now >= hold_at:
+                    self.release(gap_s=self.gap_s)
+                    continue
+                if now >= idle_at:
+                    self.release()
+                    continue
+                self._lock.wait(min(idle_at, hold_at) - now)
+
+
+_PINS: dict[str, _DatabasePin] = {}
+_PINS_LOCK = threading.Lock()
+
+
+def database_pin(path: str, *, keep_open_s: float, max_hold_s: float = KEEP_OPEN_MAX_HOLD_S,
+                 gap_s: float = KEEP_OPEN_GAP_S) -> _DatabasePin:
+    """The process's one pin of a DuckDB file (created on first use; the longest ``keep_open_s`` asked
+    for wins)."""
+    with _PINS_LOCK:
+        pin = _PINS.get(path)
+        if pin is None:
+            pin = _PINS[path] = _DatabasePin(path, keep_open_s=keep_open_s, max_hold_s=max_hold_s,
+                                             gap_s=gap_s)
+        pin.keep_open_s = max(pin.keep_open_s, keep_open_s)
+        return pin
+
+
+@atexit.register
+def _release_pins() -> None:  # a clean exit checkpoints the file (a kill leaves the WAL to replay)
+    for pin in list(_PINS.values()):
+        pin.release()
+
+
+class KeepOpenDuckDBWarehouse(DuckDBWarehouse):
+    """A ``DuckDBWarehouse`` whose file stays open between operations while they come at least every
+    ``keep_open_s`` (:class:`_DatabasePin`); each operation is unchanged (its own connection and
+    transaction, the lock wait and timeout of ``DuckDBWarehouse``)."""
+
+    def __init__(self, path: str, *, keep_open_s: float, **kwargs):
+        self.keep_open_s = keep_open_s
+        super().__init__(path, **kwargs)
+        self.pin = database_pin(self.path, keep_open_s=keep_open_s)
+
+    @contextlib.contextmanager
+    def _connect(self):
+        with super()._connect() as con:
+            pin = getattr(self, "pin", None)  # None while __init__ creates the tables
+            if pin is not None:
+                pin.touch()
+            yield con
 
 
 def write_pick_changes(warehouse, changes: Sequence[PickChange]) -> int:
@@ -201,8 +334,9 @@ class ApplyChangesFn(beam.DoFn):
     warehouse write committed; the legacy exports follow it)."""
 
     def __init__(self, warehouse_uri: str | None, exports_uri: str | None, *, latest_date: dt.date | None,
-                 policy_version: str, history: dict | None = None):
+                 policy_version: str, history: dict | None = None, keep_open_s: float = 0.0):
         self._warehouse_uri, self._exports_uri = warehouse_uri, exports_uri
+        self._keep_open_s = keep_open_s
         self._latest_date, self._policy_version = latest_date, policy_version
         self._record = (history or {}).get("record")
         self._ultra_public = bool((history or {}).get("ultra_public", False))
@@ -217,7 +351,7 @@ class ApplyChangesFn(beam.DoFn):
     def process(self, dc):
         if self._warehouse_uri:
             if self._warehouse is None:
-                self._warehouse = open_sink_warehouse(self._warehouse_uri)
+                self._warehouse = open_sink_warehouse(self._warehouse_uri, keep_open_s=self._keep_open_s)
             if streams_history(self._warehouse):
                 try:
                     self._written.inc(write_pick_changes(self._warehouse, dc.changes))
@@ -274,8 +408,8 @@ class WriteVersionsFn(beam.DoFn):
     Every row of one version of one table is emitted by one upstream call, so it lands in one bundle;
     the upsert replaces exactly the versions it carries."""
 
-    def __init__(self, warehouse_uri: str):
-        self._uri = warehouse_uri
+    def __init__(self, warehouse_uri: str, *, keep_open_s: float = 0.0):
+        self._uri, self._keep_open_s = warehouse_uri, keep_open_s
 
     def setup(self):
         self._warehouse = None  # opened lazily (see ApplyChangesFn.setup)
@@ -291,7 +425,7 @@ class WriteVersionsFn(beam.DoFn):
     def finish_bundle(self):
         if self._rows:
             if self._warehouse is None:
-                self._warehouse = open_warehouse(self._uri)
+                self._warehouse = open_sink_warehouse(self._uri, keep_open_s=self._keep_open_s)
             counts = self._warehouse.upsert_versions(self._rows)
             self._written.inc(sum(counts.values()))
             self._rows = {}
@@ -300,8 +434,8 @@ class WriteVersionsFn(beam.DoFn):
 class AppendDeadLettersFn(beam.DoFn):
     """Appends dead letters to the warehouse (one insert per bundle)."""
 
-    def __init__(self, warehouse_uri: str, run_id: str | None):
-        self._uri, self._run_id = warehouse_uri, run_id
+    def __init__(self, warehouse_uri: str, run_id: str | None, *, keep_open_s: float = 0.0):
+        self._uri, self._run_id, self._keep_open_s = warehouse_uri, run_id, keep_open_s
 
     def setup(self):
         self._warehouse = None  # opened lazily (see ApplyChangesFn.setup)
@@ -315,7 +449,7 @@ class AppendDeadLettersFn(beam.DoFn):
     def finish_bundle(self):
         if self._rows:
             if self._warehouse is None:
-                self._warehouse = open_warehouse(self._uri)
+                self._warehouse = open_sink_warehouse(self._uri, keep_open_s=self._keep_open_s)
             self._warehouse.append("dead_letters", self._rows)
             self._rows = []
 
@@ -425,6 +559,9 @@ class WriteStreamOutputs(beam.PTransform):
       batch_s / max_rows / clock: the BigQuery batches (default ``windows.WAREHOUSE_BATCH_S`` /
         ``WAREHOUSE_BATCH_MAX_ROWS``; ``clock``: processing clock of the batch timer, tests pass
         ``transforms.streaming.zero_clock``).
+      keep_open_s: DuckDB only: > 0 keeps the database open between the sinks' writes until they pause
+        this long (:class:`KeepOpenDuckDBWarehouse`; ``props stream`` on the local runner); 0: each write
+        opens and closes the file.
     Input: a dict ``{"changes": PCollection[DateChanges], "dead_letters": PCollection[DeadLetter]}`` and
       optionally one PCollection of versioned rows per table of ``schemas.VERSIONED_TABLES``.
     Returns: the PCollection of change messages (bytes).
@@ -432,8 +569,9 @@ class WriteStreamOutputs(beam.PTransform):
 
     def __init__(self, *, warehouse_uri, exports_uri, picks_changes_topic, latest_date, policy_version,
                  history=None, run_id=None, legacy_exports: str | None = None, batch_s: float | None = None,
-                 max_rows: int | None = None, clock=None):
+                 max_rows: int | None = None, clock=None, keep_open_s: float = 0.0):
         super().__init__()
+        self._keep_open_s = keep_open_s
         self._warehouse_uri, self._exports_uri, self._topic = warehouse_uri, exports_uri, picks_changes_topic
         self._latest_date, self._policy_version, self._history = latest_date, policy_version, history
         self._run_id, self._legacy = run_id, legacy_exports
@@ -444,7 +582,8 @@ class WriteStreamOutputs(beam.PTransform):
     def expand(self, pcolls):
         applied = pcolls["changes"] | "ApplyChanges" >> beam.ParDo(ApplyChangesFn(
             self._warehouse_uri, self._exports_uri, latest_date=self._latest_date,
-            policy_version=self._policy_version, history=self._history)).with_outputs(
+            policy_version=self._policy_version, history=self._history,
+            keep_open_s=self._keep_open_s)).with_outputs(
                 DEAD, APPLIED, main="messages")
         messages = applied.messages
         if self._warehouse_uri:
@@ -461,10 +600,11 @@ class WriteStreamOutputs(beam.PTransform):
                          WriteWarehouseBatchFn(self._warehouse_uri, self._run_id)))
             else:
                 _ = pcolls["dead_letters"] | "AppendDeadLetters" >> beam.ParDo(
-                    AppendDeadLettersFn(self._warehouse_uri, self._run_id))
+                    AppendDeadLettersFn(self._warehouse_uri, self._run_id, keep_open_s=self._keep_open_s))
                 if tagged:
                     _ = (tagged | "VersionedRows" >> beam.Flatten()
-                         | "WriteVersions" >> beam.ParDo(WriteVersionsFn(self._warehouse_uri)))
+                         | "WriteVersions" >> beam.ParDo(WriteVersionsFn(
+                             self._warehouse_uri, keep_open_s=self._keep_open_s)))
             if self._legacy:
                 _ = applied[APPLIED] | "WriteLegacyExports" >> beam.ParDo(WriteLegacyExportsFn(
                     self._warehouse_uri, self._legacy, algorithm_version=self._policy_version))

@@ -372,6 +372,10 @@ class SeasonDatesFn(beam.DoFn):
 # --------------------------------------------------------------------------------------------
 
 DATE_REF = ReadModifyWriteStateSpec("date", StateCoder())
+# DateStateFn never changes a value it read from DATE_REF in place (it builds new lists and dicts and
+# writes them), so the local runner may hand every read of one stored value the same decoded object
+# (``io.direct_runner._shared_state_reads``): every event of a date reads this cell.
+DATE_REF.props_shared_reads = True
 DATE_CLEAR = TimerSpec("clear", TimeDomain.REAL_TIME)
 _KEY = beam.DoFn.KeyParam
 _P_DATE_REF, _P_DATE_CLEAR = beam.DoFn.StateParam(DATE_REF), beam.DoFn.TimerParam(DATE_CLEAR)
@@ -423,7 +427,7 @@ class DateStateFn(beam.DoFn):
         game_id, player = key.split("|", 1)
         if key in state["lined"] or player in state["players"].get(game_id, ()):
             return
-        state["lined"].append(key)
+        state["lined"] = [*state["lined"], key]  # never in place: the read value may be shared
         state["changed"] = True
         yield key, StreamEvent("models", tuple(state["models"]))
         for row in state["schedule"]:
@@ -456,10 +460,10 @@ class DateStateFn(beam.DoFn):
             yield key, ev
         elif ev.kind == "schedule":
             row = ev.row
-            state["schedule"].append(row)
+            state["schedule"] = [*state["schedule"], row]  # never in place (see DATE_REF)
             last = state["statuses"].get(row.game_id)
             if last is None or row.event_ts >= last[0]:
-                state["statuses"][row.game_id] = [row.event_ts, row.status]
+                state["statuses"] = {**state["statuses"], row.game_id: [row.event_ts, row.status]}
             for key in self._keys(state):
                 if key.split("|", 1)[0] == row.game_id:
                     yield key, ev
