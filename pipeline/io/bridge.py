@@ -52,6 +52,7 @@ from typing import Any, NamedTuple
 
 from pipeline import schemas
 from pipeline.io import legacy
+from pipeline.io.legacy import as_date
 from pipeline.io.parse import ParseError, dead_letter, event_time, parse_record
 
 BRIDGE_SOURCE = "bridge"  # dead_letters.source of the bridge's rows
@@ -216,23 +217,13 @@ class BridgePass(NamedTuple):
     watermarks: dict[str, Watermark]
 
 
-def _date(value: Any) -> dt.date | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
-
-
 def _old_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if not k.startswith("_bridge_")}
 
 
 def _dead(key: str, error: str, row: Mapping[str, Any], game_date: Any = None) -> schemas.DeadLetter:
     return dead_letter(BRIDGE_SOURCE, error, {"table": legacy.LEGACY_TABLES[key], "row": _old_row(row)},
-                       step=MAP_STEP, game_date=_date(game_date))
+                       step=MAP_STEP, game_date=as_date(game_date))
 
 
 def _error_text(exc: Exception) -> str:
@@ -335,10 +326,11 @@ def collect(source: str, run: QueryRunner, watermarks: Mapping[str, Watermark], 
     fallback = rows["odds_fallback"]
     ev, dl, ign = [], [], 0
     if fallback:
-        dates = sorted({d for d in (_date(r.get("game_date")) for r in fallback) if d is not None})
-        covered = {(_date(c["game_date"]), c["player_lookup"]) for c in run(coverage_sql(project),
+        dates = sorted({d for d in (as_date(r.get("game_date")) for r in fallback) if d is not None})
+        covered = {(as_date(c["game_date"]), c["player_lookup"]) for c in run(coverage_sql(project),
                                                                             [("dates", "DATE", dates)])}
-        lacking = [r for r in fallback if (_date(r.get("game_date")), r.get("player_lookup")) not in covered]
+        lacking = [r for r in fallback
+                   if (as_date(r.get("game_date")), r.get("player_lookup")) not in covered]
         ign = len(fallback) - len(lacking)
         sched, _ = legacy.read_rows_legacy(source, "schedule", dates, query=_legacy_query(run))
         game_ids = {}
@@ -353,14 +345,14 @@ def collect(source: str, run: QueryRunner, watermarks: Mapping[str, Watermark], 
     counts["odds_fallback"] = TableCounts(len(fallback), len(ev), ign, len(dl))
 
     # Schedule: every game touched by a new schedule or postponement row, re-mapped from all its rows.
-    touched = {(_date(r.get("game_date")), str(r.get("game_id"))) for r in rows["schedule"]}
-    touched |= {(_date(r.get("original_date")), str(r.get("game_id"))) for r in rows["postponements"]}
+    touched = {(as_date(r.get("game_date")), str(r.get("game_id"))) for r in rows["schedule"]}
+    touched |= {(as_date(r.get("original_date")), str(r.get("game_id"))) for r in rows["postponements"]}
     ev, dl = [], []
     if touched:
         dates = sorted({d for d, _ in touched if d is not None})
         fetch = _legacy_query(run)
         full = [r for r in fetch(project, "schedule", dates)
-                if (_date(r.get("game_date")), str(r.get("game_id"))) in touched]
+                if (as_date(r.get("game_date")), str(r.get("game_id"))) in touched]
         try:
             postponed = fetch(project, "postponements", dates)
         except Exception as exc:  # noqa: BLE001 - see above
@@ -420,7 +412,7 @@ def read_watermarks(warehouse, source: str) -> dict[str, Watermark]:
         if ts is not None and ts.tzinfo is None:
             ts = ts.replace(tzinfo=dt.UTC)
         out[key] = Watermark(ts=ts.astimezone(dt.UTC) if ts is not None else None, key=r["watermark_key"],
-                             dates_to=_date(r["dates_to"]))
+                             dates_to=as_date(r["dates_to"]))
     return out
 
 

@@ -276,7 +276,7 @@ def _utc(value: Any) -> dt.datetime | None:
     return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)
 
 
-def _day(value: Any) -> dt.date | None:
+def as_date(value: Any) -> dt.date | None:
     if value is None or value == "":
         return None
     if isinstance(value, dt.datetime):
@@ -300,7 +300,7 @@ def american_from_decimal(price: Any) -> int | None:
 def game_id_of(game_date: Any, away: Any, home: Any) -> str | None:
     """Our game id ``YYYYMMDD_AWAY_HOME`` rebuilt from the Eastern date and the tricodes (both old id
     forms, official 10-digit and date-based, map to it)."""
-    d = _day(game_date)
+    d = as_date(game_date)
     if d is None or not away or not home:
         return None
     return f"{d:%Y%m%d}_{str(away).upper()}_{str(home).upper()}"
@@ -323,7 +323,7 @@ def odds_api_record(row: Mapping[str, Any]) -> dict[str, Any] | None:
         "player_lookup": row.get("player_lookup"),
         "player_name": row.get("player_name") or row.get("player_lookup"),
         "game_id": game_id_of(row.get("game_date"), row.get("away_team_abbr"), row.get("home_team_abbr")),
-        "game_date": _day(row.get("game_date")),
+        "game_date": as_date(row.get("game_date")),
         "book": row.get("bookmaker"),
         "line": row.get("points_line"),
         "over_price": over if over is not None else row.get("over_price_american"),
@@ -348,7 +348,7 @@ def bettingpros_records(rows: Iterable[Mapping[str, Any]],
     for row in rows:
         if str(row.get("market_type") or "") != "points" or not _bool(row.get("is_active", True)):
             continue
-        d = _day(row.get("game_date"))
+        d = as_date(row.get("game_date"))
         key = (row.get("player_lookup"), bettingpros_book(row.get("bookmaker")),
                _float(row.get("points_line")), d, str(row.get("created_at")))
         rec = pairs.setdefault(key, {
@@ -368,7 +368,7 @@ def schedule_tipoff(row: Mapping[str, Any]) -> dt.datetime | None:
     """The tip-off instant: ``game_date_est`` is true UTC from 2025-12-23; older rows hold Eastern wall
     time labelled UTC, re-read as Eastern here."""
     ts = _utc(row.get("game_date_est"))
-    d = _day(row.get("game_date"))
+    d = as_date(row.get("game_date"))
     if ts is None or d is None or d >= SCHEDULE_UTC_SINCE:
         return ts
     return ts.replace(tzinfo=None).replace(tzinfo=EASTERN).astimezone(dt.UTC)
@@ -379,7 +379,7 @@ def latest_schedule_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str,
     a tie goes to the first ``data_source`` by name (``api_stats`` before ``cdn_static``)."""
     best: dict[tuple, Mapping[str, Any]] = {}
     for row in sorted(rows, key=lambda r: (-int(r.get("game_status") or 0), str(r.get("data_source") or ""))):
-        best.setdefault((row.get("game_id"), str(_day(row.get("game_date")))), row)
+        best.setdefault((row.get("game_id"), str(as_date(row.get("game_date")))), row)
     return list(best.values())
 
 
@@ -396,7 +396,7 @@ def schedule_record(row: Mapping[str, Any],
                     postponements: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """An ``nbac_schedule`` row (+ its active ``game_postponements`` rows, matched on the official id and
     the original date) as our schedule event."""
-    d = _day(row.get("game_date"))
+    d = as_date(row.get("game_date"))
     tipoff = schedule_tipoff(row)
     code = int(row["game_status"]) if row.get("game_status") not in (None, "") else None
     status = GAME_STATUS_CODES.get(code, f"unknown status code {code}")
@@ -406,11 +406,11 @@ def schedule_record(row: Mapping[str, Any],
     if text == POSTPONED_TEXT or text.startswith(RESCHEDULED_TEXT_PREFIX):
         status = "postponed"
     active = [p for p in postponements
-              if (str(p.get("game_id")) == str(row.get("game_id")) and _day(p.get("original_date")) == d
+              if (str(p.get("game_id")) == str(row.get("game_id")) and as_date(p.get("original_date")) == d
                   and str(p.get("status") or "") in ACTIVE_POSTPONEMENT_STATUSES)]
     if active:  # the latest detection wins
         p = max(active, key=lambda p: _utc(p.get("detected_at")) or dt.datetime.min.replace(tzinfo=dt.UTC))
-        new_date = _day(p.get("new_date"))
+        new_date = as_date(p.get("new_date"))
         status = "postponed" if new_date is not None else "cancelled"
         event_ts = _utc(p.get("detected_at")) or event_ts
     if status == "final" and tipoff is not None:
@@ -441,7 +441,7 @@ def schedule_records(row: Mapping[str, Any],
 
 def injury_report_time(report_date: Any, report_hour: Any) -> dt.datetime | None:
     """The report instant: the report date at the Eastern hour (daylight saving time included), in UTC."""
-    d = _day(report_date)
+    d = as_date(report_date)
     if d is None or report_hour is None or report_hour == "":
         return None
     return dt.datetime.combine(d, dt.time(int(report_hour)), tzinfo=EASTERN).astimezone(dt.UTC)
@@ -450,7 +450,7 @@ def injury_report_time(report_date: Any, report_hour: Any) -> dt.datetime | None
 def injury_record(row: Mapping[str, Any]) -> dict[str, Any]:
     """An ``nbac_injury_report`` row as our injury report (status lowercase, as the old table has it)."""
     return {
-        "player_lookup": row.get("player_lookup"), "game_date": _day(row.get("game_date")),
+        "player_lookup": row.get("player_lookup"), "game_date": as_date(row.get("game_date")),
         "status": str(row.get("injury_status") or "").strip().lower() or None,
         "reason": row.get("reason") or row.get("reason_category") or "",
         "report_ts": injury_report_time(row.get("report_date"), row.get("report_hour")),
@@ -473,7 +473,7 @@ def feature_record(row: Mapping[str, Any]) -> dict[str, Any]:
     defaults = [int(i) for i in (row.get("default_feature_indices") or [])]
     record.update({
         "player_lookup": row.get("player_lookup"), "game_id": row.get("game_id"),
-        "game_date": _day(row.get("game_date")), "team_abbr": _team_from_context(row),
+        "game_date": as_date(row.get("game_date")), "team_abbr": _team_from_context(row),
         "opponent_team_abbr": row.get("opponent_team_abbr"), "feature_version": row.get("feature_version"),
         "feature_quality_score": _float(row.get("feature_quality_score")),
         "quality_alert_level": row.get("quality_alert_level"),
@@ -499,7 +499,7 @@ def box_score_record(row: Mapping[str, Any]) -> dict[str, Any]:
     others missing)."""
     return {
         "player_lookup": row.get("player_lookup"), "game_id": row.get("game_id"),
-        "game_date": _day(row.get("game_date")), "team_abbr": row.get("team_abbr"),
+        "game_date": as_date(row.get("game_date")), "team_abbr": row.get("team_abbr"),
         "points": row.get("points"), "minutes": _float(row.get("minutes_played")),
         "is_dnp": _bool(row.get("is_dnp")), "starter": _bool(row.get("starter_flag")),
         "plus_minus": row.get("plus_minus"), "opponent_team_abbr": row.get("opponent_team_abbr"),
@@ -568,7 +568,7 @@ def _dead(kind: str, step: str, error: str, payload: Mapping[str, Any], game_dat
 
     return schemas.DeadLetter(source=kind, step=step, error=error,
                               payload=json.dumps(dict(payload), sort_keys=True, default=str),
-                              event_ts=None, game_date=_day(game_date))
+                              event_ts=None, game_date=as_date(game_date))
 
 
 def _typed(kind: str, pairs: Iterable[tuple[Mapping[str, Any], dict[str, Any] | None]]) -> tuple[list, list]:
@@ -595,7 +595,7 @@ def latest_feature_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, 
 
     best: dict[tuple, Mapping[str, Any]] = {}
     for row in sorted(rows, key=order):
-        best.setdefault((row.get("player_lookup"), str(_day(row.get("game_date")))), row)
+        best.setdefault((row.get("player_lookup"), str(as_date(row.get("game_date")))), row)
     return list(best.values())
 
 
@@ -618,7 +618,7 @@ def read_rows_legacy(inputs: str, kind: str, dates: Iterable[dt.date], *, query=
             game_ids[(ev.game_date, ev.home_team)] = ev.game_id
             game_ids[(ev.game_date, ev.away_team)] = ev.game_id
         fallback = [r for r in query(project, "odds_fallback", dates)
-                    if (_day(r.get("game_date")), r.get("player_lookup")) not in covered]
+                    if (as_date(r.get("game_date")), r.get("player_lookup")) not in covered]
         more, more_dead = _typed(kind, ((r, r) for r in bettingpros_records(fallback, game_ids)))
         return rows + more, dead + more_dead
     if kind == "schedule":
