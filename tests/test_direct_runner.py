@@ -155,3 +155,48 @@ def test_shared_state_reads_decode_a_stored_value_once_only_for_a_flagged_spec()
     assert read(written) == {"lined": ["x"]}  # a write in the bundle is read back, not the memo
     written.clear()
     assert read(written) is None
+
+
+def test_shared_bag_reads_decode_a_stored_element_once_only_for_a_flagged_spec():
+    from apache_beam.runners.direct import direct_userstate as du
+    from apache_beam.transforms.userstate import BagStateSpec
+
+    from pipeline.transforms.streaming import StateCoder
+
+    read = direct_runner._shared_bag_reads(du.BagRuntimeState.read)
+    flagged, plain = BagStateSpec("a", StateCoder()), BagStateSpec("b", StateCoder())
+    setattr(flagged, direct_runner.SHARED_READS_ATTR, True)
+    stored = [StateCoder().encode(("scored", {"pg": 1})), StateCoder().encode(("removed", {"pg": 2}))]
+
+    def bag(spec):
+        return du.BagRuntimeState(spec, spec.name, lambda: stored)
+
+    first, second = list(read(bag(flagged))), list(read(bag(flagged)))
+    assert first == [("scored", {"pg": 1}), ("removed", {"pg": 2})]
+    assert all(a is b for a, b in zip(first, second, strict=True))
+    assert list(read(bag(plain))) == first and list(read(bag(plain)))[0] is not list(read(bag(plain)))[0]
+    added = bag(flagged)
+    added.add(("scored", {"pg": 3}))
+    assert list(read(added)) == [*first, ("scored", {"pg": 3})]  # an element added in the bundle is read
+    added.clear()
+    added.add(("tick", None))
+    assert list(read(added)) == [("tick", None)]  # a clear drops the stored elements, not the new ones
+
+
+def test_a_pulled_message_read_from_its_raw_protobuf_equals_beams_conversion():
+    import datetime as dt
+
+    from apache_beam.io.gcp.pubsub import PubsubMessage
+    from google.pubsub_v1.types import PubsubMessage as PbMessage
+    from google.pubsub_v1.types import ReceivedMessage
+
+    published = dt.datetime(2026, 2, 22, 17, 0, 1, 250000, tzinfo=dt.UTC)
+    received = ReceivedMessage(ack_id="a1", message=PbMessage(
+        data=b'{"x": 1}', attributes={"kind": "odds", "event_ts": "2026-02-22T17:00:00Z"}, message_id="42",
+        publish_time=published, ordering_key="k"))
+    ours, beams = direct_runner._message_from_pb(PubsubMessage, received), PubsubMessage._from_message(
+        received.message)
+    assert ours == beams and ours.message_id == beams.message_id == "42"
+    assert ours.publish_time == beams.publish_time == published and ours.ordering_key == "k"
+    bare = direct_runner._message_from_pb(PubsubMessage, ReceivedMessage(message=PbMessage(data=b"x")))
+    assert bare == PubsubMessage._from_message(PbMessage(data=b"x")) and bare.publish_time is None

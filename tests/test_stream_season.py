@@ -6,7 +6,9 @@
   the cleared date afterwards is a dead letter, and the other date keeps going.
 * Registry changes while the stream runs: a ``kind=registry`` message enables one model and disables
   another; the next version of every open player-game is scored with exactly the new set.
-* State written in the old shape is read by the new one (a field added by an in-place update).
+* State written in the old shape is read by the new one (a field added by an in-place update), cells of
+  the first coder format are read by the current one, and a player-game whose snapshots are in the odds
+  bag (the layout before the one-cell ``book``) is moved to the new layout by its next event.
 
 Real tiny CatBoost models (tests/slate_fixtures.py), no mocks.
 """
@@ -195,3 +197,101 @@ def test_state_written_by_the_old_shape_is_read_by_the_new_one(monkeypatch):
     state = streaming.read_state(Cell(), streaming.PG_DEFAULTS)
     assert state["seq"] == 2 and state["models"] == () and state["schema"] == streaming.STATE_SCHEMA
 
+
+
+class _Info(NamedTuple):
+    seq: int
+
+
+def test_cells_of_the_first_coder_format_are_read_and_the_current_one_pickles_no_class():
+    import io
+    import pickle
+
+    coder = streaming.StateCoder()
+    value = {"info": _Info(seq=3), "rows": [fx.odds("alpha", "draftkings", 13.5)], "seq": 4}
+    first_format = pickle.dumps(streaming.to_plain(value), protocol=4)  # what jobs before format 2 wrote
+    assert coder.decode(first_format) == value
+
+    class OnlyRebuild(pickle.Unpickler):
+        def find_class(self, module, name):
+            assert (module, name) in {("pipeline.transforms.streaming", "_rebuild"),
+                                      ("pipeline.transforms.streaming", "_utc"),
+                                      ("datetime", "date"), ("datetime", "datetime")}, (module, name)
+            return super().find_class(module, name)
+
+    encoded = coder.encode(value)
+    assert OnlyRebuild(io.BytesIO(encoded)).load() == value == coder.decode(encoded)
+
+
+class _Cell:
+    """A state cell that stores what StateCoder encodes, as a runner does."""
+
+    def __init__(self, value=None):
+        self.stored = None if value is None else streaming.StateCoder().encode(value)
+
+    def read(self):
+        return None if self.stored is None else streaming.StateCoder().decode(self.stored)
+
+    def write(self, value):
+        self.stored = streaming.StateCoder().encode(value)
+
+    def clear(self):
+        self.stored = None
+
+
+class _Bag:
+    def __init__(self, values=()):
+        self.stored = [streaming.StateCoder().encode(v) for v in values]
+
+    def read(self):
+        return [streaming.StateCoder().decode(v) for v in self.stored]
+
+    def add(self, value):
+        self.stored.append(streaming.StateCoder().encode(value))
+
+    def clear(self):
+        self.stored = []
+
+
+def test_a_player_game_in_the_odds_bag_layout_moves_to_the_book_cell_on_its_next_event():
+    policy = load_policy(None)
+    key = streaming.pg_key(G1, "alpha")
+    events = [
+        streaming.StreamEvent("models", tuple(streaming.model_refs(fx.tiny_registry().eligible_for(D1), policy))),
+        streaming.StreamEvent("features", FEATURES[0]),
+        streaming.StreamEvent("schedule", sched(G1, D1, "scheduled", fx.AS_OF - dt.timedelta(hours=10),
+                                                fx.TIPOFF)),
+        streaming.StreamEvent("odds", fx.odds("alpha", "draftkings", 13.5, 300)),
+        streaming.StreamEvent("odds", fx.odds("alpha", "fanduel", 14.5, 200)),
+        streaming.StreamEvent("odds", fx.odds("alpha", "draftkings", 15.5, 100)),
+    ]
+
+    def plain(o):
+        return (o.tag, o.value) if isinstance(o, beam.pvalue.TaggedOutput) else o
+
+    def run(fn, cells, evs):
+        out = []
+        for ev in evs:
+            out.append(list(map(plain, fn.process((key, ev), odds_state=cells["odds"], schedule_state=cells["schedule"],
+                                       injury_state=cells["injuries"], info_state=cells["info"],
+                                       book_state=cells["book"]))))
+        return out
+
+    fn = streaming.PlayerGameStateFn(policy)
+    fn.setup()
+    new = {"odds": _Bag(), "schedule": _Bag(), "injuries": _Bag(), "info": _Cell(), "book": _Cell()}
+    expected = run(fn, new, events)
+    assert new["odds"].stored == [] and len(new["book"].read()) == 3  # 2 books: latest + opening each
+
+    # The same player-game as a job of the bag layout left it after the first five events: snapshots in
+    # the odds bag, no book cell, an info cell without ``book_cell``.
+    old = {"odds": _Bag(), "schedule": _Bag(), "injuries": _Bag(), "info": _Cell(), "book": _Cell()}
+    run(fn, old, events[:5])
+    info = old["info"].read()
+    del info["book_cell"]
+    old["info"].write(info)
+    old["odds"] = _Bag(old["book"].read())
+    old["book"].clear()
+    moved = run(fn, old, events[5:])
+    assert old["odds"].stored == [] and old["book"].read() == new["book"].read()
+    assert moved[0] == expected[5] and any(isinstance(o, streaming.ScoringRequest) for o in moved[0])

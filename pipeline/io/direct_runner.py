@@ -52,6 +52,7 @@ EXPECTED_INTERNALS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("apache_beam.transforms.trigger", "InMemoryUnmergedState.get_timers",
      ("self", "clear", "watermark", "processing_time")),
     ("apache_beam.runners.direct.direct_userstate", "ReadModifyWriteRuntimeState.read", ("self",)),
+    ("apache_beam.runners.direct.direct_userstate", "BagRuntimeState.read", ("self",)),
 )
 
 
@@ -146,6 +147,11 @@ def _walk_and_read_internals_problems() -> list[str]:
     for needle in ("self._current_value_accessor()", "self._decode(self._value[0])"):
         if needle not in read:
             problems.append(f"ReadModifyWriteRuntimeState.read no longer contains {needle!r}")
+    bag = inspect.getsource(du.BagRuntimeState.read)
+    for needle in ("self._cached_value = self._current_value_accessor()", "self._new_values",
+                   "self._cleared", "self._decode(v) for v in encoded_values"):
+        if needle not in bag:
+            problems.append(f"BagRuntimeState.read no longer contains {needle!r}")
     return problems
 
 
@@ -342,6 +348,67 @@ def _shared_state_reads(original):
     return read
 
 
+SHARED_BAG_READS_KEPT = 8192  # decoded bag elements kept per state spec (the memo is emptied when full)
+
+
+def _shared_bag_reads(original):
+    """``BagRuntimeState.read`` that decodes each stored element once: for a bag spec with
+    ``SHARED_READS_ATTR`` set (its DoFn never changes an element it read in place), every read of the same
+    stored bytes returns the same decoded object (up to ``SHARED_BAG_READS_KEPT`` per spec). The date's
+    best bets (``transforms.streaming.DATE_ENTRIES``) decode every entry of the date at every
+    recomputation (five a second with a 0.2 s debounce): ~15 % of the worker thread under 700 odds/s."""
+    if getattr(original, "_props_patched", False):
+        return original
+    import itertools
+
+    from apache_beam.runners.direct.direct_userstate import UNREAD_VALUE
+
+    memos: dict[int, tuple[Any, dict]] = {}  # id(spec) -> (spec, bytes -> decoded)
+
+    def read(self):
+        spec = self._state_spec
+        if not getattr(spec, SHARED_READS_ATTR, False):
+            return original(self)
+        if self._cached_value is UNREAD_VALUE:
+            self._cached_value = self._current_value_accessor()
+        encoded_values = (self._new_values if self._cleared
+                          else itertools.chain(self._cached_value, self._new_values))
+        entry = memos.get(id(spec))
+        if entry is None or entry[0] is not spec:
+            entry = memos[id(spec)] = (spec, {})
+        memo, decode = entry[1], self._decode
+
+        def decoded(encoded):
+            value = memo.get(encoded)
+            if value is None:
+                if len(memo) >= SHARED_BAG_READS_KEPT:
+                    memo.clear()
+                value = memo[encoded] = decode(encoded)
+            return value
+
+        return (decoded(v) for v in encoded_values)
+
+    read._props_patched = True
+    return read
+
+
+def _message_from_pb(message_cls, received):
+    """``PubsubMessage._from_message(received.message)`` read from the raw protobuf of a pulled
+    ``ReceivedMessage``: the same data, attributes and message id (publish time as a datetime) without
+    proto-plus's per-field marshalling (~4 % of the worker thread under 1,000 odds/s)."""
+    import datetime as dt
+
+    pb = type(received).pb(received).message
+    msg = message_cls(pb.data, dict(pb.attributes))
+    if pb.message_id:
+        msg.message_id = pb.message_id
+    if pb.HasField("publish_time"):
+        msg.publish_time = pb.publish_time.ToDatetime(tzinfo=dt.UTC)
+    if pb.ordering_key:
+        msg.ordering_key = pb.ordering_key
+    return msg
+
+
 def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
                            pull_timeout_s: float = PULL_TIMEOUT_S,
                            idle_pull_timeout_s: float = IDLE_PULL_TIMEOUT_S) -> None:
@@ -386,6 +453,9 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
        keys without timers are skipped (:func:`_timer_walk_skipping_keys_without_timers`).
     8. Every event of a date decoded the date's whole state cell (~16 %): a cell whose DoFn never changes
        what it read in place is decoded once per stored value (:func:`_shared_state_reads`).
+    9. The date's best bets decoded every entry of its bag at every recomputation (~15 % under 700
+       near-tip-off odds/s): a bag whose DoFn never changes what it read decodes each element once
+       (:func:`_shared_bag_reads`).
     """
     import types
 
@@ -446,7 +516,7 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
                 received = pull(idle_pull_timeout_s)  # idle: wait for the next message, no busy loop
         out = []
         for rm in received:
-            msg = PubsubMessage._from_message(rm.message)
+            msg = _message_from_pb(PubsubMessage, rm)
             raw = (msg.attributes or {}).get(timestamp_attribute) if timestamp_attribute else None
             ts = None
             if raw is not None:
@@ -469,3 +539,5 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
         watermarks.extract_transform_timers)
     rmw = direct_userstate.ReadModifyWriteRuntimeState
     rmw.read = _shared_state_reads(rmw.read)
+    bag = direct_userstate.BagRuntimeState
+    bag.read = _shared_bag_reads(bag.read)
