@@ -295,3 +295,117 @@ def test_a_player_game_in_the_odds_bag_layout_moves_to_the_book_cell_on_its_next
     moved = run(fn, old, events[5:])
     assert old["odds"].stored == [] and old["book"].read() == new["book"].read()
     assert moved[0] == expected[5] and any(isinstance(o, streaming.ScoringRequest) for o in moved[0])
+
+
+def _plain(o):
+    return (o.tag, o.value) if isinstance(o, beam.pvalue.TaggedOutput) else o
+
+
+def _pg_run(fn, key, cells, evs):
+    return [list(map(_plain, fn.process((key, ev), odds_state=cells["odds"], schedule_state=cells["schedule"],
+                                        injury_state=cells["injuries"], info_state=cells["info"],
+                                        book_state=cells["book"]))) for ev in evs]
+
+
+def _pg_cells():
+    return {"odds": _Bag(), "schedule": _Bag(), "injuries": _Bag(), "info": _Cell(), "book": _Cell()}
+
+
+def test_a_replayed_odds_snapshot_rebuilds_emits_and_writes_nothing_until_another_input_changes():
+    policy = load_policy(None)
+    key = streaming.pg_key(G1, "alpha")
+    models = tuple(streaming.model_refs(fx.tiny_registry().eligible_for(D1), policy))
+    first = [
+        streaming.StreamEvent("models", models),
+        streaming.StreamEvent("features", FEATURES[0]),
+        streaming.StreamEvent("schedule", sched(G1, D1, "scheduled", fx.AS_OF - dt.timedelta(hours=10),
+                                                fx.TIPOFF)),
+        streaming.StreamEvent("odds", fx.odds("alpha", "draftkings", 13.5, 300)),
+        streaming.StreamEvent("odds", fx.odds("alpha", "fanduel", 14.5, 200)),
+        streaming.StreamEvent("odds", fx.odds("alpha", "draftkings", 15.5, 100)),
+    ]
+    fn = streaming.PlayerGameStateFn(policy)
+    fn.setup()
+    cells = _pg_cells()
+    _pg_run(fn, key, cells, first)
+    before = {name: (c.stored if isinstance(c, _Cell) else list(c.stored)) for name, c in cells.items()}
+
+    # Every snapshot again (a replay of the feed): no tick, no version, no request, no write.
+    replayed = _pg_run(fn, key, cells, first[3:])
+    assert replayed == [[], [], []]
+    assert {name: (c.stored if isinstance(c, _Cell) else list(c.stored)) for name, c in cells.items()} == before
+
+    # A snapshot the cell does not hold, even an older one, gets the full pass (its tick at least).
+    stale = _pg_run(fn, key, cells, [streaming.StreamEvent("odds", fx.odds("alpha", "betmgm", 15.0, 250))])
+    assert any(o[0] == streaming.TICKS for o in stale[0] if isinstance(o, tuple))
+
+    # Another input (an injury report) is decided at once, even at an unchanged clock (the player is out:
+    # removed); a replay after that pass is again nothing.
+    after = _pg_run(fn, key, cells, [streaming.StreamEvent("injuries", fx.injury("alpha", "out")),
+                                     streaming.StreamEvent("odds", first[5].row)])
+    assert any(o[0] == streaming.REMOVED for o in after[0] if isinstance(o, tuple))
+    assert after[1] == []
+
+
+def test_the_same_events_with_replays_interleaved_give_the_same_versions():
+    policy = load_policy(None)
+    key = streaming.pg_key(G1, "alpha")
+    models = tuple(streaming.model_refs(fx.tiny_registry().eligible_for(D1), policy))
+    head = [
+        streaming.StreamEvent("models", models),
+        streaming.StreamEvent("features", FEATURES[0]),
+        streaming.StreamEvent("schedule", sched(G1, D1, "scheduled", fx.AS_OF - dt.timedelta(hours=10),
+                                                fx.TIPOFF)),
+    ]
+    snaps = [fx.odds("alpha", book, line, minutes) for book, line, minutes in
+             [("draftkings", 13.5, 300), ("fanduel", 14.5, 200), ("draftkings", 15.5, 100),
+              ("fanduel", 12.5, 90), ("draftkings", 11.5, 60)]]
+    plain = head + [streaming.StreamEvent("odds", s) for s in snaps]
+    with_replays = list(head)
+    for i, s in enumerate(snaps):
+        with_replays.append(streaming.StreamEvent("odds", s))
+        with_replays += [streaming.StreamEvent("odds", r) for r in snaps[: i + 1]]  # the feed so far, again
+
+    def versions(evs):
+        fn = streaming.PlayerGameStateFn(policy)
+        fn.setup()
+        out = [o for step in _pg_run(fn, key, _pg_cells(), evs) for o in step]
+        return [o.player_game for o in out if isinstance(o, streaming.ScoringRequest)]
+
+    got, want = versions(with_replays), versions(plain)
+    assert len(want) >= 3 and got == want
+
+
+def test_a_tick_that_moves_nothing_neither_writes_the_date_clock_nor_arms_a_recomputation():
+    class Timer:
+        def __init__(self):
+            self.sets = []
+
+        def set(self, t):
+            self.sets.append(t)
+
+    class CountingCell(_Cell):
+        writes = 0
+
+        def write(self, value):
+            self.writes += 1
+            super().write(value)
+
+    fn = streaming.BestBetsStateFn(load_policy(None), {}, debounce_seconds=1.0, clock=streaming.zero_clock)
+    fn.setup()
+    entries, clock, published, timer = _Bag(), CountingCell(), _Cell(), Timer()
+    now = fx.AS_OF
+
+    def tick(status, at):
+        el = (D1.isoformat(), ("tick", streaming.GameTick(game_id=G1, tipoff_utc=fx.TIPOFF, status=status,
+                                                           now=at)))
+        return list(fn.process(el, entries=entries, clock=clock, timer=timer, published_state=published))
+
+    tick("scheduled", now)
+    assert len(timer.sets) == 1 and clock.read()["now"] == now and clock.writes == 1
+    tick("scheduled", now)
+    tick("scheduled", now - dt.timedelta(minutes=5))  # an older clock moves nothing either
+    assert clock.writes == 1 and len(timer.sets) == 1 and clock.read()["now"] == now
+    tick("in_progress", now)  # a new status does move the date's state
+    assert clock.read()["statuses"][G1] == "in_progress" and clock.writes == 2
+    assert not list(entries.read())  # ticks are never entries of the recomputation

@@ -621,7 +621,7 @@ _JOIN_STATE, _JOIN_TIMEOUT = beam.DoFn.StateParam(JOIN_STATE), beam.DoFn.TimerPa
 
 PG_DEFAULTS: dict[str, Any] = {
     "seq": 0, "signature": None, "emitted": False, "now": None, "feature_row": None, "context": None,
-    "closed": False, "models": (), "book_cell": False,
+    "closed": False, "models": (), "book_cell": False, "fresh": False,
 }
 
 
@@ -689,6 +689,8 @@ class PlayerGameStateFn(beam.DoFn):
         if info["closed"]:
             return
         game_id, player = key.split("|", 1)
+        if ev.kind != "odds":
+            info["fresh"] = False  # anything but odds may change what the last full pass decided from
         new_odds = None
         if ev.kind == "odds":
             new_odds = ev.row
@@ -704,7 +706,9 @@ class PlayerGameStateFn(beam.DoFn):
             info["models"] = tuple(ev.row)
         if ev.kind in ("odds", "schedule", "injuries"):
             t = event_time(ev.kind, ev.row)
-            info["now"] = t if info["now"] is None or t > info["now"] else info["now"]
+            if info["now"] is None or t > info["now"]:
+                info["now"] = t
+                info["fresh"] = False
         now = info["now"]
         if now is None:  # only reference data so far: nothing to decide yet
             info_state.write(info)
@@ -726,12 +730,18 @@ class PlayerGameStateFn(beam.DoFn):
             for row in slate.stray_odds_dead_letters(stray, "stream_line_book"):
                 self._dead.inc()
                 yield beam.pvalue.TaggedOutput(DEAD, row)
+        stored = list(book_state.read() or ())
+        if info["fresh"] and info["book_cell"] and (not new_kept or new_kept[0] in stored):
+            # A replayed snapshot (one the book cell holds), or odds of another date, at an unchanged
+            # ``now``, after a full pass that saw every other input as it is: the line book, decision,
+            # tick and signature would all be the last ones. Nothing is rebuilt, emitted or written.
+            self._unchanged.inc()
+            return
         date_iso = game_date.isoformat()
         yield beam.pvalue.TaggedOutput(TICKS, (date_iso, GameTick(
             game_id=game_id, tipoff_utc=game.tipoff_utc if game else None,
             status=game.status if game else None, now=now)))
 
-        stored = list(book_state.read() or ())
         moved = False
         if not info["book_cell"]:  # state of the bag layout (or a new player-game): moved once
             moved = True
@@ -786,6 +796,7 @@ class PlayerGameStateFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(REMOVED, (date_iso, PlayerGameRemoved(
                     key=key, game_date=game_date, reason=decision[1], seq=seq, now=now)))
 
+        info["fresh"] = True  # this pass saw every input as stored: a replay alone changes nothing now
         if game is not None and game.status in ("final", "cancelled"):
             book_state.clear()
             schedule_state.clear()
@@ -1070,10 +1081,18 @@ class BestBetsStateFn(beam.DoFn):
             entries.add(item)
         t = value.now if tag in ("tick", "removed") else None
         if tag == "tick":
-            if value.tipoff_utc is not None:
+            moves = t is not None and (state["now"] is None or t > state["now"])
+            if value.tipoff_utc is not None and state["tipoffs"].get(value.game_id) != value.tipoff_utc:
                 state["tipoffs"][value.game_id] = value.tipoff_utc
-            if value.status is not None:
+                moves = True
+            if value.status is not None and state["statuses"].get(value.game_id) != value.status:
                 state["statuses"][value.game_id] = value.status
+                moves = True
+            if not moves:
+                # The clock, tip-offs and statuses are as they were: a recomputation would select and
+                # lock exactly what the last one did. Nothing is written and no timer is armed (every
+                # player-game's event sends a tick: most only repeat the date's clock).
+                return
         if t is not None and (state["now"] is None or t > state["now"]):
             state["now"] = t
         if not state["armed"]:
