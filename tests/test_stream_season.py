@@ -257,7 +257,8 @@ def test_a_player_game_in_the_odds_bag_layout_moves_to_the_book_cell_on_its_next
     policy = load_policy(None)
     key = streaming.pg_key(G1, "alpha")
     events = [
-        streaming.StreamEvent("models", tuple(streaming.model_refs(fx.tiny_registry().eligible_for(D1), policy))),
+        streaming.StreamEvent("models",
+                              tuple(streaming.model_refs(fx.tiny_registry().eligible_for(D1), policy))),
         streaming.StreamEvent("features", FEATURES[0]),
         streaming.StreamEvent("schedule", sched(G1, D1, "scheduled", fx.AS_OF - dt.timedelta(hours=10),
                                                 fx.TIPOFF)),
@@ -266,16 +267,8 @@ def test_a_player_game_in_the_odds_bag_layout_moves_to_the_book_cell_on_its_next
         streaming.StreamEvent("odds", fx.odds("alpha", "draftkings", 15.5, 100)),
     ]
 
-    def plain(o):
-        return (o.tag, o.value) if isinstance(o, beam.pvalue.TaggedOutput) else o
-
     def run(fn, cells, evs):
-        out = []
-        for ev in evs:
-            out.append(list(map(plain, fn.process((key, ev), odds_state=cells["odds"], schedule_state=cells["schedule"],
-                                       injury_state=cells["injuries"], info_state=cells["info"],
-                                       book_state=cells["book"]))))
-        return out
+        return _pg_run(fn, key, cells, evs)
 
     fn = streaming.PlayerGameStateFn(policy)
     fn.setup()
@@ -333,7 +326,8 @@ def test_a_replayed_odds_snapshot_rebuilds_emits_and_writes_nothing_until_anothe
     # Every snapshot again (a replay of the feed): no tick, no version, no request, no write.
     replayed = _pg_run(fn, key, cells, first[3:])
     assert replayed == [[], [], []]
-    assert {name: (c.stored if isinstance(c, _Cell) else list(c.stored)) for name, c in cells.items()} == before
+    assert {name: (c.stored if isinstance(c, _Cell) else list(c.stored))
+            for name, c in cells.items()} == before
 
     # A snapshot the cell does not hold, even an older one, gets the full pass (its tick at least).
     stale = _pg_run(fn, key, cells, [streaming.StreamEvent("odds", fx.odds("alpha", "betmgm", 15.0, 250))])

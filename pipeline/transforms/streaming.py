@@ -240,7 +240,7 @@ def _rebuild(name: str, fields: tuple, values: tuple) -> Any:
     cls, current = _resolve(name)
     if fields == cls._fields:
         return cls._make(values)
-    return cls(**{f: v for f, v in zip(fields, values) if f in current})
+    return cls(**{f: v for f, v in zip(fields, values, strict=True) if f in current})
 
 
 class _StatePickler(pickle.Pickler):
