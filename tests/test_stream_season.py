@@ -329,9 +329,13 @@ def test_a_replayed_odds_snapshot_rebuilds_emits_and_writes_nothing_until_anothe
     assert {name: (c.stored if isinstance(c, _Cell) else list(c.stored))
             for name, c in cells.items()} == before
 
-    # A snapshot the cell does not hold, even an older one, gets the full pass (its tick at least).
+    # A late snapshot of a held book that is neither its latest nor its opening changes nothing either;
+    # one of a new book, even an older one, gets the full pass (its tick at least) and is kept.
+    late = _pg_run(fn, key, cells, [streaming.StreamEvent("odds", fx.odds("alpha", "draftkings", 14.0, 150))])
+    assert late == [[]] and cells["book"].stored == before["book"]
     stale = _pg_run(fn, key, cells, [streaming.StreamEvent("odds", fx.odds("alpha", "betmgm", 15.0, 250))])
     assert any(o[0] == streaming.TICKS for o in stale[0] if isinstance(o, tuple))
+    assert len(cells["book"].read()) == len(streaming.StateCoder().decode(before["book"])) + 1
 
     # Another input (an injury report) is decided at once, even at an unchanged clock (the player is out:
     # removed); a replay after that pass is again nothing.

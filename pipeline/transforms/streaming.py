@@ -731,10 +731,13 @@ class PlayerGameStateFn(beam.DoFn):
                 self._dead.inc()
                 yield beam.pvalue.TaggedOutput(DEAD, row)
         stored = list(book_state.read() or ())
-        if info["fresh"] and info["book_cell"] and (not new_kept or new_kept[0] in stored):
-            # A replayed snapshot (one the book cell holds), or odds of another date, at an unchanged
-            # ``now``, after a full pass that saw every other input as it is: the line book, decision,
-            # tick and signature would all be the last ones. Nothing is rebuilt, emitted or written.
+        if info["fresh"] and info["book_cell"] and (
+                not new_kept or new_kept[0] in stored
+                or linebook_lib.retained_snapshots(stored + new_kept, self._policy) == stored):
+            # A replayed snapshot (one the book cell holds), a late one that is neither a book's latest
+            # nor its opening, or odds of another date, at an unchanged ``now``, after a full pass that
+            # saw every other input as it is: the line book, decision, tick and signature would all be
+            # the last ones. Nothing is rebuilt, emitted or written.
             self._unchanged.inc()
             return
         date_iso = game_date.isoformat()
