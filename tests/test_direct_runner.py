@@ -267,3 +267,49 @@ def test_empty_output_bundles_are_not_run_by_consumers_and_every_element_still_a
     (got_before, dead_before), (got_after, dead_after) = result["before"], result["after"]
     assert got_after == got_before and -1 in got_after and len(got_after) == 18
     assert dead_before >= 5 and dead_after == 1
+
+
+def test_a_write_through_spec_hands_the_next_read_the_value_written_and_other_specs_decode():
+    from apache_beam.runners.direct import direct_userstate as du
+    from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+
+    from pipeline.transforms.streaming import StateCoder
+
+    read = direct_runner._shared_state_reads(du.ReadModifyWriteRuntimeState.read)
+    write = direct_runner._write_through(du.ReadModifyWriteRuntimeState.write)
+    through, shared = ReadModifyWriteStateSpec("t", StateCoder()), ReadModifyWriteStateSpec("s", StateCoder())
+    setattr(through, direct_runner.SHARED_READS_ATTR, 2)
+    setattr(through, direct_runner.WRITE_THROUGH_ATTR, True)
+    setattr(shared, direct_runner.SHARED_READS_ATTR, True)
+    store = {"t": [], "s": []}
+
+    def cell(spec):  # a bundle's cell over what the previous bundle committed
+        return du.ReadModifyWriteRuntimeState(spec, spec.name, lambda: list(store[spec.name]))
+
+    def commit(c, spec):
+        store[spec.name] = list(c._value)
+
+    values = [{"seq": n, "rows": (n, "x")} for n in range(3)]
+    for spec in (through, shared):
+        c = cell(spec)
+        write(c, values[0])
+        commit(c, spec)
+    got_through, got_shared = read(cell(through)), read(cell(shared))
+    assert got_through is values[0]  # the written object, not a decode of its bytes
+    assert got_shared == values[0] and got_shared is not values[0]  # decoded (once) without write-through
+    assert store["t"] == [StateCoder().encode(values[0])]  # the cell still holds the encoded bytes
+    for v in values[1:]:
+        c = cell(through)
+        write(c, v)
+        commit(c, through)
+    assert read(cell(through)) is values[2]
+    assert len(direct_runner._shared_memo(through)) == 2  # bounded by the spec's own count
+
+
+def test_the_player_game_cells_are_shared_only_where_the_dofn_copies_what_it_reads():
+    from pipeline.transforms import streaming
+
+    for spec in (streaming.PG_INFO, streaming.PG_BOOK):
+        assert getattr(spec, direct_runner.WRITE_THROUGH_ATTR)
+        assert getattr(spec, direct_runner.SHARED_READS_ATTR)
+    assert not getattr(streaming.PG_ODDS, direct_runner.SHARED_READS_ATTR, False)  # migrated, then cleared

@@ -407,3 +407,60 @@ def test_a_tick_that_moves_nothing_neither_writes_the_date_clock_nor_arms_a_reco
     tick("in_progress", now)  # a new status does move the date's state
     assert clock.read()["statuses"][G1] == "in_progress" and clock.writes == 2
     assert not list(entries.read())  # ticks are never entries of the recomputation
+
+
+def test_the_player_game_never_changes_in_place_what_it_read_or_wrote():
+    # The local runner hands the next read of ``info`` / ``book`` the very object written, and every read
+    # of a schedule or injury row the same object (direct_runner._write_through, _shared_bag_reads): a
+    # DoFn that changed one in place would change its own stored state. Cells here keep the object and a
+    # snapshot of its encoding; every read checks that nothing changed the object since.
+    import copy
+
+    coder = streaming.StateCoder()
+
+    class SameCell:
+        def __init__(self):
+            self.value, self.encoded = None, None
+
+        def read(self):
+            if self.value is not None:
+                assert coder.encode(self.value) == self.encoded, "changed in place after its write"
+            return self.value
+
+        def write(self, value):
+            self.value, self.encoded = value, coder.encode(value)
+
+        def clear(self):
+            self.value = self.encoded = None
+
+    class SameBag(SameCell):
+        def read(self):
+            for v, e in zip(self.value or [], self.encoded or [], strict=True):
+                assert coder.encode(v) == e, "a bag element changed in place"
+            return list(self.value or [])
+
+        def add(self, value):
+            self.value = [*(self.value or []), value]
+            self.encoded = [*(self.encoded or []), coder.encode(value)]
+
+    policy = load_policy(None)
+    key = streaming.pg_key(G1, "alpha")
+    models = tuple(streaming.model_refs(fx.tiny_registry().eligible_for(D1), policy))
+    events = [
+        streaming.StreamEvent("models", models),
+        streaming.StreamEvent("features", FEATURES[0]),
+        streaming.StreamEvent("schedule", sched(G1, D1, "scheduled", fx.AS_OF - dt.timedelta(hours=10),
+                                                fx.TIPOFF)),
+        *[streaming.StreamEvent("odds", fx.odds("alpha", b, line, m)) for b, line, m in
+          [("draftkings", 13.5, 300), ("fanduel", 14.5, 200), ("draftkings", 15.5, 100),
+           ("fanduel", 14.5, 200)]],
+        streaming.StreamEvent("injuries", fx.injury("alpha", "questionable")),
+        streaming.StreamEvent("odds", fx.odds("alpha", "betmgm", 12.5, 50)),
+    ]
+    fn = streaming.PlayerGameStateFn(policy)
+    fn.setup()
+    same = {"odds": SameBag(), "schedule": SameBag(), "injuries": SameBag(), "info": SameCell(),
+            "book": SameCell()}
+    got = _pg_run(fn, key, same, copy.deepcopy(events))
+    want = _pg_run(fn, key, _pg_cells(), events)
+    assert got == want and any(isinstance(o, streaming.ScoringRequest) for step in got for o in step)

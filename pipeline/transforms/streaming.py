@@ -602,6 +602,15 @@ PG_BOOK = ReadModifyWriteStateSpec("book", StateCoder())  # the retained snapsho
 PG_SCHEDULE = BagStateSpec("schedule", StateCoder())
 PG_INJURIES = BagStateSpec("injuries", StateCoder())
 PG_INFO = ReadModifyWriteStateSpec("info", StateCoder())
+# PlayerGameStateFn writes ``info`` and ``book`` last and never changes in place what it read or wrote
+# (``read_state`` copies the dict, the book is copied into a new list; rows are NamedTuples), so the local
+# runner may hand the next read the value written (``io.direct_runner._write_through``), one per
+# player-game; schedule and injury rows are shared by every player of a game.
+for _spec in (PG_INFO, PG_BOOK):
+    _spec.props_shared_reads = 4096
+    _spec.props_write_through = True
+PG_SCHEDULE.props_shared_reads = True
+PG_INJURIES.props_shared_reads = True
 DATE_ENTRIES = BagStateSpec("entries", StateCoder())
 # BestBetsStateFn never changes an entry it read from the bag (it builds new rows), so the local runner
 # may hand every read of one stored entry the same decoded object (``io.direct_runner._shared_bag_reads``).
