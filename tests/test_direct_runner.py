@@ -313,3 +313,59 @@ def test_the_player_game_cells_are_shared_only_where_the_dofn_copies_what_it_rea
         assert getattr(spec, direct_runner.WRITE_THROUGH_ATTR)
         assert getattr(spec, direct_runner.SHARED_READS_ATTR)
     assert not getattr(streaming.PG_ODDS, direct_runner.SHARED_READS_ATTR, False)  # migrated, then cleared
+
+
+def test_an_empty_pull_right_after_messages_is_not_followed_by_the_long_idle_pull(monkeypatch):
+    # The subscriber client is a stand-in that records each pull's deadline (what is decided here is
+    # which pull to make); the pulls themselves run against the real emulator in test_stream_emulator.
+    from types import SimpleNamespace
+
+    from google.pubsub_v1.types import PubsubMessage as PbMessage
+    from google.pubsub_v1.types import ReceivedMessage
+
+    direct_runner.speed_up_direct_runner()
+    monkeypatch.setattr(direct_runner, "_GC", SimpleNamespace(maybe_freeze=lambda now: None))
+    import datetime as dt
+
+    published = dt.datetime(2026, 2, 22, 17, tzinfo=dt.UTC)
+    deadlines = []
+    batches = [[ReceivedMessage(ack_id="a", message=PbMessage(data=b"x", publish_time=published))]]
+
+    class Client:
+        def pull(self, subscription, max_messages, timeout):
+            deadlines.append(timeout)
+            return SimpleNamespace(received_messages=batches.pop(0) if batches else [])
+
+        def acknowledge(self, subscription, ack_ids):
+            pass
+
+    reader = SimpleNamespace(_get_subscriber_client=lambda applied: Client(), _applied_ptransform=None,
+                             _sub_name="projects/p/subscriptions/s",
+                             _evaluation_context=SimpleNamespace(_transform_keyed_states={}))
+    read = te._PubSubReadEvaluator._read_from_pubsub
+    monkeypatch.setitem(direct_runner._READ_CLOCK, "last_message", float("-inf"))
+    assert len(read(reader, None)) == 1 and deadlines == [direct_runner.PULL_TIMEOUT_S]
+    assert read(reader, None) == [] and deadlines == [direct_runner.PULL_TIMEOUT_S] * 2  # busy: no long pull
+    direct_runner._READ_CLOCK["last_message"] -= direct_runner.BUSY_WINDOW_S
+    assert read(reader, None) == []
+    assert deadlines[2:] == [direct_runner.PULL_TIMEOUT_S, direct_runner.IDLE_PULL_TIMEOUT_S]  # idle: waits
+
+
+def test_the_gc_freeze_runs_at_the_first_read_and_once_more_later():
+    import gc
+
+    freeze = direct_runner._GcFreeze()
+    try:
+        freeze.maybe_freeze(100.0)
+        first = gc.get_freeze_count()
+        assert first > 0 and freeze.due == [100.0 + direct_runner.GC_FREEZE_AFTER_S]
+        gc.unfreeze()
+        freeze.maybe_freeze(101.0)
+        assert gc.get_freeze_count() == 0  # not due yet
+        freeze.maybe_freeze(100.0 + direct_runner.GC_FREEZE_AFTER_S)
+        assert gc.get_freeze_count() > 0 and freeze.due == []
+        gc.unfreeze()
+        freeze.maybe_freeze(1e9)
+        assert gc.get_freeze_count() == 0  # two freezes per process, no more
+    finally:
+        gc.unfreeze()
