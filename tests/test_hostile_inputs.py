@@ -412,3 +412,27 @@ def test_sigterm_finishes_the_run_as_killed(season_dir, tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, err.decode()[-2000:]
     assert [(r, s) for r, s, _p in _runs(tmp_path)] == [(run_id, "killed")]
     assert _temp_files(tmp_path) == []
+
+
+def test_the_publisher_shaped_event_ts_reads_exactly_as_beams_rfc3339_parser():
+    # The fast path for ``pubsub.rfc3339``'s shape must give Beam's own answer on every string it takes,
+    # and leave every other string (other shapes, impossible dates) to the general path.
+    import random
+
+    from apache_beam.utils.timestamp import Timestamp
+
+    from pipeline.io.pubsub import _publisher_shape_timestamp, attribute_timestamp, rfc3339
+
+    rng = random.Random(14)
+    start = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    for _ in range(3000):
+        when = start + dt.timedelta(microseconds=rng.randrange(0, 200 * 365 * 86400 * 10**6))
+        raw = rfc3339(when)
+        fast = _publisher_shape_timestamp(raw)
+        assert fast is not None and fast == Timestamp.from_rfc3339(raw) == attribute_timestamp(raw), raw
+    for raw in ("2026-02-30T10:00:00.000000Z", "2026-01-13T24:00:00.000000Z", "0000-01-01T00:00:00.000000Z",
+                "2026-01-13T18:00:00Z", "2026-01-13T18:00:00.000000+00:00", "2026-01-13 18:00:00.000000Z",
+                "2026-01-13T18:00:00.0000000Z", "１２３４-01-13T18:00:00.000000Z"):
+        assert _publisher_shape_timestamp(raw) is None, raw
+    assert attribute_timestamp("2026-01-13T24:00:00.000000Z") == Timestamp.from_rfc3339(
+        "2026-01-13T24:00:00.000000Z")  # dateutil's reading of hour 24 still decides that one

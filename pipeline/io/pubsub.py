@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -304,18 +305,41 @@ def stop_emulator(proc: subprocess.Popen) -> None:
 BAD_TIMESTAMP_ATTR = "props_bad_event_ts"
 
 
+# ASCII digits only: int() also reads other scripts' digits, which the general parser refuses
+_PUBLISHER_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
+def _publisher_shape_timestamp(raw: str):
+    """The Timestamp of an ``event_ts`` in exactly the shape :func:`rfc3339` writes
+    (``YYYY-MM-DDTHH:MM:SS.ffffffZ``), read without dateutil's parser (~3 % of the local job's worker
+    thread under 1,000 odds/s); None for any other string or an impossible date (the general path
+    decides those, as before). Equal to ``Timestamp.from_rfc3339`` on every string it reads (tested)."""
+    from apache_beam.utils.timestamp import Timestamp
+
+    if len(raw) != 27 or not _PUBLISHER_SHAPE.fullmatch(raw):
+        return None
+    try:
+        when = dt.datetime(int(raw[0:4]), int(raw[5:7]), int(raw[8:10]), int(raw[11:13]), int(raw[14:16]),
+                           int(raw[17:19]), int(raw[20:26]), tzinfo=dt.UTC)
+    except ValueError:
+        return None
+    return Timestamp.from_utc_datetime(when)
+
+
 def attribute_timestamp(raw: str):
     """The element timestamp of a message's ``event_ts`` attribute (epoch milliseconds or RFC 3339) as the
     local reader takes it, or None when it is not one within Beam's range (never raises)."""
     from apache_beam.utils.timestamp import MAX_TIMESTAMP, MIN_TIMESTAMP, Timestamp
 
-    try:
-        ts = Timestamp(micros=int(raw) * 1000)
-    except (ValueError, OverflowError):
+    ts = _publisher_shape_timestamp(raw)
+    if ts is None:
         try:
-            ts = Timestamp.from_rfc3339(raw)
-        except (ValueError, OverflowError):  # 0001-01-01T00:00:00+01:00 overflows
-            return None
+            ts = Timestamp(micros=int(raw) * 1000)
+        except (ValueError, OverflowError):
+            try:
+                ts = Timestamp.from_rfc3339(raw)
+            except (ValueError, OverflowError):  # 0001-01-01T00:00:00+01:00 overflows
+                return None
     if not MIN_TIMESTAMP <= ts <= MAX_TIMESTAMP:
         return None
     if ts.precision() > Timestamp.MICROS_PRECISION:
