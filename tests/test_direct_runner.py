@@ -369,3 +369,29 @@ def test_the_gc_freeze_runs_at_the_first_read_and_once_more_later():
         assert gc.get_freeze_count() == 0  # two freezes per process, no more
     finally:
         gc.unfreeze()
+
+
+def test_pulled_messages_are_acknowledged_off_the_worker_thread_and_a_failure_is_counted():
+    # A stand-in client records which thread acknowledges (acknowledgement against the real emulator runs
+    # in test_stream_emulator, whose restart test counts redelivered work).
+    import threading
+
+    acks = direct_runner._Acknowledger()
+
+    class Client:
+        def __init__(self, fail=False):
+            self.calls, self.fail = [], fail
+
+        def acknowledge(self, subscription, ack_ids):
+            self.calls.append((threading.current_thread().name, subscription, list(ack_ids)))
+            if self.fail:
+                raise RuntimeError("emulator gone")
+
+    ok, bad = Client(), Client(fail=True)
+    acks.submit(ok, "projects/p/subscriptions/s", ["a", "b"])
+    acks.submit(bad, "projects/p/subscriptions/s", ["c"])
+    acks.submit(ok, "projects/p/subscriptions/s", ["d"])
+    acks.flush()
+    assert ok.calls == [("props-pubsub-ack", "projects/p/subscriptions/s", ["a", "b"]),
+                        ("props-pubsub-ack", "projects/p/subscriptions/s", ["d"])]
+    assert len(bad.calls) == 1 and acks.failures == 1  # counted, and the thread goes on
