@@ -253,15 +253,22 @@ class _Bag:
         self.stored = []
 
 
-def test_a_player_game_in_the_odds_bag_layout_moves_to_the_book_cell_on_its_next_event():
-    policy = load_policy(None)
-    key = streaming.pg_key(G1, "alpha")
-    events = [
+def _alpha_reference(policy):
+    """The events before alpha's odds: the date's model set, his feature row and his game's schedule."""
+    return [
         streaming.StreamEvent("models",
                               tuple(streaming.model_refs(fx.tiny_registry().eligible_for(D1), policy))),
         streaming.StreamEvent("features", FEATURES[0]),
         streaming.StreamEvent("schedule", sched(G1, D1, "scheduled", fx.AS_OF - dt.timedelta(hours=10),
                                                 fx.TIPOFF)),
+    ]
+
+
+def test_a_player_game_in_the_odds_bag_layout_moves_to_the_book_cell_on_its_next_event():
+    policy = load_policy(None)
+    key = streaming.pg_key(G1, "alpha")
+    events = [
+        *_alpha_reference(policy),
         streaming.StreamEvent("odds", fx.odds("alpha", "draftkings", 13.5, 300)),
         streaming.StreamEvent("odds", fx.odds("alpha", "fanduel", 14.5, 200)),
         streaming.StreamEvent("odds", fx.odds("alpha", "draftkings", 15.5, 100)),
@@ -307,12 +314,8 @@ def _pg_cells():
 def test_a_replayed_odds_snapshot_rebuilds_emits_and_writes_nothing_until_another_input_changes():
     policy = load_policy(None)
     key = streaming.pg_key(G1, "alpha")
-    models = tuple(streaming.model_refs(fx.tiny_registry().eligible_for(D1), policy))
     first = [
-        streaming.StreamEvent("models", models),
-        streaming.StreamEvent("features", FEATURES[0]),
-        streaming.StreamEvent("schedule", sched(G1, D1, "scheduled", fx.AS_OF - dt.timedelta(hours=10),
-                                                fx.TIPOFF)),
+        *_alpha_reference(policy),
         streaming.StreamEvent("odds", fx.odds("alpha", "draftkings", 13.5, 300)),
         streaming.StreamEvent("odds", fx.odds("alpha", "fanduel", 14.5, 200)),
         streaming.StreamEvent("odds", fx.odds("alpha", "draftkings", 15.5, 100)),
@@ -348,13 +351,7 @@ def test_a_replayed_odds_snapshot_rebuilds_emits_and_writes_nothing_until_anothe
 def test_the_same_events_with_replays_interleaved_give_the_same_versions():
     policy = load_policy(None)
     key = streaming.pg_key(G1, "alpha")
-    models = tuple(streaming.model_refs(fx.tiny_registry().eligible_for(D1), policy))
-    head = [
-        streaming.StreamEvent("models", models),
-        streaming.StreamEvent("features", FEATURES[0]),
-        streaming.StreamEvent("schedule", sched(G1, D1, "scheduled", fx.AS_OF - dt.timedelta(hours=10),
-                                                fx.TIPOFF)),
-    ]
+    head = _alpha_reference(policy)
     snaps = [fx.odds("alpha", book, line, minutes) for book, line, minutes in
              [("draftkings", 13.5, 300), ("fanduel", 14.5, 200), ("draftkings", 15.5, 100),
               ("fanduel", 12.5, 90), ("draftkings", 11.5, 60)]]
@@ -445,12 +442,8 @@ def test_the_player_game_never_changes_in_place_what_it_read_or_wrote():
 
     policy = load_policy(None)
     key = streaming.pg_key(G1, "alpha")
-    models = tuple(streaming.model_refs(fx.tiny_registry().eligible_for(D1), policy))
     events = [
-        streaming.StreamEvent("models", models),
-        streaming.StreamEvent("features", FEATURES[0]),
-        streaming.StreamEvent("schedule", sched(G1, D1, "scheduled", fx.AS_OF - dt.timedelta(hours=10),
-                                                fx.TIPOFF)),
+        *_alpha_reference(policy),
         *[streaming.StreamEvent("odds", fx.odds("alpha", b, line, m)) for b, line, m in
           [("draftkings", 13.5, 300), ("fanduel", 14.5, 200), ("draftkings", 15.5, 100),
            ("fanduel", 14.5, 200)]],

@@ -316,7 +316,7 @@ def _publisher_shape_timestamp(raw: str):
     decides those, as before). Equal to ``Timestamp.from_rfc3339`` on every string it reads (tested)."""
     from apache_beam.utils.timestamp import Timestamp
 
-    if len(raw) != 27 or not _PUBLISHER_SHAPE.fullmatch(raw):
+    if not _PUBLISHER_SHAPE.fullmatch(raw):
         return None
     try:
         when = dt.datetime(int(raw[0:4]), int(raw[5:7]), int(raw[8:10]), int(raw[11:13]), int(raw[14:16]),

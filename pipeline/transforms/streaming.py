@@ -180,7 +180,9 @@ def _class_name(cls: type) -> str:
 
 def to_plain(value: Any) -> Any:
     """NamedTuples -> ``{_NT: "module:Qualname", field: value}`` (recursively); dicts, lists, tuples
-    and sets are walked; everything else (dates, numbers, strings) stays as it is."""
+    and sets are walked; everything else (dates, numbers, strings) stays as it is. The walk of
+    :class:`StateCoder`'s first format: no job writes it any more (format 2 does), it stays as the
+    definition of the cells :func:`from_plain` still reads, and the tests write such cells with it."""
     cls = type(value)
     if cls in _ATOMS:
         return value
