@@ -55,6 +55,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import datetime as dt
+import functools
 import importlib
 import json
 import logging
@@ -87,8 +88,10 @@ _ARROW_TYPES: dict[object, pa.DataType] = {
 }
 
 
+@functools.cache
 def arrow_schema(row_type: type) -> pa.Schema:
-    """The Arrow schema of a row type (same column types as ``schemas.duckdb_ddl``)."""
+    """The Arrow schema of a row type (same column types as ``schemas.duckdb_ddl``); computed once per
+    row type (it reads the type hints: ~0.5 ms, paid by every small streamed write before)."""
     fields = []
     for name, base, _nullable, repeated in schemas.columns(row_type):
         typ = _ARROW_TYPES[base]
