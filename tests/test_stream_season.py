@@ -348,6 +348,42 @@ def test_a_replayed_odds_snapshot_rebuilds_emits_and_writes_nothing_until_anothe
     assert after[1] == []
 
 
+def test_a_replay_after_a_full_pass_reads_neither_schedule_nor_injuries_and_still_rejects_a_stray_row():
+    class CountingBag(_Bag):
+        reads = 0
+
+        def read(self):
+            self.reads += 1
+            return super().read()
+
+    policy = load_policy(None)
+    key = streaming.pg_key(G1, "alpha")
+    snap = fx.odds("alpha", "draftkings", 13.5, 300)
+    fn = streaming.PlayerGameStateFn(policy)
+    fn.setup()
+    cells = _pg_cells()
+    cells["schedule"], cells["injuries"] = CountingBag(), CountingBag()
+    _pg_run(fn, key, cells, [*_alpha_reference(policy), streaming.StreamEvent("odds", snap)])
+    reads = cells["schedule"].reads, cells["injuries"].reads
+    assert reads[0] >= 1 and cells["info"].read()["game_date"] == D1
+
+    # The snapshot again, then a row of another date under the same key, at the same clock: no schedule
+    # or injury read; the stray row is still one dead letter with its reason, and nothing else.
+    stray = snap._replace(game_date=D1 + dt.timedelta(days=1), snapshot_ts=snap.snapshot_ts
+                          - dt.timedelta(minutes=1))
+    replayed, rejected = _pg_run(fn, key, cells, [streaming.StreamEvent("odds", snap),
+                                                  streaming.StreamEvent("odds", stray)])
+    assert replayed == [] and (cells["schedule"].reads, cells["injuries"].reads) == reads
+    assert [o[0] for o in rejected] == [streaming.DEAD]
+    assert "differs from the game's date" in rejected[0][1].error
+
+    # A new snapshot takes the full pass again (it reads the schedule and moves the line).
+    newer = fx.odds("alpha", "draftkings", 12.5, 200)
+    moved = _pg_run(fn, key, cells, [streaming.StreamEvent("odds", newer)])
+    assert cells["schedule"].reads > reads[0]
+    assert any(isinstance(o, streaming.ScoringRequest) for o in moved[0])
+
+
 def test_the_same_events_with_replays_interleaved_give_the_same_versions():
     policy = load_policy(None)
     key = streaming.pg_key(G1, "alpha")

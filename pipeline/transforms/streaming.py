@@ -632,7 +632,7 @@ _JOIN_STATE, _JOIN_TIMEOUT = beam.DoFn.StateParam(JOIN_STATE), beam.DoFn.TimerPa
 
 PG_DEFAULTS: dict[str, Any] = {
     "seq": 0, "signature": None, "emitted": False, "now": None, "feature_row": None, "context": None,
-    "closed": False, "models": (), "book_cell": False, "fresh": False,
+    "closed": False, "models": (), "book_cell": False, "fresh": False, "game_date": None,
 }
 
 
@@ -684,6 +684,15 @@ class PlayerGameStateFn(beam.DoFn):
         return beam.pvalue.TaggedOutput(DEAD, slate.dead_letter(
             "odds", "stream_universe", why, row._asdict(), event_ts=now, game_date=row.game_date))
 
+    def _replay(self, new_kept: list, stored: list) -> bool:
+        """Whether odds (this event's rows of the player-game, ``new_kept``) leave the book cell as it is:
+        a replayed snapshot (one the cell holds), a late one that is neither a book's latest nor its
+        opening, or none (odds of another date). Asked only at an unchanged ``now`` after a full pass that
+        saw every other input as it is: then the line book, decision, tick and signature would all be
+        the last ones, and nothing is rebuilt, emitted or written."""
+        return (not new_kept or new_kept[0] in stored
+                or linebook_lib.retained_snapshots(stored + new_kept, self._policy) == stored)
+
     def process(self, element, odds_state=_PG_ODDS, schedule_state=_PG_SCHEDULE, injury_state=_PG_INJURIES,
                 info_state=_PG_INFO, book_state=_PG_BOOK):
         key, ev = element
@@ -724,6 +733,17 @@ class PlayerGameStateFn(beam.DoFn):
         if now is None:  # only reference data so far: nothing to decide yet
             info_state.write(info)
             return
+        if new_odds is not None and info["fresh"] and info["book_cell"] and info["game_date"]:
+            # After a full pass at this ``now`` with nothing but odds since, the schedule would give the
+            # game (and date) that pass saw: the replay check below needs neither read nor rebuilt.
+            kept_fast, stray_fast = linebook_lib.split_player_game(
+                [new_odds], info["game_date"], game_id, player)
+            if self._replay(kept_fast, list(book_state.read() or ())):
+                for row in slate.stray_odds_dead_letters(stray_fast, "stream_line_book"):
+                    self._dead.inc()
+                    yield beam.pvalue.TaggedOutput(DEAD, row)
+                self._unchanged.inc()
+                return
 
         schedule = list(schedule_state.read())
         game = latest_games(schedule, now).get(game_id)
@@ -742,13 +762,7 @@ class PlayerGameStateFn(beam.DoFn):
                 self._dead.inc()
                 yield beam.pvalue.TaggedOutput(DEAD, row)
         stored = list(book_state.read() or ())
-        if info["fresh"] and info["book_cell"] and (
-                not new_kept or new_kept[0] in stored
-                or linebook_lib.retained_snapshots(stored + new_kept, self._policy) == stored):
-            # A replayed snapshot (one the book cell holds), a late one that is neither a book's latest
-            # nor its opening, or odds of another date, at an unchanged ``now``, after a full pass that
-            # saw every other input as it is: the line book, decision, tick and signature would all be
-            # the last ones. Nothing is rebuilt, emitted or written.
+        if info["fresh"] and info["book_cell"] and self._replay(new_kept, stored):
             self._unchanged.inc()
             return
         date_iso = game_date.isoformat()
@@ -811,6 +825,7 @@ class PlayerGameStateFn(beam.DoFn):
                     key=key, game_date=game_date, reason=decision[1], seq=seq, now=now)))
 
         info["fresh"] = True  # this pass saw every input as stored: a replay alone changes nothing now
+        info["game_date"] = game_date
         if game is not None and game.status in ("final", "cancelled"):
             book_state.clear()
             schedule_state.clear()
