@@ -126,3 +126,86 @@ def test_a_job_killed_while_it_keeps_the_file_open_loses_no_committed_write(tmp_
     wh = DuckDBWarehouse(str(path))  # the next open replays the killed job's log
     assert [(p.version, p.line) for p in wh.read_rows("best_bets")] == [(3, 23.5)]
     assert sorted(h.version for h in wh.read_rows("best_bets_history")) == [1, 2, 3]
+
+
+# -- the local stream writes its versioned rows off the runner's worker thread (stream_sinks.VersionWriter)
+
+def _gate(player: str, version: int, reason: str = "quality_sufficient") -> schemas.GateDecision:
+    return schemas.GateDecision(D, "20260222_LAL_BOS", player, "RETRY", reason == "quality_sufficient",
+                                reason, 90.0, version=version, scored_at=TS)
+
+
+def _diag(player: str, version: int, book: str) -> schemas.LineDiagnostic:
+    return schemas.LineDiagnostic(D, "20260222_LAL_BOS", player, "LINE_SOURCE", book, 20.5, "{}",
+                                  "priority_book", TS, version=version, scored_at=TS)
+
+
+def _tables(wh) -> dict:
+    return {t: sorted(map(repr, wh.read_rows(t))) for t in ("gate_decisions", "line_diagnostics")}
+
+
+def test_queued_version_batches_written_at_once_leave_what_writing_them_in_order_leaves(tmp_path):
+    from pipeline.io.stream_sinks import merge_version_batches
+
+    batches = [
+        {"gate_decisions": [_gate("a", 1)], "line_diagnostics": [_diag("a", 1, "draftkings"),
+                                                                  _diag("a", 1, "fanduel")]},
+        {"gate_decisions": [_gate("b", 1)]},
+        # version 1 of "a" again (a replay after a restart), with one diagnostic row fewer: replaces it
+        {"gate_decisions": [_gate("a", 1, "injury_out")], "line_diagnostics": [_diag("a", 1, "betmgm")]},
+        {"gate_decisions": [_gate("a", 2)]},
+    ]
+    in_order = DuckDBWarehouse(str(tmp_path / "in_order.duckdb"))
+    for batch in batches:
+        in_order.upsert_versions(batch)
+    at_once = DuckDBWarehouse(str(tmp_path / "at_once.duckdb"))
+    merged = merge_version_batches(batches)
+    assert len(merged["line_diagnostics"]) == 1 and len(merged["gate_decisions"]) == 3
+    at_once.upsert_versions(merged)
+    assert _tables(at_once) == _tables(in_order)
+    assert [r.reason for r in at_once.read_rows("gate_decisions") if r.version == 1 and
+            r.player_lookup == "a"] == ["injury_out"]
+
+
+def test_the_version_writer_writes_what_it_was_given_and_a_failing_write_stops_the_next_bundle(tmp_path):
+    import pytest
+
+    from pipeline.io.stream_sinks import VersionWriter
+
+    path = tmp_path / "w.duckdb"
+    DuckDBWarehouse(str(path))
+    writer = VersionWriter(f"duckdb://{path}", keep_open_s=0.2)
+    for v in (1, 2, 3):
+        writer.put({"gate_decisions": [_gate("a", v)], "line_diagnostics": [_diag("a", v, "draftkings")]})
+    assert writer.flush(60.0) and writer.pending() == 0
+    assert writer.written == 6 and 1 <= writer.transactions <= 3
+    assert _wait_until(lambda: _other_process_reads(path) != "locked")  # the pin is released when idle
+    assert sorted(r.version for r in DuckDBWarehouse(str(path)).read_rows("gate_decisions")) == [1, 2, 3]
+
+    # A row the table cannot take: retried, kept first in the queue, then the next put raises.
+    writer.RETRIES = 0
+    writer.put({"gate_decisions": [_gate("a", 4)._replace(feature_quality_score="not a number")]})
+    assert not writer.flush(60.0)
+    assert writer.pending() == 1
+    with pytest.raises(RuntimeError, match="could not be written"):
+        writer.put({"gate_decisions": [_gate("a", 5)]})
+
+
+def test_rows_queued_for_the_writer_are_written_before_the_process_exits(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "w.duckdb"
+    DuckDBWarehouse(str(path))
+    code = ("import sys, datetime as dt\n"
+            "from tests.test_stream_writes_duckdb import _gate\n"
+            "from pipeline.io.stream_sinks import version_writer\n"
+            "w = version_writer(sys.argv[1], keep_open_s=600.0)\n"
+            "for v in range(1, 201):\n"
+            "    w.put({'gate_decisions': [_gate('p%d' % v, v)]})\n"
+            "print(w.pending())\n")  # the process ends right away: the exit writes the queue out
+    out = subprocess.run([sys.executable, "-c", code, f"duckdb://{path}"], capture_output=True, text=True,
+                         timeout=300, cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.strip()) > 0  # something was still queued when the script ended
+    assert len(DuckDBWarehouse(str(path)).read_rows("gate_decisions")) == 200

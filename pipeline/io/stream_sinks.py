@@ -35,6 +35,7 @@ import atexit
 import contextlib
 import datetime as dt
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -51,6 +52,8 @@ from pipeline.io import exports as exports_lib
 from pipeline.io.warehouse import DuckDBWarehouse, open_warehouse
 from pipeline.transforms import windows
 from pipeline.transforms.streaming import StateCoder
+
+_LOG = logging.getLogger(__name__)
 
 DEAD = "dead_letters"  # tagged output of the sink DoFns: rows BigQuery rejected for good
 APPLIED = "applied"  # tagged output of ApplyChangesFn: the game date of a committed change batch
@@ -402,11 +405,138 @@ class WriteLegacyExportsFn(beam.DoFn):
         self._written.inc(len(written))
 
 
+def merge_version_batches(batches: Iterable[dict[str, Sequence[tuple]]]) -> dict[str, list]:
+    """Several ``upsert_versions`` calls, in order, as one: per table and version key
+    (``schemas.VERSION_KEY``), the rows of the last call that carried the key. Writing the result once
+    leaves exactly the rows the calls would leave one after another (each replaces the versions it
+    carries), so a replayed version is never written twice."""
+    merged: dict[str, dict[tuple, list]] = {}
+    for batch in batches:
+        for table, rows in batch.items():
+            fresh: dict[tuple, list] = {}
+            for r in rows:
+                fresh.setdefault(tuple(getattr(r, k) for k in schemas.VERSION_KEY), []).append(r)
+            merged.setdefault(table, {}).update(fresh)
+    return {t: [r for rows in by_key.values() for r in rows] for t, by_key in merged.items() if by_key}
+
+
+class VersionWriter:
+    """Writes the local stream's versioned rows to one DuckDB file from a daemon thread of this process
+    (``props stream`` on the local runner only: ``WriteVersionsFn`` with ``keep_open_s`` > 0).
+
+    The local runner runs every step of the job on one worker thread; a versioned rows' transaction
+    there (~9 ms for one table's rows of one player-game, ~4 per line move) held up every line move
+    behind it. Here a bundle's rows are queued (:meth:`put`) and the thread writes whatever has queued
+    since its last write in one ``upsert_versions`` transaction (:func:`merge_version_batches`: the same
+    rows as one write per bundle), in the order the bundles finished. DuckDB runs the transaction
+    without Python's lock, on the machine's other core.
+
+    Nothing is dropped silently: a write that fails is retried (``RETRIES`` times, backing off), its rows
+    staying first in the queue; after that the error is kept and the next :meth:`put` raises it, so the
+    bundle fails and the job stops with it. The queue is written out before the process exits normally
+    (``atexit``, before the database pin is released: Ctrl-C, the end of a bounded job). A hard kill
+    loses what is queued (written within milliseconds under load), as it loses the messages the local
+    runner has acknowledged but not processed (README, Streaming: delivery)."""
+
+    RETRIES = 3
+    EXIT_FLUSH_S = 30.0
+
+    def __init__(self, uri: str, *, keep_open_s: float):
+        self.uri, self.keep_open_s = uri, keep_open_s
+        self.written = self.transactions = 0
+        self.error: BaseException | None = None
+        self._queue: list[dict[str, list]] = []
+        self._busy = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name=f"props-versions {uri}", daemon=True)
+        self._thread.start()
+
+    def put(self, rows_by_table: dict[str, list]) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"versioned rows could not be written to {self.uri} "
+                               f"({self.pending()} rows waiting): {self.error!r}") from self.error
+        with self._cond:
+            self._queue.append(rows_by_table)
+            self._cond.notify_all()
+
+    def pending(self) -> int:
+        with self._cond:
+            return sum(len(rows) for batch in self._queue for rows in batch.values())
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Waits until everything queued is written (True) or failed / ``timeout`` passed (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while (self._queue or self._busy) and self.error is None:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+            return not self._queue and not self._busy
+
+    def _run(self) -> None:
+        warehouse, failures = None, 0
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                batches, self._queue, self._busy = self._queue, [], True
+            try:
+                if warehouse is None:
+                    warehouse = open_sink_warehouse(self.uri, keep_open_s=self.keep_open_s)
+                counts = warehouse.upsert_versions(merge_version_batches(batches))
+            except Exception as exc:  # noqa: BLE001 - kept, retried, then raised by put()
+                failures += 1
+                _LOG.warning(
+                    "versioned rows: write %d of %d to %s failed: %r", failures, self.RETRIES + 1,
+                    self.uri, exc)
+                with self._cond:
+                    self._queue[:0] = batches  # first again, in order
+                    self._busy = False
+                    if failures > self.RETRIES:
+                        self.error = exc
+                        self._cond.notify_all()
+                        return
+                    self._cond.notify_all()
+                time.sleep(0.5 * 2 ** (failures - 1))
+                continue
+            failures = 0
+            with self._cond:
+                self.written += sum(counts.values())
+                self.transactions += 1
+                self._busy = False
+                self._cond.notify_all()
+
+
+_WRITERS: dict[str, VersionWriter] = {}
+
+
+def version_writer(uri: str, *, keep_open_s: float) -> VersionWriter:
+    """The process's one :class:`VersionWriter` of a warehouse (created on first use)."""
+    with _PINS_LOCK:
+        writer = _WRITERS.get(uri)
+        if writer is None:
+            if not _WRITERS:
+                atexit.register(_flush_writers)  # registered after _release_pins: runs before it
+            writer = _WRITERS[uri] = VersionWriter(uri, keep_open_s=keep_open_s)
+        return writer
+
+
+def _flush_writers() -> None:
+    for writer in list(_WRITERS.values()):
+        if not writer.flush(VersionWriter.EXIT_FLUSH_S):
+            _LOG.error(
+                "versioned rows: %d rows not written to %s at exit (%r)", writer.pending(), writer.uri,
+                writer.error)
+
+
 class WriteVersionsFn(beam.DoFn):
     """``(table, row)`` versioned rows -> ``Warehouse.upsert_versions`` once per bundle (one transaction).
 
     Every row of one version of one table is emitted by one upstream call, so it lands in one bundle;
-    the upsert replaces exactly the versions it carries."""
+    the upsert replaces exactly the versions it carries. With ``keep_open_s`` > 0 (``props stream`` on
+    the local runner) the bundle's rows go to the process's :class:`VersionWriter` instead, which writes
+    them off the runner's worker thread."""
 
     def __init__(self, warehouse_uri: str, *, keep_open_s: float = 0.0):
         self._uri, self._keep_open_s = warehouse_uri, keep_open_s
@@ -424,10 +554,14 @@ class WriteVersionsFn(beam.DoFn):
 
     def finish_bundle(self):
         if self._rows:
-            if self._warehouse is None:
-                self._warehouse = open_sink_warehouse(self._uri, keep_open_s=self._keep_open_s)
-            counts = self._warehouse.upsert_versions(self._rows)
-            self._written.inc(sum(counts.values()))
+            if self._keep_open_s > 0:
+                version_writer(self._uri, keep_open_s=self._keep_open_s).put(self._rows)
+                self._written.inc(sum(len(rows) for rows in self._rows.values()))
+            else:
+                if self._warehouse is None:
+                    self._warehouse = open_sink_warehouse(self._uri, keep_open_s=self._keep_open_s)
+                counts = self._warehouse.upsert_versions(self._rows)
+                self._written.inc(sum(counts.values()))
             self._rows = {}
 
 
