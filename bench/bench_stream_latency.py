@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.load > 0:
             threading.Thread(target=background_load, args=(h, args.load, warm_until, player, stop, sent),
                              daemon=True).start()
-        latencies, missed = [], 0
+        latencies, missed, at = [], 0, []
         c0, t_moves = h.cpu(), time.monotonic()
         for i in range(args.moves):
             line = line_b if i % 2 == 0 else line_a
@@ -386,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  move {i} to {line}: no change in 10 s; last received {tail}")
                 continue
             latencies.append(got[0] - t0)
+            at.append((got[0] - t0, t0 - t_moves, i))
         stop.set()
         wall, cpu = time.monotonic() - t_moves, h.cpu() - c0
         lat = sorted(latencies)
@@ -398,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"latency line move -> picks-changes: p50 {statistics.median(lat) * 1000:.0f} ms, "
                   f"p95 {percentile(lat, 0.95) * 1000:.0f} ms, p99 {percentile(lat, 0.99) * 1000:.0f} ms, "
                   f"max {lat[-1] * 1000:.0f} ms (goal p95 <= 500 ms)")
+            slow = ", ".join(f"#{i} at {t:.1f} s: {x * 1000:.0f} ms" for x, t, i in sorted(at)[::-1][:6])
+            print(f"slowest moves (seconds after the first move): {slow}")
         if args.load > 0:
             print(f"backlog after the last publish: read {h.drained():.1f} s later")
         print(f"bench process peak RSS {peak_mb:.0f} MiB (the job runs in its own process)")
