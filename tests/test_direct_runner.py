@@ -315,40 +315,115 @@ def test_the_player_game_cells_are_shared_only_where_the_dofn_copies_what_it_rea
     assert not getattr(streaming.PG_ODDS, direct_runner.SHARED_READS_ATTR, False)  # migrated, then cleared
 
 
-def test_an_empty_pull_right_after_messages_is_not_followed_by_the_long_idle_pull(monkeypatch):
-    # The subscriber client is a stand-in that records each pull's deadline (what is decided here is
-    # which pull to make); the pulls themselves run against the real emulator in test_stream_emulator.
-    from types import SimpleNamespace
+def _received(ack_id: str, event_ts: str | None = None):
+    import datetime as dt
 
     from google.pubsub_v1.types import PubsubMessage as PbMessage
     from google.pubsub_v1.types import ReceivedMessage
 
+    published = dt.datetime(2026, 2, 22, 17, tzinfo=dt.UTC)
+    attrs = {"event_ts": event_ts} if event_ts else {}
+    return ReceivedMessage(ack_id=ack_id, message=PbMessage(data=ack_id.encode(), attributes=attrs,
+                                                            publish_time=published))
+
+
+def test_a_read_waits_for_a_message_only_when_idle_and_never_past_the_next_timer(monkeypatch):
+    # The prefetcher is a stand-in that records how long each read is willing to wait (what is decided
+    # here); real pulls run against the emulator in test_stream_emulator.
+    import time
+    from types import SimpleNamespace
+
     direct_runner.speed_up_direct_runner()
     monkeypatch.setattr(direct_runner, "_GC", SimpleNamespace(maybe_freeze=lambda now: None))
-    import datetime as dt
+    waits, batches, acked = [], [[(1, "m1", "a1")]], []
 
-    published = dt.datetime(2026, 2, 22, 17, tzinfo=dt.UTC)
-    deadlines = []
-    batches = [[ReceivedMessage(ack_id="a", message=PbMessage(data=b"x", publish_time=published))]]
+    class Source:
+        def buffered(self):
+            return len(batches[0]) if batches else 0
+
+        def take(self, n, wait_s):
+            waits.append(wait_s)
+            return batches.pop(0) if batches else []
+
+    class Client:
+        def acknowledge(self, subscription, ack_ids):
+            acked.extend(ack_ids)
+
+    timers: dict = {}
+    monkeypatch.setattr(direct_runner, "prefetcher", lambda *a, **k: Source())
+    monkeypatch.setattr(direct_runner, "next_timer_due", lambda ctx: timers.get("due"))
+    reader = SimpleNamespace(_get_subscriber_client=lambda applied: Client(), _applied_ptransform=None,
+                             _sub_name="projects/p/subscriptions/s", _evaluation_context=None)
+    read = te._PubSubReadEvaluator._read_from_pubsub
+    monkeypatch.setitem(direct_runner._READ_CLOCK, "last_message", float("-inf"))
+    assert read(reader, None) == [(1, "m1")]
+    direct_runner._ACKS.flush()
+    assert acked == ["a1"] and waits == [direct_runner.BUSY_WAIT_S]  # a message was buffered: no wait
+    assert read(reader, None) == [] and waits[-1] == direct_runner.BUSY_WAIT_S  # busy: a short wait
+    direct_runner._READ_CLOCK["last_message"] -= direct_runner.BUSY_WINDOW_S
+    assert read(reader, None) == [] and waits[-1] == direct_runner.IDLE_PULL_TIMEOUT_S  # idle: waits
+    timers["due"] = time.time() + 0.3
+    assert read(reader, None) == [] and 0.2 < waits[-1] <= 0.3  # ... but not past a timer of the job
+
+
+def test_the_prefetcher_pulls_ahead_up_to_its_limit_and_acknowledges_nothing_itself():
+    import threading
+    import time
+
+    pulls, lock = [], threading.Lock()
 
     class Client:
         def pull(self, subscription, max_messages, timeout):
-            deadlines.append(timeout)
-            return SimpleNamespace(received_messages=batches.pop(0) if batches else [])
+            with lock:
+                k = len(pulls)
+                pulls.append((threading.current_thread().name, max_messages, timeout))
+            from types import SimpleNamespace
+            return SimpleNamespace(received_messages=[
+                _received(f"a{10 * k + i}", "2026-02-22T17:00:00.000Z" if i else "not a time")
+                for i in range(10)])
 
         def acknowledge(self, subscription, ack_ids):
-            pass
+            raise AssertionError("the prefetcher acknowledges nothing: the read does, for what it took")
 
-    reader = SimpleNamespace(_get_subscriber_client=lambda applied: Client(), _applied_ptransform=None,
-                             _sub_name="projects/p/subscriptions/s",
-                             _evaluation_context=SimpleNamespace(_transform_keyed_states={}))
-    read = te._PubSubReadEvaluator._read_from_pubsub
-    monkeypatch.setitem(direct_runner._READ_CLOCK, "last_message", float("-inf"))
-    assert len(read(reader, None)) == 1 and deadlines == [direct_runner.PULL_TIMEOUT_S]
-    assert read(reader, None) == [] and deadlines == [direct_runner.PULL_TIMEOUT_S] * 2  # busy: no long pull
-    direct_runner._READ_CLOCK["last_message"] -= direct_runner.BUSY_WINDOW_S
-    assert read(reader, None) == []
-    assert deadlines[2:] == [direct_runner.PULL_TIMEOUT_S, direct_runner.IDLE_PULL_TIMEOUT_S]  # idle: waits
+    source = direct_runner._Prefetcher(Client(), "projects/p/subscriptions/s", "event_ts", max_messages=10,
+                                       pull_timeout_s=2.0, limit=25)
+    deadline = time.monotonic() + 30
+    while source.buffered() < 25 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert source.buffered() == 30 and len(pulls) == 3  # stops once the limit is reached
+    assert {p[0] for p in pulls} == {"props-pubsub-pull projects/p/subscriptions/s"}
+    assert pulls[0][1:] == (10, 2.0)
+    taken = source.take(12, 0.0)
+    assert [a for _, _, a in taken] == [f"a{i}" for i in range(12)]  # in pull order
+    (ts0, bad, _), (ts1, good, _) = taken[:2]
+    assert bad.attributes[direct_runner.BAD_TIMESTAMP_ATTR] == "not a time"  # kept at its publish time
+    assert direct_runner.BAD_TIMESTAMP_ATTR not in good.attributes
+    assert ts0 == ts1  # both 17:00Z: the event_ts of one, the publish time of the other
+    while len(pulls) < 4 and time.monotonic() < deadline:  # room again: it pulls on, once (18 -> 28)
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert len(pulls) == 4 and source.buffered() == 28
+    source.close()
+
+
+def test_a_pull_that_keeps_failing_fails_the_read_with_its_error(monkeypatch):
+    class Client:
+        calls = 0
+
+        def pull(self, subscription, max_messages, timeout):
+            Client.calls += 1
+            raise RuntimeError("emulator gone")
+
+    monkeypatch.setattr(direct_runner, "PULL_RETRIES", 0)
+    source = direct_runner._Prefetcher(Client(), "projects/p/subscriptions/gone", None, max_messages=10,
+                                       pull_timeout_s=2.0)
+    try:
+        with pytest.raises(RuntimeError, match="emulator gone"):
+            source.take(10, 30.0)  # woken by the failure, not by the wait's end
+        assert source.failures >= 1
+    finally:
+        source.close()
 
 
 def test_the_gc_freeze_runs_at_the_first_read_and_once_more_later():

@@ -209,13 +209,19 @@ def apply_for(options: Any) -> bool:
 
 
 PULL_MAX_MESSAGES = 100  # per read cycle: the bundle a line move waits behind (500 measured a higher p95)
-PULL_TIMEOUT_S = 0.5
-# When the subscription is empty and no timer is due within this many seconds, the read waits for the
-# next message with a long pull (the emulator holds a pull whose deadline exceeds 1 s for about 1 s and
-# answers as soon as a message arrives; real Pub/Sub holds it until a message or the deadline).
+# The prefetching thread (_Prefetcher) keeps at most this many pulled messages ahead of the read (at
+# 1,000 odds/s about half a second; they are acknowledged only once the read takes them).
+PREFETCH_LIMIT = 500
+# Under load (a message within BUSY_WINDOW_S) a read that finds the buffer empty waits at most this long
+# for one (it wakes at once when one arrives; a timer of the job fires at most this late).
+BUSY_WAIT_S = 0.02
+PULL_RETRIES = 3  # consecutive failed pulls (backing off 0.5, 1, 2 s) before the read raises the error
+# The prefetching thread's pull deadline (the emulator holds a pull whose deadline exceeds 1 s for about
+# 1 s and answers as soon as a message arrives; real Pub/Sub holds it until a message or the deadline).
+# It is also the longest an idle read waits for a message when no timer of the job is due sooner.
 IDLE_PULL_TIMEOUT_S = 2.0
-# An empty pull less than this after the last message is not followed by the long idle pull: under load
-# the emulator answers an empty pull now and then, and the long pull it was followed by then held the one
+# A read that finds no message less than this after the last one waits only BUSY_WAIT_S, not the idle
+# wait: under load the subscription is empty now and then, and the long wait that followed held the one
 # worker thread ~1 s (measured under 1,000 odds/s: three 1 s stalls a minute, the p99 of a line move).
 BUSY_WINDOW_S = 1.0
 _READ_CLOCK = {"last_message": float("-inf")}
@@ -296,6 +302,122 @@ class _Acknowledger:
 
 
 _ACKS = _Acknowledger()
+
+
+class _Prefetcher:
+    """Pulls one subscription on a daemon thread into a bounded buffer the Pub/Sub read takes from.
+
+    The read pulled on the runner's one worker thread, which then waited for the emulator's answer: under
+    1,000 odds/s ~30 % of that thread's wall time (a ~6 ms round trip per read of ~20 messages) with
+    nothing else running. Here a thread pulls (``PULL_MAX_MESSAGES`` per pull, holding an empty pull up
+    to ``idle_pull_timeout_s``), turns each message into ``(timestamp, PubsubMessage)`` and keeps at most
+    ``PREFETCH_LIMIT`` of them; :meth:`take` hands the read what is there, waiting at most ``wait_s``
+    (woken the moment a message arrives). Messages are acknowledged when taken, not when pulled: the
+    ones still buffered when the process stops are redelivered to the next job. A failed pull is counted
+    in ``failures``, logged as a warning and retried (backing off); after ``PULL_RETRIES`` consecutive
+    failures :meth:`take` raises the error, which fails the read as a failed pull always did."""
+
+    def __init__(self, client, subscription: str, timestamp_attribute: str | None, *, max_messages: int,
+                 pull_timeout_s: float, limit: int = PREFETCH_LIMIT):
+        import collections
+        import threading
+
+        self.client, self.subscription, self.limit = client, subscription, limit
+        self._timestamp_attribute = timestamp_attribute
+        self._max_messages, self._pull_timeout_s = max_messages, pull_timeout_s
+        self._buffer: collections.deque = collections.deque()
+        self._cond = threading.Condition()
+        self.failures = self.pulls = 0
+        self.error: BaseException | None = None
+        self._failing, self._closed = 0, False
+        self._thread = threading.Thread(target=self._run, name=f"props-pubsub-pull {subscription}",
+                                         daemon=True)
+        self._thread.start()
+
+    def take(self, n: int, wait_s: float) -> list[tuple[Any, Any, str]]:
+        """Up to ``n`` buffered ``(timestamp, message, ack_id)``, waiting at most ``wait_s`` for one."""
+        with self._cond:
+            if not self._buffer and self.error is None and wait_s > 0:
+                self._cond.wait_for(lambda: self._buffer or self.error is not None, timeout=wait_s)
+            if not self._buffer and self.error is not None:
+                raise RuntimeError(f"pulling {self.subscription} failed {self._failing} times in a row: "
+                                   f"{self.error!r}") from self.error
+            out = [self._buffer.popleft() for _ in range(min(n, len(self._buffer)))]
+            if out:
+                self._cond.notify_all()  # room for the puller
+            return out
+
+    def buffered(self) -> int:
+        with self._cond:
+            return len(self._buffer)
+
+    def close(self) -> None:
+        """Stops pulling (after the pull in flight, whose messages stay unacknowledged: redelivered)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _element(self, rm) -> tuple[Any, Any, str]:
+        from apache_beam.io.gcp.pubsub import PubsubMessage
+        from apache_beam.utils.timestamp import Timestamp
+
+        msg = _message_from_pb(PubsubMessage, rm)
+        attr = self._timestamp_attribute
+        raw = (msg.attributes or {}).get(attr) if attr else None
+        ts = None
+        if raw is not None:
+            ts = attribute_timestamp(raw)  # None when malformed or out of range (never raises)
+            if ts is None:
+                msg = PubsubMessage(msg.data, {**msg.attributes, BAD_TIMESTAMP_ATTR: raw})
+        if ts is None:
+            ts = Timestamp.from_utc_datetime(rm.message.publish_time)
+        return ts, msg, rm.ack_id
+
+    def _run(self) -> None:
+        import logging
+        import time
+
+        from google.api_core.exceptions import DeadlineExceeded
+
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: len(self._buffer) < self.limit or self._closed)
+                if self._closed:
+                    return
+            try:
+                received = self.client.pull(subscription=self.subscription, max_messages=self._max_messages,
+                                            timeout=self._pull_timeout_s).received_messages
+            except DeadlineExceeded:
+                continue
+            except Exception as exc:  # noqa: BLE001 - counted, retried, then raised by take()
+                self.failures += 1
+                self._failing += 1
+                logging.getLogger(__name__).warning("pulling %s failed (%d in a row): %s",
+                                                    self.subscription, self._failing, exc)
+                if self._failing > PULL_RETRIES:
+                    with self._cond:
+                        self.error = exc
+                        self._cond.notify_all()
+                time.sleep(min(0.5 * 2 ** (self._failing - 1), 2.0))
+                continue
+            self.pulls += 1
+            elements = [self._element(rm) for rm in received]
+            with self._cond:
+                self._failing, self.error = 0, None
+                self._buffer.extend(elements)
+                if elements:
+                    self._cond.notify_all()
+
+
+_PREFETCHERS: dict[str, _Prefetcher] = {}
+
+
+def prefetcher(client, subscription: str, timestamp_attribute: str | None, **kwargs) -> _Prefetcher:
+    """The process's one :class:`_Prefetcher` of a subscription (started on the first read)."""
+    found = _PREFETCHERS.get(subscription)
+    if found is None:
+        found = _PREFETCHERS[subscription] = _Prefetcher(client, subscription, timestamp_attribute, **kwargs)
+    return found
 
 
 def next_timer_due(evaluation_context: Any) -> float | None:
@@ -572,7 +694,6 @@ def _message_from_pb(message_cls, received):
 
 
 def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
-                           pull_timeout_s: float = PULL_TIMEOUT_S,
                            idle_pull_timeout_s: float = IDLE_PULL_TIMEOUT_S,
                            busy_window_s: float = BUSY_WINDOW_S) -> None:
     """Local streaming only: adaptations of the BundleBasedDirectRunner (Dataflow is untouched).
@@ -586,8 +707,8 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
        reused across bundles as Dataflow does.
     3. The Pub/Sub read pulled at most 10 messages per read cycle with a 30 s blocking pull on the one
        worker thread: when the topic was idle, an update waited up to 30 s behind the next empty pull
-       (measured: every isolated line move took ~30 s to reach picks-changes). It now pulls up to
-       ``pull_max_messages`` with a ``pull_timeout_s`` deadline (an empty pull returns nothing). It also
+       (measured: every isolated line move took ~30 s to reach picks-changes). It now takes up to
+       ``pull_max_messages`` from a thread that pulls ahead (item 13). It also
        failed the whole job on a malformed ``event_ts`` attribute: such a message is kept at its publish
        time with attribute ``props_bad_event_ts`` and ParseMessageFn dead-letters it.
     4. Even with the DoFns reused, the evaluator called ``setup`` before and ``teardown`` after every
@@ -606,11 +727,11 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
        message). py-spy: the emulator answers a pull whose deadline is 1 s or less at once, so the read
        cycled ~100 times a second, each cycle re-computing the watermarks of the whole graph (the
        source watermark is wall-clock time, so it advanced every cycle: ~60 % of the thread), the pull
-       itself (~25 %) and the evaluator's PipelineOptions (~9 %). Now an empty pull is followed by a
-       long pull (``idle_pull_timeout_s``: the emulator holds it ~1 s and answers at the first message,
-       so a message is not delayed) unless a timer of the job (a debounce, a scoring timeout, a
-       trigger) is due before it would end (:func:`next_timer_due`): the one worker thread would
-       otherwise fire that timer late. Idle: under 1 % of one core.
+       itself (~25 %) and the evaluator's PipelineOptions (~9 %). Now a read that finds nothing waits
+       for the next message (up to ``idle_pull_timeout_s``; woken the moment one arrives, so it is not
+       delayed) but never past the next timer of the job (a debounce, a scoring timeout, a trigger:
+       :func:`next_timer_due`), which the one worker thread would otherwise fire late. Idle: under 1 %
+       of one core.
     7. Under 1,000 odds/s (the 11-game night) the monitor's timer walk called ``get_timers`` for every
        key of every stateful step on every cycle, with a clock read per key (~17 % of the worker thread):
        keys without timers are skipped (:func:`_timer_walk_skipping_keys_without_timers`).
@@ -630,6 +751,9 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
        job's long-lived objects stopped the thread 150-200 ms every few seconds: they are frozen at the
        first read and once more later (:class:`_GcFreeze`). Pulled messages are acknowledged on a
        daemon thread (:class:`_Acknowledger`).
+    13. The read's pull then still held the worker thread for the emulator's answer (~6 ms per read,
+       ~30 % of its wall time under 1,000 odds/s): a daemon thread pulls ahead into a bounded buffer and
+       the read takes from it (:class:`_Prefetcher`).
     """
     import types
 
@@ -671,42 +795,21 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
     def read_from_pubsub(self, timestamp_attribute):
         import time
 
-        from apache_beam.io.gcp.pubsub import PubsubMessage
-        from apache_beam.utils.timestamp import Timestamp
-        from google.api_core.exceptions import DeadlineExceeded
-
         sub_client = self._get_subscriber_client(self._applied_ptransform)
-
-        def pull(timeout: float) -> list:
-            try:
-                return list(sub_client.pull(subscription=self._sub_name, max_messages=pull_max_messages,
-                                            timeout=timeout).received_messages)
-            except DeadlineExceeded:
-                return []
-
+        source = prefetcher(sub_client, self._sub_name, timestamp_attribute, max_messages=pull_max_messages,
+                            pull_timeout_s=idle_pull_timeout_s)
         _GC.maybe_freeze(time.monotonic())
-        received = pull(pull_timeout_s)
-        if not received and time.monotonic() - _READ_CLOCK["last_message"] >= busy_window_s:
+        wait = BUSY_WAIT_S
+        if not source.buffered() and time.monotonic() - _READ_CLOCK["last_message"] >= busy_window_s:
             due = next_timer_due(self._evaluation_context)
-            if due is None or due - time.time() > idle_pull_timeout_s:
-                received = pull(idle_pull_timeout_s)  # idle: wait for the next message, no busy loop
-        if received:
-            _READ_CLOCK["last_message"] = time.monotonic()
-        out = []
-        for rm in received:
-            msg = _message_from_pb(PubsubMessage, rm)
-            raw = (msg.attributes or {}).get(timestamp_attribute) if timestamp_attribute else None
-            ts = None
-            if raw is not None:
-                ts = attribute_timestamp(raw)  # None when malformed or out of range (never raises)
-                if ts is None:
-                    msg = PubsubMessage(msg.data, {**msg.attributes, BAD_TIMESTAMP_ATTR: raw})
-            if ts is None:
-                ts = Timestamp.from_utc_datetime(rm.message.publish_time)
-            out.append((ts, msg))
-        if received:
-            _ACKS.submit(sub_client, self._sub_name, [rm.ack_id for rm in received])
-        return out
+            # idle: wait for the next message (no busy loop), unless a timer of the job is due first
+            wait = idle_pull_timeout_s if due is None else min(idle_pull_timeout_s, due - time.time())
+        taken = source.take(pull_max_messages, wait)
+        if not taken:
+            return []
+        _READ_CLOCK["last_message"] = time.monotonic()
+        _ACKS.submit(sub_client, self._sub_name, [ack_id for _, _, ack_id in taken])
+        return [(ts, msg) for ts, msg, _ in taken]
 
     te._PubSubReadEvaluator._read_from_pubsub = read_from_pubsub
 
