@@ -470,3 +470,16 @@ def test_pulled_messages_are_acknowledged_off_the_worker_thread_and_a_failure_is
     assert ok.calls == [("props-pubsub-ack", "projects/p/subscriptions/s", ["a", "b"]),
                         ("props-pubsub-ack", "projects/p/subscriptions/s", ["d"])]
     assert len(bad.calls) == 1 and acks.failures == 1  # counted, and the thread goes on
+
+
+def test_the_change_publisher_sends_a_batch_without_waiting_for_more_messages(monkeypatch):
+    # Only the client's settings are looked at (no publish; an emulator address only so that the client
+    # needs no credentials): the emulator tests publish through it.
+    from apache_beam.io.gcp import pubsub as beam_pubsub
+
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "localhost:9")
+    direct_runner.speed_up_direct_runner()
+    fn = beam_pubsub._PubSubWriteDoFn(beam_pubsub.WriteToPubSub("projects/props-test/topics/changes"))
+    fn.setup()
+    assert fn._pub_client.batch_settings.max_latency == 0.0
+    assert fn._pub_client.batch_settings.max_messages == type(fn._pub_client.batch_settings)().max_messages
