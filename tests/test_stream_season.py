@@ -377,10 +377,19 @@ def test_a_replay_after_a_full_pass_reads_neither_schedule_nor_injuries_and_stil
     assert [o[0] for o in rejected] == [streaming.DEAD]
     assert "differs from the game's date" in rejected[0][1].error
 
+    # An older snapshot of a new book at the same clock is not a replay: the full pass, its replay check
+    # made once (not again after the schedule read).
+    checks = []
+    replay = fn._replay
+    fn._replay = lambda kept, stored: checks.append(kept) or replay(kept, stored)
+    older = fx.odds("alpha", "fanduel", 14.5, 400)
+    other_book = _pg_run(fn, key, cells, [streaming.StreamEvent("odds", older)])
+    assert any(o[0] == streaming.TICKS for o in other_book[0] if isinstance(o, tuple))
+    assert len(checks) == 1 and cells["schedule"].reads > reads[0]
+
     # A new snapshot takes the full pass again (it reads the schedule and moves the line).
     newer = fx.odds("alpha", "draftkings", 12.5, 200)
     moved = _pg_run(fn, key, cells, [streaming.StreamEvent("odds", newer)])
-    assert cells["schedule"].reads > reads[0]
     assert any(isinstance(o, streaming.ScoringRequest) for o in moved[0])
 
 

@@ -733,9 +733,12 @@ class PlayerGameStateFn(beam.DoFn):
         if now is None:  # only reference data so far: nothing to decide yet
             info_state.write(info)
             return
-        if new_odds is not None and info["fresh"] and info["book_cell"] and info["game_date"]:
-            # After a full pass at this ``now`` with nothing but odds since, the schedule would give the
-            # game (and date) that pass saw: the replay check below needs neither read nor rebuilt.
+        # After a full pass at this ``now`` with nothing but odds since, the schedule would give the game
+        # (and date) that pass saw: the replay check needs neither read. A cell written before the pass
+        # kept its game date (``game_date`` None) is checked once the schedule is read, below.
+        replay_checked = bool(new_odds is not None and info["fresh"] and info["book_cell"]
+                              and info["game_date"])
+        if replay_checked:
             kept_fast, stray_fast = linebook_lib.split_player_game(
                 [new_odds], info["game_date"], game_id, player)
             if self._replay(kept_fast, list(book_state.read() or ())):
@@ -762,7 +765,7 @@ class PlayerGameStateFn(beam.DoFn):
                 self._dead.inc()
                 yield beam.pvalue.TaggedOutput(DEAD, row)
         stored = list(book_state.read() or ())
-        if info["fresh"] and info["book_cell"] and self._replay(new_kept, stored):
+        if not replay_checked and info["fresh"] and info["book_cell"] and self._replay(new_kept, stored):
             self._unchanged.inc()
             return
         date_iso = game_date.isoformat()
