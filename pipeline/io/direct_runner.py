@@ -334,7 +334,7 @@ class _Prefetcher:
         self._max_messages, self._pull_timeout_s = max_messages, pull_timeout_s
         self._buffer: collections.deque = collections.deque()
         self._cond = threading.Condition()
-        self.failures = self.pulls = 0
+        self.failures = 0
         self.error: BaseException | None = None
         self._failing, self._closed = 0, False
         self._thread = threading.Thread(target=self._run, name=f"props-pubsub-pull {subscription}",
@@ -407,7 +407,6 @@ class _Prefetcher:
                         self._cond.notify_all()
                 time.sleep(min(0.5 * 2 ** (self._failing - 1), 2.0))
                 continue
-            self.pulls += 1
             elements = [self._element(rm) for rm in received]
             with self._cond:
                 self._failing, self.error = 0, None

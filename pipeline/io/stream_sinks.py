@@ -49,7 +49,7 @@ from apache_beam.utils.timestamp import Timestamp
 from pipeline import schemas
 from pipeline.domain.lifecycle import PickChange
 from pipeline.io import exports as exports_lib
-from pipeline.io.warehouse import DuckDBWarehouse, open_warehouse
+from pipeline.io.warehouse import DuckDBWarehouse, open_warehouse, version_key
 from pipeline.transforms import windows
 from pipeline.transforms.streaming import StateCoder
 
@@ -406,16 +406,16 @@ class WriteLegacyExportsFn(beam.DoFn):
 
 
 def merge_version_batches(batches: Iterable[dict[str, Sequence[tuple]]]) -> dict[str, list]:
-    """Several ``upsert_versions`` calls, in order, as one: per table and version key
-    (``schemas.VERSION_KEY``), the rows of the last call that carried the key. Writing the result once
-    leaves exactly the rows the calls would leave one after another (each replaces the versions it
-    carries), so a replayed version is never written twice."""
+    """Several ``upsert_versions`` calls, in order, as one: per table and version key (``version_key``),
+    the rows of the last call that carried the key. Writing the result once leaves exactly the rows the
+    calls would leave one after another (each replaces the versions it carries), so a replayed version
+    is never written twice."""
     merged: dict[str, dict[tuple, list]] = {}
     for batch in batches:
         for table, rows in batch.items():
             fresh: dict[tuple, list] = {}
             for r in rows:
-                fresh.setdefault(tuple(getattr(r, k) for k in schemas.VERSION_KEY), []).append(r)
+                fresh.setdefault(version_key(r), []).append(r)
             merged.setdefault(table, {}).update(fresh)
     return {t: [r for rows in by_key.values() for r in rows] for t, by_key in merged.items() if by_key}
 

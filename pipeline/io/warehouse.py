@@ -225,6 +225,11 @@ def dead_letter_batch(rows: Iterable[tuple]) -> list[tuple]:
     return list(out.values())
 
 
+def version_key(row: tuple) -> tuple:
+    """A versioned row's ``schemas.VERSION_KEY``: (game_date, game_id, player_lookup, version)."""
+    return tuple(getattr(row, k) for k in schemas.VERSION_KEY)
+
+
 def version_rows(rows_by_table: Mapping[str, Iterable[tuple]]) -> dict[str, tuple[list, list[tuple]]]:
     """Checks the rows of an ``upsert_versions`` call: per table (its rows, the distinct version keys
     ``(game_date, game_id, player_lookup, version)`` they cover). ValueError for a table that is not
@@ -238,7 +243,7 @@ def version_rows(rows_by_table: Mapping[str, Iterable[tuple]]) -> dict[str, tupl
         for r in rows:
             if not r.version:
                 raise ValueError(f"{table}: a streamed row needs a version >= 1, got {r.version!r}")
-            keys.add(tuple(getattr(r, k) for k in schemas.VERSION_KEY))
+            keys.add(version_key(r))
         if rows:
             out[table] = (rows, sorted(keys, key=str))
     return out
