@@ -177,8 +177,10 @@ def test_replayed_day_matches_the_batch_run_and_bad_messages_are_dead_letters(da
 
 # The burst: the day's events in chunks (event-time bounds), each chunk followed by PROBES malformed probe
 # messages (each one becomes a dead letter when the job processes it): the probes show how far the job got.
-CHUNKS = (None, "2026-01-07T16:00:00Z", "2026-01-07T19:00:00Z", "2026-01-07T21:30:00Z", UNTIL)
+CHUNKS = (None, "2026-01-07T16:00:00Z", "2026-01-07T19:00:00Z", "2026-01-07T21:30:00Z",
+          "2026-01-07T22:30:00Z", UNTIL)
 PROBES = 8
+GATED = 4  # chunks published and gone through (picks exported: the first come after 21:30Z) first
 
 
 def _probes_now(warehouse: Path, token: str) -> int:
@@ -214,16 +216,20 @@ def test_restart_while_messages_are_in_flight_recovers_every_update_and_duplicat
         day, batch_picks, pubsub_emulator, record_property):  # noqa: F811
     """A hard kill while the job is still working through a burst, then the documented restart.
 
-    The whole day (about 3,900 events) is published as one burst in event-time chunks, each followed by
-    ``PROBES`` malformed probe messages; the job is SIGKILLed once its first export exists and the first
-    chunk's probes are dead letters. At that moment later messages are not yet reflected (fewer probe
-    dead letters than probes published). The local runner acks a pull before processing it (at most
-    once, beam-notes), so messages acked by the killed job but not yet processed are gone from the
-    subscription. The restart procedure (``--rebuild-as-of`` the restart time) rebuilds every
-    player-game's line book from the inputs, and the unread rest of the subscription is delivered to the
-    new job. The final picks must equal the batch run's (an uninterrupted run), no (pick_id, version) may
-    be written twice, and versions stay contiguous. How many probes the kill lost is measured and recorded
-    (``record_property``), not assumed.
+    The day's events are published in event-time chunks, each followed by ``PROBES`` malformed probe
+    messages. The first ``GATED`` chunks are published and the test waits until the job has gone through
+    them (its first export exists and their probes are dead letters); the last hour before ``UNTIL``
+    (about 200 events) is then published as one burst at max speed and the job is SIGKILLed the moment
+    the last publish returns, while it is working through the burst (it absorbs about 1,000-1,500 updates/s,
+    bench_stream_throughput). Waiting for progress inside the burst instead is a race the job can win: it
+    drained a whole-day burst before the test's 0.2 s poll saw its first probes. That the kill hit work in
+    flight is still asserted (fewer probe dead letters than probes published). The local runner acks a
+    pull before processing it (at most once, beam-notes), so messages acked by the killed job but not yet
+    processed are gone from the subscription. The restart procedure (``--rebuild-as-of`` the restart
+    time) rebuilds every player-game's line book from the inputs, and the unread rest of the subscription
+    is delivered to the new job. The final picks must equal the batch run's (an uninterrupted run), no
+    (pick_id, version) may be written twice, and versions stay contiguous. How many probes the kill lost
+    is measured and recorded (``record_property``), not assumed.
     """
     from pipeline.io import pubsub
 
@@ -236,23 +242,31 @@ def test_restart_while_messages_are_in_flight_recovers_every_update_and_duplicat
     job = _job(day, host, "inflight-1", wh, exports, topics)
     try:
         pub = pubsub.Publisher(PROJECT, topics["events"])
-        for chunk, (since, until) in enumerate(zip(CHUNKS, CHUNKS[1:], strict=False)):
+
+        def publish_chunk(chunk: int) -> None:
+            since, until = CHUNKS[chunk], CHUNKS[chunk + 1]
             _replay(day, host, topics, *(("--since", since) if since else ()), "--until", until)  # max speed
             for i in range(PROBES):
                 pub.publish(f"{probe}-{chunk}-{i:02d}".encode(), {"kind": "odds"})
             pub.flush()
-        # Kill once the job has produced outputs and got through the first chunk (its probes are dead
-        # letters), i.e. in the middle of the burst.
+
+        for chunk in range(GATED):
+            publish_chunk(chunk)
         deadline = time.monotonic() + 150.0
-        while not (export.exists() and _probes_now(wh, probe) >= PROBES):
+        while not (export.exists() and _probes_now(wh, probe) >= GATED * PROBES):
             assert job.alive(), job.log()[-3000:]
-            assert time.monotonic() < deadline, f"no output in 150 s: {job.log()[-2000:]}"
+            assert time.monotonic() < deadline, (
+                f"no output in 150 s (export {export.exists()}, probes {_probes_now(wh, probe)}): "
+                f"{job.log()[-2000:]}")
             time.sleep(0.2)
+        for chunk in range(GATED, len(CHUNKS) - 1):
+            publish_chunk(chunk)
     finally:
         job.stop()  # SIGKILL while the burst is in flight
     at_kill, _ = _probe_counts(wh, probe)
     before = _query(wh, "SELECT pick_id, version FROM best_bets_history") if wh.exists() else []
-    assert PROBES <= at_kill < total, "the job had drained the burst before the kill: nothing was in flight"
+    assert GATED * PROBES <= at_kill < total, "the job drained the burst before the kill: nothing in flight"
+    assert before, "the killed job had written no pick version: nothing for the restart to duplicate"
 
     job = _job(day, host, "inflight-2", wh, exports, topics, extra=("--rebuild-as-of", UNTIL))
     try:
