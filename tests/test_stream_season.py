@@ -344,7 +344,8 @@ def test_a_replayed_odds_snapshot_rebuilds_emits_and_writes_nothing_until_anothe
     # removed); a replay after that pass is again nothing.
     after = _pg_run(fn, key, cells, [streaming.StreamEvent("injuries", fx.injury("alpha", "out")),
                                      streaming.StreamEvent("odds", first[5].row)])
-    assert any(o[0] == streaming.REMOVED for o in after[0] if isinstance(o, tuple))
+    assert any(o[0] == streaming.TICKS and isinstance(o[1][1], streaming.PlayerGameRemoved)
+               for o in after[0] if isinstance(o, tuple))
     assert after[1] == []
 
 
@@ -449,6 +450,80 @@ def test_a_tick_that_moves_nothing_neither_writes_the_date_clock_nor_arms_a_reco
     tick("in_progress", now)  # a new status does move the date's state
     assert clock.read()["statuses"][G1] == "in_progress" and clock.writes == 2
     assert not list(entries.read())  # ticks are never entries of the recomputation
+
+
+def test_a_recomputation_past_a_tipoff_waits_for_a_version_in_scoring_at_most_the_scoring_timeout():
+    """The clock crosses G1's tip-off while a version decided before it is still being scored: the
+    recomputation waits (no selection, no change, the timer moved to when the version times out); a tick
+    whose scored entry came first holds nothing; once the held version times out (scoring dead-lettered
+    it), the recomputation goes ahead."""
+    from apache_beam.utils.timestamp import Timestamp
+
+    class Timer:
+        def __init__(self):
+            self.sets = []
+
+        def set(self, t):
+            self.sets.append(t)
+
+    proc = [100.0]  # the processing clock, in seconds
+    fn = streaming.BestBetsStateFn(load_policy(None), {}, debounce_seconds=1.0, hold_seconds=10.0,
+                                   clock=lambda: Timestamp.of(proc[0]))
+    fn.setup()
+    entries, clock, published, timer = _Bag(), _Cell(), _Cell(), Timer()
+    date = D1.isoformat()
+    tip = fx.TIPOFF
+
+    def send(tag, value):
+        return list(fn.process((date, (tag, value)), entries=entries, clock=clock, timer=timer,
+                               published_state=published))
+
+    def recompute():
+        return list(fn.recompute(key=date, entries=entries, published_state=published, clock=clock,
+                                 timer=timer))
+
+    def tick(at, pending=None, status="scheduled"):
+        return send("tick", streaming.GameTick(game_id=G1, tipoff_utc=tip, status=status, now=at,
+                                               pending=pending))
+
+    tick(tip - dt.timedelta(hours=2))
+    recompute()  # the first recomputation: the clock before the tip-off
+    assert clock.read()["last"] == tip - dt.timedelta(hours=2)
+    tick(tip - dt.timedelta(minutes=30), pending=f"{G1}|alpha#2")  # sent for scoring
+    assert set(clock.read()["held"]) == {f"{G1}|alpha"}
+    tick(tip + dt.timedelta(minutes=1), status="in_progress")  # another player-game's event: past it
+    proc[0] = 101.0
+    assert recompute() == []
+    state = clock.read()
+    assert state["last"] == tip - dt.timedelta(hours=2) and not state["armed"]  # waited: nothing decided
+    assert timer.sets[-1] == Timestamp.of(110.0)  # when the held version times out
+
+    # A version whose scored entry came first is not held by its tick.
+    assert streaming.release_version(state, f"{G1}|delta", 3) and state["early"] == {f"{G1}|delta": 3}
+    assert streaming.hold_version(state, f"{G1}|delta", 3, tip, 101.0)
+    assert f"{G1}|delta" not in state["held"] and not state["early"]
+    # A lower version's scored entry does not release a higher one in flight.
+    assert not streaming.release_version(state, f"{G1}|alpha", 1) and f"{G1}|alpha" in state["held"]
+
+    proc[0] = 110.0  # the held version timed out: the recomputation goes ahead
+    recompute()
+    state = clock.read()
+    assert state["last"] == tip + dt.timedelta(minutes=1) and not state["held"]
+
+
+def test_catch_up_points_are_the_tipoffs_crossed_since_the_last_recomputation():
+    t0 = fx.TIPOFF
+    tips = {"a": t0, "b": t0 + dt.timedelta(hours=1), "c": t0 + dt.timedelta(hours=3), "d": None}
+    eps = streaming.CATCH_UP_EPSILON
+    assert streaming.catch_up_points(tips, None, t0 + dt.timedelta(hours=5)) == []  # a first recomputation
+    assert streaming.catch_up_points(tips, t0 - dt.timedelta(hours=1), t0 + dt.timedelta(hours=2)) == [
+        t0 - eps, t0 + dt.timedelta(hours=1) - eps]
+    one_hour = dt.timedelta(hours=1)
+    assert streaming.catch_up_points(tips, t0, t0 + one_hour) == [t0 + one_hour - eps]
+    # A status that crossed a later tip-off is not yet known at an earlier point; a final one before is.
+    statuses = {"a": "final", "b": "in_progress", "c": "postponed"}
+    assert streaming.statuses_at(statuses, tips, t0 + dt.timedelta(minutes=30)) == {
+        "a": "final", "c": "postponed"}
 
 
 def test_the_player_game_never_changes_in_place_what_it_read_or_wrote():

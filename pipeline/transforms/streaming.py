@@ -63,14 +63,15 @@ from apache_beam.utils.timestamp import Timestamp
 from pipeline.domain import gate as gate_lib
 from pipeline.domain import lifecycle
 from pipeline.domain import linebook as linebook_lib
-from pipeline.domain.schedule import latest_games
+from pipeline.domain.schedule import game_started, latest_games
 from pipeline.io.parse import event_time
 from pipeline.policy import Policy
 from pipeline.schemas import FeatureRow, Pick
 from pipeline.transforms import slate
 from pipeline.transforms.slate import DEAD, DIAGNOSTICS, GATE, PREDICTIONS, PlayerGame, Scored, pg_key
 
-REMOVED = "removed"
+# The date's ticks and removals, on one output: what one player-game event sends the date's best bets the
+# short way (not through scoring) reaches it in the order it was sent (BestBetsStateFn).
 TICKS = "ticks"
 CONSENSUS = "consensus"
 INIT = "init"
@@ -105,6 +106,9 @@ class GameTick(NamedTuple):
     tipoff_utc: dt.datetime | None
     status: str | None
     now: dt.datetime
+    # ``pg#n`` of the version this event sent for scoring, if any: the date's best bets know a version of
+    # that event time is on its way (BestBetsStateFn waits for it before locking past it).
+    pending: str | None = None
 
 
 class DateChanges(NamedTuple):
@@ -658,8 +662,10 @@ class PlayerGameStateFn(beam.DoFn):
     * main: a ScoringRequest (PlayerGame ``pg#n``, version n, and the model set) when viable, with or
       without a line (without one it is scored NO_LINE and never becomes a pick), and when the date has
       at least one eligible model;
-    * ``removed``: a PlayerGameRemoved when a previously viable player-game stops being viable;
-    * ``ticks``: ``(date_iso, GameTick)`` on every event (the date's event-time clock for locking);
+    * ``ticks``: ``(date_iso, PlayerGameRemoved)`` when a previously viable player-game stops being
+      viable, then ``(date_iso, GameTick)`` on every event (the date's event-time clock for locking),
+      naming the version sent for scoring, if any (``pending``); one output, so the date's best bets get
+      them in the order they were sent;
     * ``dead_letters``: odds of a game not on the schedule, stray odds rows of another game_date (only
       the row: the line book is built from the rest).
 
@@ -769,9 +775,7 @@ class PlayerGameStateFn(beam.DoFn):
             self._unchanged.inc()
             return
         date_iso = game_date.isoformat()
-        yield beam.pvalue.TaggedOutput(TICKS, (date_iso, GameTick(
-            game_id=game_id, tipoff_utc=game.tipoff_utc if game else None,
-            status=game.status if game else None, now=now)))
+        pending = None  # the version sent for scoring, named on the tick
 
         moved = False
         if not info["book_cell"]:  # state of the bag layout (or a new player-game): moved once
@@ -817,15 +821,19 @@ class PlayerGameStateFn(beam.DoFn):
             if decision[0] and models:
                 info["emitted"] = True
                 self._emitted.inc()
+                pending = f"{key}#{seq}"
                 yield ScoringRequest(PlayerGame(
-                    key=f"{key}#{seq}", game_date=game_date, game_id=game_id, player_lookup=player,
+                    key=pending, game_date=game_date, game_id=game_id, player_lookup=player,
                     player_name=book.player_name, feature_row=feature_row, book=book,
                     context=info["context"], tipoff_utc=tipoff, version=seq, scored_at=now), models)
             elif info["emitted"]:
                 info["emitted"] = False
                 self._removed.inc()
-                yield beam.pvalue.TaggedOutput(REMOVED, (date_iso, PlayerGameRemoved(
+                yield beam.pvalue.TaggedOutput(TICKS, (date_iso, PlayerGameRemoved(
                     key=key, game_date=game_date, reason=decision[1], seq=seq, now=now)))
+        yield beam.pvalue.TaggedOutput(TICKS, (date_iso, GameTick(
+            game_id=game_id, tipoff_utc=tipoff, status=game.status if game else None, now=now,
+            pending=pending)))
 
         info["fresh"] = True  # this pass saw every input as stored: a replay alone changes nothing now
         info["game_date"] = game_date
@@ -1037,7 +1045,8 @@ class ScoreOnCompleteModelSet(beam.PTransform):
 
 
 COMPACT_SLACK = 16  # the best-bets bag is compacted once it holds more than 2 x player-games + this
-CLOCK_DEFAULTS: dict[str, Any] = {"now": None, "armed": False, "tipoffs": {}, "statuses": {}, "history": {}}
+CLOCK_DEFAULTS: dict[str, Any] = {"now": None, "last": None, "armed": False, "tipoffs": {}, "statuses": {},
+                                   "history": {}, "held": {}, "early": {}}
 
 
 class BestBetsStateFn(beam.DoFn):
@@ -1070,12 +1079,18 @@ class BestBetsStateFn(beam.DoFn):
 
     Locking: ticks carry the event-time clock; once a game's tip-off is at or before it (or the schedule
     says in progress / final), the next recomputation locks its active picks; nothing of a started game
-    is ever created, updated or withdrawn again.
+    is ever created, updated or withdrawn again. A recomputation first decides the date just before each
+    tip-off crossed since the previous one (:func:`catch_up_points`), so a burst that brings a game's last
+    pre-tip-off moves and its tip-off within one debounce still creates and updates its picks, then locks
+    them, as a real-time run and the batch run ``--as-of`` the last pre-tip-off event do.
     """
 
     def __init__(self, policy: Policy, history: Mapping[str, Any], *, debounce_seconds: float,
                  published: Mapping[str, Mapping[str, Pick]] | None = None, run_id: str | None = None,
-                 clock=None):
+                 clock=None, hold_seconds: float | None = None):
+        from pipeline.transforms import windows
+
+        self._hold = float(windows.SCORING_TIMEOUT_S if hold_seconds is None else hold_seconds)
         self._policy = policy
         self._clock = clock or Timestamp.now
         self._history = dict(history or {})
@@ -1087,6 +1102,7 @@ class BestBetsStateFn(beam.DoFn):
         self._select = slate.SelectBestBetsFn(self._policy)
         self._select.setup()
         self._recomputations = slate._counter("stream_recomputations")
+        self._waits = slate._counter("stream_recomputations_waiting_for_scoring")
         self._changes = slate._counter("stream_pick_changes")
         self._dead = slate._counter("dead_letters")
         self._cleared = slate._counter("stream_date_best_bets_cleared")
@@ -1111,6 +1127,13 @@ class BestBetsStateFn(beam.DoFn):
             return
         if tag != "tick":  # a tick only moves the clock (below); the recomputation reads no tick entry
             entries.add(item)
+        # Versions on their way through scoring (named by their event's tick), for the recomputation that
+        # locks past a tip-off to wait for (``recompute``).
+        if tag == "scored":
+            in_flight = release_version(state, *split_key(value.player_game.key))
+        else:  # a later removal does not release a version in flight: a catch-up before it needs that version
+            in_flight = tag == "tick" and value.pending is not None and hold_version(
+                state, *split_key(value.pending), value.now, self._clock().micros / 1e6)
         t = value.now if tag in ("tick", "removed") else None
         if tag == "tick":
             moves = t is not None and (state["now"] is None or t > state["now"])
@@ -1124,6 +1147,8 @@ class BestBetsStateFn(beam.DoFn):
                 # The clock, tip-offs and statuses are as they were: a recomputation would select and
                 # lock exactly what the last one did. Nothing is written and no timer is armed (every
                 # player-game's event sends a tick: most only repeat the date's clock).
+                if in_flight:
+                    clock.write(state)
                 return
         if t is not None and (state["now"] is None or t > state["now"]):
             state["now"] = t
@@ -1133,17 +1158,37 @@ class BestBetsStateFn(beam.DoFn):
         clock.write(state)
 
     @on_timer(DATE_DEBOUNCE)
-    def recompute(self, key=_KEY, entries=_DATE_ENTRIES, published_state=_DATE_PUBLISHED, clock=_DATE_CLOCK):
+    def recompute(self, key=_KEY, entries=_DATE_ENTRIES, published_state=_DATE_PUBLISHED, clock=_DATE_CLOCK,
+                  timer=_DATE_DEBOUNCE):
         if clock.read() is None:
             return  # cleared while the timer was armed
         state = read_state(clock, CLOCK_DEFAULTS)
+        now, last = state["now"], state["last"]
+        # Tip-offs crossed since the last recomputation: the picks of those games are decided as of just
+        # before each tip-off first (see ``catch_up_points``), then the whole date at ``now``.
+        points = catch_up_points(state["tipoffs"], last, now) if now is not None else []
+        if state["held"]:
+            arrived_by = self._clock().micros / 1e6 - self._hold
+            state["held"] = {pg: h for pg, h in state["held"].items() if h[2] > arrived_by}
+            if points and any(at < points[-1] for _seq, at, _arrived in state["held"].values()):
+                # A version decided before a crossed tip-off is still being scored (its event's tick came
+                # the short way): the locking recomputation waits for it. The next element (its scored
+                # entry, at the latest) arms the debounce again; the timer is set meanwhile to when the
+                # earliest held version times out (scoring has dead-lettered it by then).
+                self._waits.inc()
+                state["armed"] = False
+                timer.set(Timestamp.of(min(h[2] for h in state["held"].values()) + self._hold))
+                clock.write(state)
+                return
         state["armed"] = False
+        if now is not None:
+            state["last"] = now
         clock.write(state)
-        now = state["now"]
         if now is None:
             return
         self._recomputations.inc()
         latest: dict[str, tuple[int, str, Any]] = {}
+        kept: list[tuple[str, Any]] = []  # every entry, only when there is a tip-off to catch up to
         n_entries = 0
         for tag, value in entries.read():
             n_entries += 1
@@ -1153,6 +1198,8 @@ class BestBetsStateFn(beam.DoFn):
                 pg, seq = value.key, value.seq
             else:
                 continue
+            if points:
+                kept.append((tag, value))
             if pg not in latest or seq >= latest[pg][0]:
                 latest[pg] = (seq, tag, value)
         if n_entries > 2 * len(latest) + COMPACT_SLACK:
@@ -1162,38 +1209,31 @@ class BestBetsStateFn(beam.DoFn):
             for _seq, tag, value in latest.values():
                 entries.add((tag, value))
 
-        scored = [v for _s, tag, v in latest.values() if tag == "scored"]
-        removed = {pg: v.reason for pg, (_s, tag, v) in latest.items() if tag == "removed"}
-        rows = []
-        for s in scored:
-            pg, _ = split_key(s.player_game.key)
-            rows.append(Scored(consensus=s.consensus, player_game=s.player_game._replace(key=pg)))
         published = published_state.read()
         if published is None:
             published = dict(self._published_seed.get(key, {}))
+        history = self._history
+        if state["history"]:
+            history = {**self._history, **state["history"],
+                       "by_date": {**self._history.get("by_date", {}), **state["history"].get("by_date", {})}}
+        changes: list = []
         try:
-            picks, summary = [], None
-            history = self._history
-            if state["history"]:
-                history = {**self._history, **state["history"],
-                           "by_date": {**self._history.get("by_date", {}),
-                                       **state["history"].get("by_date", {})}}
-            for out in self._select.process((key, rows), history):
-                if isinstance(out, beam.pvalue.TaggedOutput):
-                    summary = out.value
-                else:
-                    picks.append(out)
-            picks = [slate.stamp(p, self._run_id, self._policy.version) for p in picks]
-            if summary is not None:
-                summary = slate.stamp(summary, self._run_id, self._policy.version)
-            changes, new_latest = lifecycle.diff_picks(
-                published, picks, now=now, tipoffs=state["tipoffs"], removed=removed,
+            for point in points:
+                before = latest_before(kept, point)
+                step, published, _summary, _scored = self._select_and_diff(
+                    key, before, published, history, now=point, tipoffs=state["tipoffs"],
+                    statuses=statuses_at(state["statuses"], state["tipoffs"], point))
+                changes.extend(step)
+            step, new_latest, summary, scored = self._select_and_diff(
+                key, latest, published, history, now=now, tipoffs=state["tipoffs"],
                 statuses=state["statuses"])
+            changes.extend(step)
         except Exception as exc:  # noqa: BLE001 - a bad recomputation must not stop the job
             self._dead.inc()
             yield beam.pvalue.TaggedOutput(DEAD, slate.dead_letter(
-                "stream", "best_bets", slate.format_exception(exc), {"game_date": key, "players": len(rows)},
-                event_ts=now, game_date=dt.date.fromisoformat(key)))
+                "stream", "best_bets", slate.format_exception(exc),
+                {"game_date": key, "players": len(latest)}, event_ts=now,
+                game_date=dt.date.fromisoformat(key)))
             return
         published_state.write(new_latest)
         if changes:
@@ -1202,6 +1242,113 @@ class BestBetsStateFn(beam.DoFn):
                 game_date=dt.date.fromisoformat(key), changes=tuple(changes),
                 picks=tuple(sorted(new_latest.values(), key=lambda p: (p.rank, p.pick_id))),
                 filter_summary=summary, consensus=tuple(s.consensus for s in scored), now=now)
+
+    def _select_and_diff(self, key: str, latest: Mapping[str, tuple[int, str, Any]], published, history, *,
+                         now: dt.datetime, tipoffs, statuses):
+        """One selection of the date over the latest entry per player-game, diffed against ``published``:
+        (changes, the new latest version of every pick, the filter summary, the scored entries)."""
+        scored = [v for _s, tag, v in latest.values() if tag == "scored"]
+        removed = {pg: v.reason for pg, (_s, tag, v) in latest.items() if tag == "removed"}
+        rows = []
+        for s in scored:
+            pg, _ = split_key(s.player_game.key)
+            rows.append(Scored(consensus=s.consensus, player_game=s.player_game._replace(key=pg)))
+        picks, summary = [], None
+        for out in self._select.process((key, rows), history):
+            if isinstance(out, beam.pvalue.TaggedOutput):
+                summary = out.value
+            else:
+                picks.append(out)
+        picks = [slate.stamp(p, self._run_id, self._policy.version) for p in picks]
+        if summary is not None:
+            summary = slate.stamp(summary, self._run_id, self._policy.version)
+        changes, new_latest = lifecycle.diff_picks(
+            published, picks, now=now, tipoffs=tipoffs, removed=removed, statuses=statuses)
+        return changes, new_latest, summary, scored
+
+
+CATCH_UP_EPSILON = dt.timedelta(microseconds=1)
+
+
+def catch_up_points(tipoffs: Mapping[str, dt.datetime | None], last: dt.datetime | None,
+                    now: dt.datetime) -> list[dt.datetime]:
+    """The event times a recomputation at ``now`` decides the date at before its own: just before each
+    tip-off crossed since the last recomputation (``last < tip-off <= now``), earliest first.
+
+    The debounce batches a date's updates in processing time; a pick's lifecycle is decided in event time.
+    When a replay (or a burst) brings a game's last pre-tip-off line moves and the clock passing its
+    tip-off within one debounce, a recomputation only at ``now`` would find the game started and never
+    create (or update) its picks, where an uninterrupted real-time run, and the batch run ``--as-of`` its
+    last pre-tip-off event, have them. Deciding the date just before each crossed tip-off first creates or
+    updates them there, and the recomputation at ``now`` locks them. A job's first recomputation of a date
+    has no earlier clock (``last`` None): a restart's rebuild events all come at once and the published
+    picks are its seed."""
+    if last is None:
+        return []
+    return sorted({tip - CATCH_UP_EPSILON for tip in tipoffs.values()
+                   if tip is not None and last < tip <= now})
+
+
+def hold_version(state: dict, pg: str, seq: int, at: dt.datetime, arrived: float) -> bool:
+    """A tick named version ``seq`` of ``pg`` (event time ``at``) as sent for scoring: held in the date
+    clock's ``held`` (``pg`` -> (highest seq, earliest event time, earliest arrival in processing-time
+    seconds)) until its scored entry arrives, unless that came first (``early``). Whether ``state``
+    changed."""
+    early = state["early"]
+    if early.get(pg, 0) >= seq:
+        if early[pg] == seq:
+            del early[pg]
+            return True
+        return False
+    early.pop(pg, None)  # an earlier version's, its tick long gone (held past the timeout): superseded
+    old = state["held"].get(pg)
+    held = (seq, at, arrived)
+    state["held"][pg] = (max(seq, old[0]), min(at, old[1]), min(arrived, old[2])) if old else held
+    return True
+
+
+def release_version(state: dict, pg: str, seq: int) -> bool:
+    """Version ``seq`` of ``pg`` was scored and reached the date's best bets: its held entry (or an earlier
+    version's) is released; one ahead of its tick is noted (``early``) for the tick. Whether ``state``
+    changed."""
+    old = state["held"].get(pg)
+    if old is not None:
+        if old[0] <= seq:
+            del state["held"][pg]
+            return True
+        return False
+    state["early"][pg] = max(seq, state["early"].get(pg, 0))
+    return True
+
+
+def latest_before(entries: Sequence[tuple[str, Any]], point: dt.datetime) -> dict[str, tuple[int, str, Any]]:
+    """The latest best-bets entry per player-game decided at or before ``point`` (a scored version's
+    ``scored_at``, a removal's ``now``; an entry without an event time counts as earlier)."""
+    latest: dict[str, tuple[int, str, Any]] = {}
+    for tag, value in entries:
+        if tag == "scored":
+            (pg, seq), at = split_key(value.player_game.key), value.player_game.scored_at
+        else:
+            pg, seq, at = value.key, value.seq, value.now
+        if at is not None and at > point:
+            continue
+        if pg not in latest or seq >= latest[pg][0]:
+            latest[pg] = (seq, tag, value)
+    return latest
+
+
+def statuses_at(statuses: Mapping[str, str | None], tipoffs: Mapping[str, dt.datetime | None],
+                point: dt.datetime) -> dict[str, str | None]:
+    """The schedule statuses as they stood at ``point`` for a catch-up recomputation: an ``in_progress`` /
+    ``final`` status of a game whose tip-off is after ``point`` is a later event (the status that crossed
+    the tip-off), so it is left out; every other status is kept."""
+    out = {}
+    for game_id, status in statuses.items():
+        tip = tipoffs.get(game_id)
+        if game_started(status, None, point) and tip is not None and tip > point:
+            continue
+        out[game_id] = status
+    return out
 
 
 def zero_clock() -> Timestamp:
@@ -1294,22 +1441,23 @@ class RescorePlayerGames(beam.PTransform):
         state = (
             dates.routed
             | "PlayerGameState" >> beam.ParDo(PlayerGameStateFn(self._policy))
-            .with_outputs(REMOVED, TICKS, DEAD, GATE, DIAGNOSTICS, CLEARED, main="requests")
+            .with_outputs(TICKS, DEAD, GATE, DIAGNOSTICS, CLEARED, main="requests")
         )
         scored = state.requests | "ScorePlayers" >> ScoreOnCompleteModelSet(
             policy=self._policy, timeout_s=self._timeout, clock=self._clock, model_handler=self._handler)
         to_dates = (
             scored["scored"] | "ScoredByDate" >> beam.Map(
                 lambda s: (s.consensus.game_date.isoformat(), ("scored", s))),
-            state[REMOVED] | "RemovedByDate" >> beam.MapTuple(lambda d, r: (d, ("removed", r))),
-            state[TICKS] | "TicksByDate" >> beam.MapTuple(lambda d, t: (d, ("tick", t))),
+            state[TICKS] | "TicksByDate" >> beam.MapTuple(
+                lambda d, t: (d, ("removed" if isinstance(t, PlayerGameRemoved) else "tick", t))),
             dates[INIT],
         ) | "BestBetsInputs" >> beam.Flatten()
         changes = (
             to_dates
             | "BestBetsState" >> beam.ParDo(BestBetsStateFn(
                 self._policy, self._history, debounce_seconds=self._debounce, published=self._published,
-                run_id=self._run_id, clock=self._clock)).with_outputs(DEAD, CLEARED, main="changes")
+                run_id=self._run_id, clock=self._clock, hold_seconds=self._timeout)).with_outputs(
+                    DEAD, CLEARED, main="changes")
         )
         dead = (by_date[DEAD], dates[DEAD], state[DEAD], scored[DEAD], changes[DEAD]) | (
             "StreamDeadLetters" >> beam.Flatten())
