@@ -236,24 +236,26 @@ def test_orphan_temp_files_of_gone_processes_are_removed(tmp_path):
 
 
 def test_the_sink_groups_a_bundles_rows_by_date_and_refuses_a_date_outside_the_run():
-    """KeyByDateFn: one ``(date, RowGroup)`` per date and bundle carries every pair once, in order (one
-    pickle per group at the shuffle instead of one per row); a row of a date the run does not replace
-    fails the run (a planning bug) instead of being written under another date or dropped."""
-    from pipeline.io.files import RowGroup
-    from pipeline.io.slate_sink import KeyByDateFn
+    """GroupInBundleFn keyed by DateOfPair: one ``(date, RowGroup)`` per date and bundle carries every pair
+    once, in order (one pickle per group at the shuffle instead of one per row); a row of a date the run
+    does not replace fails the run (a planning bug) instead of being written under another date or
+    dropped."""
+    from pipeline.io.files import GroupInBundleFn, RowGroup, rows_of_groups
+    from pipeline.io.slate_sink import DateOfPair
 
     p2 = pick("late")._replace(game_date=D2, game_id="20260223_LAL_BOS")
     pairs = [("best_bets", pick("a")), ("best_bets", p2), ("filter_summary", SUMMARY),
              ("best_bets", pick("b"))]
-    fn = KeyByDateFn([D1.isoformat(), D2.isoformat()], D1.isoformat())
+    fn = GroupInBundleFn(DateOfPair([D1.isoformat(), D2.isoformat()], D1.isoformat()))
     fn.start_bundle()
     for pair in pairs:
         fn.process(pair, timestamp=0, window="w")
     out = {wv.value[0]: wv.value[1] for wv in fn.finish_bundle()}
     assert set(out) == {"2026-02-22", "2026-02-23"} and all(type(g) is RowGroup for g in out.values())
     assert out["2026-02-22"] == [pairs[0], pairs[2], pairs[3]] and out["2026-02-23"] == [pairs[1]]
+    assert rows_of_groups([out["2026-02-22"], None, RowGroup([pairs[1]])]) == [*out["2026-02-22"], pairs[1]]
 
-    fn = KeyByDateFn([D1.isoformat()], D1.isoformat())
+    fn = GroupInBundleFn(DateOfPair([D1.isoformat()], D1.isoformat()))
     fn.start_bundle()
     with pytest.raises(ValueError, match="not a date of this run"):
         fn.process(("best_bets", p2), timestamp=0, window="w")

@@ -242,6 +242,42 @@ class RowGroup(list):
     __slots__ = ()
 
 
+class GroupInBundleFn(beam.DoFn):
+    """Rows -> ``(key, RowGroup[rows])``: a bundle's rows grouped by ``key_fn(row)`` (and window), emitted
+    when the bundle finishes, for a GroupByKey downstream. It moves one element per key and bundle, pickled
+    in one call, instead of one per row (a NamedTuple row is not one of FastPrimitivesCoder's types: each
+    was a separate pickle at every Flatten and at the shuffle); the consumer reads the groups' rows. This is
+    the partial grouping Beam's combiner lifting does, placed before the Flatten that precedes the
+    GroupByKey (lifting cannot reach across it). ``key_fn`` may raise to fail the run on a row that must not
+    exist (a planning bug)."""
+
+    def __init__(self, key_fn: Callable[[Any], Any]):
+        self._key_fn = key_fn
+
+    def start_bundle(self):
+        self._groups: dict = {}
+
+    def process(self, row, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
+        key = (self._key_fn(row), window)
+        group = self._groups.get(key)
+        if group is None:
+            self._groups[key] = group = [RowGroup(), timestamp]
+        group[0].append(row)
+        group[1] = max(group[1], timestamp)
+
+    def finish_bundle(self):
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        for (key, window), (rows, timestamp) in self._groups.items():
+            yield WindowedValue((key, rows), timestamp, (window,))
+        self._groups = {}
+
+
+def rows_of_groups(items: Iterable[Any]) -> list:
+    """The rows of a GroupByKey's values that are RowGroups (:class:`GroupInBundleFn`) or markers (None)."""
+    return [row for group in items if group is not None for row in group]
+
+
 class ParseFileFn(beam.DoFn):
     """Reads input files of one kind and parses every record; the element is ``(kind, path)`` or
     ``(kind, (path, ...))`` (a batch of files, :func:`file_batches`, read in order).

@@ -30,14 +30,14 @@ from collections.abc import Collection, Iterable, Mapping
 import apache_beam as beam
 
 from pipeline import schemas
-from pipeline.io.files import RowGroup
+from pipeline.io.files import GroupInBundleFn, rows_of_groups
 
 METRICS_NAMESPACE = "props"
 
 
 class WriteDateFn(beam.DoFn):
-    """``(date_iso, [RowGroup[(table, row), ...] | (table, row) | None, ...])`` -> replace the date, write its
-    exports; emits counts."""
+    """``(date_iso, [RowGroup[(table, row), ...] | None, ...])`` (one group per bundle, ``None`` the run
+    date's marker) -> replace the date, write its exports; emits counts."""
 
     def __init__(
         self,
@@ -80,14 +80,7 @@ class WriteDateFn(beam.DoFn):
         date_iso, items = element
         game_date = dt.date.fromisoformat(date_iso)
         rows_by_table: dict[str, list] = {t: [] for t in self._tables}
-        for item in items:
-            if item is None:
-                continue
-            if type(item) is RowGroup:  # the pairs of one bundle (KeyByDateFn)
-                for table, row in item:
-                    rows_by_table[table].append(row)
-                continue
-            table, row = item
+        for table, row in rows_of_groups(items):
             rows_by_table[table].append(row)
         counts = {}
         written: list[str] = []
@@ -143,38 +136,20 @@ class WriteDateFn(beam.DoFn):
         return written
 
 
-class KeyByDateFn(beam.DoFn):
-    """``(table, row)`` -> ``(date_iso, RowGroup[(table, row), ...])``: a bundle's pairs grouped by date (and
-    window), emitted when the bundle finishes. The shuffle to the per-date write then moves one element
-    per date and bundle, pickled in one call, instead of one per row (a NamedTuple row is not one of
-    FastPrimitivesCoder's types: each was a separate pickle at the Flatten and again at the GroupByKey).
-    A row of a date outside the run fails the run (a planning bug, not bad data)."""
+class DateOfPair:
+    """``(table, row)`` -> the row's date (ISO; the run's first date for a row without one). A row of a date
+    outside the run fails the run (a planning bug, not bad data)."""
 
     def __init__(self, dates: Collection[str], first: str):
         self._dates, self._first = frozenset(dates), first
 
-    def start_bundle(self):
-        self._groups: dict = {}
-
-    def process(self, pair, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
+    def __call__(self, pair) -> str:
         d = getattr(pair[1], "game_date", None)
         iso = d.isoformat() if d is not None else self._first
         if iso not in self._dates:
             text = f"{pair[0]} row of {iso}, not a date of this run: {pair[1]!r}"
             raise ValueError(schemas.clip_text(text, 500))
-        key = (iso, window)
-        group = self._groups.get(key)
-        if group is None:
-            self._groups[key] = group = [RowGroup(), timestamp]
-        group[0].append(pair)
-        group[1] = max(group[1], timestamp)
-
-    def finish_bundle(self):
-        from apache_beam.utils.windowed_value import WindowedValue
-
-        for (iso, window), (rows, timestamp) in self._groups.items():
-            yield WindowedValue((iso, rows), timestamp, (window,))
-        self._groups = {}
+        return iso
 
 
 class WriteSlateOutputs(beam.PTransform):
@@ -232,7 +207,7 @@ class WriteSlateOutputs(beam.PTransform):
         inputs = [pairs] if isinstance(pairs, beam.PCollection) else list(pairs)
         pipeline = inputs[0].pipeline
         keyed = [pcoll | f"KeyByDate{'' if len(inputs) == 1 else i}" >> beam.ParDo(
-            KeyByDateFn(dates, dates[0])) for i, pcoll in enumerate(inputs)]
+            GroupInBundleFn(DateOfPair(dates, dates[0]))) for i, pcoll in enumerate(inputs)]
         markers = pipeline | "RunDates" >> beam.Create([(d.isoformat(), None) for d in self._dates])
         return (
             (*keyed, markers)

@@ -34,6 +34,7 @@ from pipeline.domain import scoring as scoring_lib
 from pipeline.domain import selection as selection_lib
 from pipeline.domain.grading import is_dnp
 from pipeline.domain.schedule import DatePlan
+from pipeline.io import files
 from pipeline.policy import Policy
 from pipeline.schemas import (
     BoxScore,
@@ -631,6 +632,11 @@ class SelectBestBetsFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput("filter_summary", summary)
 
 
+def scored_date(s: Scored) -> str:
+    """A scored row's game date (ISO: ``datetime.date`` has no deterministic coder for GroupByKey)."""
+    return s.consensus.game_date.isoformat()
+
+
 class SelectBestBets(beam.PTransform):
     """Scored rows -> picks and one filter summary per game date (dates with no candidates included).
 
@@ -646,14 +652,14 @@ class SelectBestBets(beam.PTransform):
         self._dates, self._policy, self._history = sorted(dates), policy, history
 
     def expand(self, scored):
-        # Keys are ISO date strings: datetime.date has no deterministic coder for GroupByKey.
-        by_date = scored | "ScoredByDate" >> beam.Map(lambda s: (s.consensus.game_date.isoformat(), s))
+        # A bundle's rows of one date travel as one group (files.GroupInBundleFn), markers as None.
+        by_date = scored | "ScoredByDate" >> beam.ParDo(files.GroupInBundleFn(scored_date))
         all_dates = scored.pipeline | "RunDates" >> beam.Create([(d.isoformat(), None) for d in self._dates])
         return (
             (by_date, all_dates)
             | "MergeDates" >> beam.Flatten()
             | "GroupByDate" >> beam.GroupByKey()
-            | "DropMarkers" >> beam.MapTuple(lambda d, rows: (d, [r for r in rows if r is not None]))
+            | "DropMarkers" >> beam.MapTuple(lambda d, groups: (d, files.rows_of_groups(groups)))
             | "Select"
             >> beam.ParDo(
                 SelectBestBetsFn(self._policy), history=beam.pvalue.AsSingleton(self._history)
