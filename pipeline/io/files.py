@@ -249,10 +249,11 @@ class GroupInBundleFn(beam.DoFn):
     was a separate pickle at every Flatten and at the shuffle); the consumer reads the groups' rows. This is
     the partial grouping Beam's combiner lifting does, placed before the Flatten that precedes the
     GroupByKey (lifting cannot reach across it). ``key_fn`` may raise to fail the run on a row that must not
-    exist (a planning bug)."""
+    exist (a planning bug). A group is emitted as soon as it holds ``max_rows`` rows, so what a bundle holds
+    is bounded however large the runner makes it (Dataflow's batch bundles can be whole work items)."""
 
-    def __init__(self, key_fn: Callable[[Any], Any]):
-        self._key_fn = key_fn
+    def __init__(self, key_fn: Callable[[Any], Any], max_rows: int = 10_000):
+        self._key_fn, self._max_rows = key_fn, max_rows
 
     def start_bundle(self):
         self._groups: dict = {}
@@ -264,6 +265,9 @@ class GroupInBundleFn(beam.DoFn):
             self._groups[key] = group = [RowGroup(), timestamp]
         group[0].append(row)
         group[1] = max(group[1], timestamp)
+        if len(group[0]) >= self._max_rows:  # in this row's window: the group's
+            del self._groups[key]
+            yield beam.window.TimestampedValue((key[0], group[0]), group[1])
 
     def finish_bundle(self):
         from apache_beam.utils.windowed_value import WindowedValue
