@@ -23,7 +23,11 @@ Scoring join - not a window: a player-game version (key ``game_id|player#n``) is
 
 Debounce - not a window: best bets of a date are recomputed by a processing-time timer in the per-date
     stateful DoFn (``transforms.streaming.BestBetsStateFn``, worked timeline in its docstring), because
-    the selection must see the latest consensus of every player-game of the date at once.
+    the selection must see the latest consensus of every player-game of the date at once. Locking is
+    decided in event time all the same: a recomputation that crosses a tip-off waits (the same timer,
+    at most ``SCORING_TIMEOUT_S``) for versions decided before the tip-off that are still being scored,
+    then decides the date just before each crossed tip-off and then at its clock
+    (``streaming.catch_up_points``), so the debounce never changes which picks a game locks with.
 
 State lifetime - not a window: per game date (``transforms.streaming.DateStateFn``), once every game of
     the date is done (final, cancelled or postponed, by the latest schedule event per game), a
