@@ -6,7 +6,7 @@ stray rows of another game date, huge payloads, NaN/inf, wrong types, bad ids. E
 (exit 0), every hostile row must be exactly one dead letter with the expected reason code
 (``pipeline.io.parse.REASONS``), and every good player-game must come out exactly as without the hostile
 rows (same gate decisions, predictions, consensus and picks). The BigQuery part uses the bqemulator
-(``tests/emulators.py``); the Pub/Sub part feeds ``PubsubMessage`` objects to ``ParseMessages``.
+(``tests/emulators.py``); the Pub/Sub part feeds ``PubsubMessage`` objects to the stream's ``ParseEventsFn``.
 
 Also here: a run killed mid-run (SIGKILL, SIGTERM) leaves no ``running`` row and no temporary export files.
 """
@@ -284,7 +284,8 @@ def test_hostile_bigquery_rows_are_dead_letters_and_good_player_games_unchanged(
 
 
 def test_hostile_pubsub_messages_are_dead_letters_and_good_events_pass(season_dir):
-    from pipeline.io.pubsub import ParseMessages, message_for
+    from pipeline.io.pubsub import message_for
+    from pipeline.stream_graph import ParseEventsFn
     from pipeline.transforms.streaming import StreamEvent
 
     odds_rows = read_rows_local(str(season_dir), "odds", [D])[0][:5]
@@ -319,7 +320,7 @@ def test_hostile_pubsub_messages_are_dead_letters_and_good_events_pass(season_di
     expected = sorted(reason for _, reason in hostile)
     with TestPipeline(runner="FnApiRunner") as p:
         parsed = (p | beam.Create(messages + [m for m, _ in hostile], reshuffle=False)
-                  | ParseMessages((8760.0, 12.0)))
+                  | beam.ParDo(ParseEventsFn((8760.0, 12.0))).with_outputs("dead_letters", main="events"))
         assert_that(parsed.events, equal_to([StreamEvent(kind, row) for kind, row in good]), label="Good")
         codes = (parsed.dead_letters
                  | beam.Map(lambda d: (error_code(d.error), len(d.payload) <= 4_000 and d.step == "parse"))

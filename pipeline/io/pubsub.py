@@ -2,7 +2,8 @@
 
 * The streaming graph (``pipeline/stream_graph.py``) reads the ONE events subscription (every kind on it,
   attribute ``kind`` = odds | schedule | injuries | features | registry, attribute ``event_ts`` = event
-  time) with Beam's ``ReadFromPubSub``; :class:`ParseMessages` parses each message into a
+  time) with Beam's ``ReadFromPubSub``; :class:`ParseMessageFn` (inside the graph's
+  ``stream_graph.ParseEventsFn``, which also parses registry messages) parses each message into a
   ``transforms.streaming.StreamEvent``; malformed messages become ``DeadLetter`` rows (never raised,
   never dropped). One subscription because several ``ReadFromPubSub`` sources starve each other on the
   local runner (beam-notes); on Dataflow separate subscriptions work as well.
@@ -142,21 +143,6 @@ class ParseMessageFn(beam.DoFn):
             return
         self._ok.inc()
         yield ev
-
-
-class ParseMessages(beam.PTransform):
-    """PubsubMessages -> DoOutputsTuple: ``events`` (StreamEvent) and ``dead_letters``.
-
-    ``event_window_hours``: the policy's ``event_time_window_hours`` (None: the policy default).
-    """
-
-    def __init__(self, event_window_hours: tuple[float, float] | None = None):
-        super().__init__()
-        self._window = event_window_hours
-
-    def expand(self, messages):
-        return messages | "ParseMessage" >> beam.ParDo(ParseMessageFn(self._window)).with_outputs(
-            DEAD, main="events")
 
 
 # --------------------------------------------------------------------------------------------
