@@ -246,7 +246,7 @@ def test_the_sink_groups_a_bundles_rows_by_date_and_refuses_a_date_outside_the_r
     p2 = pick("late")._replace(game_date=D2, game_id="20260223_LAL_BOS")
     pairs = [("best_bets", pick("a")), ("best_bets", p2), ("filter_summary", SUMMARY),
              ("best_bets", pick("b"))]
-    fn = GroupInBundleFn(DateOfPair([D1.isoformat(), D2.isoformat()], D1.isoformat()))
+    fn = GroupInBundleFn(DateOfPair([D1.isoformat(), D2.isoformat()]))
     fn.start_bundle()
     for pair in pairs:
         assert list(fn.process(pair, timestamp=0, window="w")) == []
@@ -256,14 +256,14 @@ def test_the_sink_groups_a_bundles_rows_by_date_and_refuses_a_date_outside_the_r
     assert rows_of_groups([out["2026-02-22"], None, RowGroup([pairs[1]])]) == [*out["2026-02-22"], pairs[1]]
 
     # A group is emitted once it holds max_rows (bounded memory), the rest at the bundle's end.
-    fn = GroupInBundleFn(DateOfPair([D1.isoformat(), D2.isoformat()], D1.isoformat()), max_rows=2)
+    fn = GroupInBundleFn(DateOfPair([D1.isoformat(), D2.isoformat()]), max_rows=2)
     fn.start_bundle()
     early = [out.value for pair in pairs for out in fn.process(pair, timestamp=0, window="w")]
     assert early == [("2026-02-22", [pairs[0], pairs[2]])]
     rest = sorted(wv.value for wv in fn.finish_bundle())
     assert rest == [("2026-02-22", [pairs[3]]), ("2026-02-23", [pairs[1]])]
 
-    fn = GroupInBundleFn(DateOfPair([D1.isoformat()], D1.isoformat()))
+    fn = GroupInBundleFn(DateOfPair([D1.isoformat()]))
     fn.start_bundle()
     with pytest.raises(ValueError, match="not a date of this run"):
         list(fn.process(("best_bets", p2), timestamp=0, window="w"))

@@ -58,21 +58,31 @@ def _collect(x, name):
     COLLECTED.setdefault(name, []).append(x)  # module-level: pickled by reference, so this dict
 
 
+def _run_stream(features, stream: TestStream, collect: dict[str, str]) -> dict[str, list]:
+    """Runs the streaming graph (tiny real CatBoost models, alpha's and delta's box scores, debounce 0.5 s
+    on ``zero_clock``) over ``stream``; returns the outputs named in ``collect`` (graph output -> key)."""
+    COLLECTED.clear()
+    policy = load_policy(None)
+    contexts = player_contexts(features, [fx.box("alpha", 2), fx.box("delta", 2)])
+    plan = StreamPlan(
+        run_id="stream-test", policy=policy,
+        reference=DateReference(policy, registry=fx.tiny_registry(), features=features, contexts=contexts),
+        history={}, debounce_seconds=0.5, subscription=None, picks_changes_topic=None, warehouse=None,
+        exports=None, clock=zero_clock, scoring_timeout_s=SCORING_TIMEOUT_TEST_S)
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    with TestPipeline(options=options) as p:
+        out = build_stream_pipeline(p, plan, messages=p | stream)
+        for name, as_key in collect.items():
+            _ = out[name] | f"Collect_{name}" >> beam.Map(_collect, as_key)
+    return dict(COLLECTED)
+
+
 @pytest.fixture(scope="module")
 def outputs():
-    COLLECTED.clear()
-    registry = fx.tiny_registry()
     features = [fx.feature_row("alpha", avg=30.0), fx.feature_row("delta", avg=30.0),
                 fx.feature_row("gamma", avg=30.0, game_id=G2, team="NYK", opp="MIA"),
                 fx.feature_row("eps", avg=30.0, game_id=G3, team="DEN", opp="PHX")]
-    contexts = player_contexts(features, [fx.box("alpha", 2), fx.box("delta", 2)])
-    policy = load_policy(None)
-    plan = StreamPlan(
-        run_id="stream-test", policy=policy,
-        reference=DateReference(policy, registry=registry, features=features, contexts=contexts),
-        history={}, debounce_seconds=0.5, subscription=None, picks_changes_topic=None, warehouse=None,
-        exports=None, clock=zero_clock,
-        scoring_timeout_s=SCORING_TIMEOUT_TEST_S)
     stream = (
         TestStream()
         .advance_watermark_to(0)
@@ -97,15 +107,8 @@ def outputs():
         .advance_processing_time(5)
         .advance_watermark_to_infinity()
     )
-    options = PipelineOptions()
-    options.view_as(StandardOptions).streaming = True
-    with TestPipeline(options=options) as p:
-        out = build_stream_pipeline(p, plan, messages=p | stream)
-        _ = out["changes"] | "CollectChanges" >> beam.Map(_collect, "changes")
-        _ = out["dead_letters"] | "CollectDead" >> beam.Map(_collect, "dead")
-        _ = out["player_games"] | "CollectPG" >> beam.Map(_collect, "player_games")
-        _ = out["change_messages"] | "CollectMsgs" >> beam.Map(_collect, "messages")
-    return COLLECTED
+    return _run_stream(features, stream, {"changes": "changes", "dead_letters": "dead",
+                                          "player_games": "player_games", "change_messages": "messages"})
 
 
 def _changes(outputs, player):
@@ -273,17 +276,9 @@ def test_a_pre_tipoff_move_and_the_tipoff_in_one_debounce_create_the_pick_then_l
     as soon as the tip-off tick is in: the harshest case. alpha is alone in his game, so his line's tick
     and the tip-off tick come from one player-game, in event order (ticks of different player-games may
     reach the date in either order; a real debounce covers that, see ``BestBetsStateFn``)."""
-    COLLECTED.clear()
     tip = at(150)
     features = [fx.feature_row("alpha", avg=30.0),
                 fx.feature_row("delta", avg=30.0, game_id=G3, team="DEN", opp="PHX")]
-    policy = load_policy(None)
-    plan = StreamPlan(
-        run_id="stream-test", policy=policy,
-        reference=DateReference(policy, registry=fx.tiny_registry(), features=features,
-                                contexts=player_contexts(features, [fx.box("alpha", 2), fx.box("delta", 2)])),
-        history={}, debounce_seconds=0.5, subscription=None, picks_changes_topic=None, warehouse=None,
-        exports=None, clock=zero_clock, scoring_timeout_s=SCORING_TIMEOUT_TEST_S)
     stream = (
         TestStream()
         .advance_watermark_to(0)
@@ -297,12 +292,7 @@ def test_a_pre_tipoff_move_and_the_tipoff_in_one_debounce_create_the_pick_then_l
         .advance_processing_time(5)
         .advance_watermark_to_infinity()
     )
-    options = PipelineOptions()
-    options.view_as(StandardOptions).streaming = True
-    with TestPipeline(options=options) as p:
-        out = build_stream_pipeline(p, plan, messages=p | stream)
-        _ = out["changes"] | "CollectChanges" >> beam.Map(_collect, "changes")
-    outputs = dict(COLLECTED)
+    outputs = _run_stream(features, stream, {"changes": "changes"})
     delta = _changes(outputs, "delta")  # re-ranked as alpha's pick comes and goes: updates only
     assert delta[0] == ("created", 1, "active", None)
     assert {c[:3:2] for c in delta[1:]} <= {("updated", "active")}

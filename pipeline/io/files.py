@@ -43,6 +43,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline import schemas
 from pipeline.io.parse import (
@@ -270,8 +271,6 @@ class GroupInBundleFn(beam.DoFn):
             yield beam.window.TimestampedValue((key[0], group[0]), group[1])
 
     def finish_bundle(self):
-        from apache_beam.utils.windowed_value import WindowedValue
-
         for (key, window), (rows, timestamp) in self._groups.items():
             yield WindowedValue((key, rows), timestamp, (window,))
         self._groups = {}

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import apache_beam as beam
 
@@ -137,11 +137,11 @@ class WriteDateFn(beam.DoFn):
 
 
 class DateOfPair:
-    """``(table, row)`` -> the row's date (ISO; the run's first date for a row without one). A row of a date
-    outside the run fails the run (a planning bug, not bad data)."""
+    """``(table, row)`` -> the row's date (ISO; the run's first date, ``dates[0]``, for a row without one).
+    A row of a date outside the run fails the run (a planning bug, not bad data)."""
 
-    def __init__(self, dates: Collection[str], first: str):
-        self._dates, self._first = frozenset(dates), first
+    def __init__(self, dates: Sequence[str]):
+        self._dates, self._first = frozenset(dates), dates[0]
 
     def __call__(self, pair) -> str:
         d = getattr(pair[1], "game_date", None)
@@ -207,7 +207,7 @@ class WriteSlateOutputs(beam.PTransform):
         inputs = [pairs] if isinstance(pairs, beam.PCollection) else list(pairs)
         pipeline = inputs[0].pipeline
         keyed = [pcoll | f"KeyByDate{'' if len(inputs) == 1 else i}" >> beam.ParDo(
-            GroupInBundleFn(DateOfPair(dates, dates[0]))) for i, pcoll in enumerate(inputs)]
+            GroupInBundleFn(DateOfPair(dates))) for i, pcoll in enumerate(inputs)]
         markers = pipeline | "RunDates" >> beam.Create([(d.isoformat(), None) for d in self._dates])
         return (
             (*keyed, markers)

@@ -1187,22 +1187,9 @@ class BestBetsStateFn(beam.DoFn):
         if now is None:
             return
         self._recomputations.inc()
-        latest: dict[str, tuple[int, str, Any]] = {}
-        kept: list[tuple[str, Any]] = []  # every entry, only when there is a tip-off to catch up to
-        n_entries = 0
-        for tag, value in entries.read():
-            n_entries += 1
-            if tag == "scored":
-                pg, seq = split_key(value.player_game.key)
-            elif tag == "removed":
-                pg, seq = value.key, value.seq
-            else:
-                continue
-            if points:
-                kept.append((tag, value))
-            if pg not in latest or seq >= latest[pg][0]:
-                latest[pg] = (seq, tag, value)
-        if n_entries > 2 * len(latest) + COMPACT_SLACK:
+        stored = list(entries.read())
+        latest = latest_before(stored)
+        if len(stored) > 2 * len(latest) + COMPACT_SLACK:
             # Compacted to the latest entry per player-game once superseded entries outnumber them:
             # re-encoding every entry at every recomputation was most of its cost; the bag stays bounded.
             entries.clear()
@@ -1219,7 +1206,7 @@ class BestBetsStateFn(beam.DoFn):
         changes: list = []
         try:
             for point in points:
-                before = latest_before(kept, point)
+                before = latest_before(stored, point)
                 step, published, _summary, _scored = self._select_and_diff(
                     key, before, published, history, now=point, tipoffs=state["tipoffs"],
                     statuses=statuses_at(state["statuses"], state["tipoffs"], point))
@@ -1321,16 +1308,20 @@ def release_version(state: dict, pg: str, seq: int) -> bool:
     return True
 
 
-def latest_before(entries: Sequence[tuple[str, Any]], point: dt.datetime) -> dict[str, tuple[int, str, Any]]:
-    """The latest best-bets entry per player-game decided at or before ``point`` (a scored version's
-    ``scored_at``, a removal's ``now``; an entry without an event time counts as earlier)."""
+def latest_before(entries: Sequence[tuple[str, Any]],
+                  point: dt.datetime | None = None) -> dict[str, tuple[int, str, Any]]:
+    """``pg`` -> (seq, tag, value) of the latest best-bets entry per player-game (highest sequence),
+    among those decided at or before ``point`` when given (a scored version's ``scored_at``, a removal's
+    ``now``; an entry without an event time counts as earlier)."""
     latest: dict[str, tuple[int, str, Any]] = {}
     for tag, value in entries:
         if tag == "scored":
             (pg, seq), at = split_key(value.player_game.key), value.player_game.scored_at
-        else:
+        elif tag == "removed":
             pg, seq, at = value.key, value.seq, value.now
-        if at is not None and at > point:
+        else:
+            continue
+        if point is not None and at is not None and at > point:
             continue
         if pg not in latest or seq >= latest[pg][0]:
             latest[pg] = (seq, tag, value)
@@ -1456,8 +1447,7 @@ class RescorePlayerGames(beam.PTransform):
         scored = state.requests | "ScorePlayers" >> ScoreOnCompleteModelSet(
             policy=self._policy, timeout_s=self._timeout, clock=self._clock, model_handler=self._handler)
         to_dates = (
-            scored["scored"] | "ScoredByDate" >> beam.Map(
-                lambda s: (s.consensus.game_date.isoformat(), ("scored", s))),
+            scored["scored"] | "ScoredByDate" >> beam.Map(lambda s: (slate.scored_date(s), ("scored", s))),
             state[TICKS] | "TicksByDate" >> beam.MapTuple(
                 lambda d, t: (d, ("removed" if isinstance(t, PlayerGameRemoved) else "tick", t))),
             dates[INIT],
