@@ -136,6 +136,16 @@ def test_date_inputs(value):
      "bad_id: player_lookup: expected lower-case letters and digits, got 'lebron james'"),
     (odds(player_lookup="léo"), "bad_id: player_lookup: expected lower-case letters and digits, got 'léo'"),
     (odds(player_lookup=12), "wrong_type: player_lookup: expected string, got 12"),
+    # Ids are ASCII and whole: no trailing newline (Python's "$" would allow one), no Unicode digits.
+    (odds(player_lookup="lebronjames\n"),
+     "bad_id: player_lookup: expected lower-case letters and digits, got 'lebronjames\\n'"),
+    (odds(book="draftkings\n"),
+     "bad_id: book: expected a lower-case key (letters, digits, _), got 'draftkings\\n'"),
+    (odds(game_id="20260222_LAL_BOS\n"),
+     "bad_id: game_id: expected YYYYMMDD_AWAY_HOME with a real date, got '20260222_LAL_BOS\\n'"),
+    (odds(game_id="\u0662\u0660\u0662\u0666\u0660\u0662\u0662\u0662_LAL_BOS"),
+     "bad_id: game_id: expected YYYYMMDD_AWAY_HOME with a real date, got "
+     "'\u0662\u0660\u0662\u0666\u0660\u0662\u0662\u0662_LAL_BOS'"),
     (odds(player_name="x" * 5000), "too_long: player_name: 5000 characters (at most 1000)"),
     (odds(game_date="22/02/2026"), "wrong_type: game_date: not a date: '22/02/2026'"),
     (odds(game_date="0001-01-01"), "out_of_range: game_date: 0001-01-01 outside 2000-01-01..2099-12-31"),

@@ -47,11 +47,13 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline import schemas
 from pipeline.io.parse import (
+    DEFAULT_EVENT_WINDOW_HOURS,
     GAME_DATE_MISMATCH,
     MALFORMED,
     ParseError,
     dead_letter,
     event_time,
+    odds_rows_columnar,
     parse_json_record,
     parse_record,
     raw_event_time,
@@ -160,7 +162,19 @@ def _iter_parquet(path: str, kind: str, game_date: dt.date | None, window: Windo
                           game_date=game_date)
         return
     for batch in table.to_batches(max_chunksize=65536):
-        yield from _iter_records(kind, _batch_records(batch), game_date, window)
+        fast = odds_rows_columnar(batch, window or DEFAULT_EVENT_WINDOW_HOURS, game_date) \
+            if kind == "odds" else None
+        if fast is None:
+            yield from _iter_records(kind, _batch_records(batch), game_date, window)
+            continue
+        # The rows the columnar check could not vouch for go the record way, in file order.
+        rest = [i for i, row in enumerate(fast) if row is None]
+        if rest:
+            records = _iter_records(kind, _batch_records(batch.take(pa.array(rest, pa.int64()))), game_date,
+                                    window)
+            yield from (row if row is not None else next(records) for row in fast)
+        else:
+            yield from fast
 
 
 def _batch_records(batch: Any) -> Iterator[dict]:
