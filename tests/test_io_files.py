@@ -16,6 +16,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import schemas
+from pipeline.io import files
 from pipeline.io.files import (
     ReadAllInputs,
     ReadInputs,
@@ -177,6 +178,36 @@ def test_read_all_inputs_groups_rows_per_key_and_batch_of_files(inputs):
                     label="DeadLetters")
     totals = {m.key.metric.name: m.committed for m in p.result.metrics().query()["counters"]}
     assert totals["odds_rows"] == 8 and totals["injuries_rows"] == 1
+
+
+def test_a_row_group_pickles_by_columns_and_comes_back_exactly():
+    """A RowGroup of one row class crosses a shuffle as columns (the class once, equal strings and dates
+    once) and comes back as equal rows of that class, every value of its exact type: -0.0 keeps its sign,
+    None and NaN stay, timestamps keep their zone, tuples stay tuples. Mixed content pickles as a list."""
+    import math
+    import pickle
+
+    east = dt.timezone(dt.timedelta(hours=-5))
+    odds = _odds_table(4, D1).to_pylist()
+    rows = [schemas.OddsSnapshot(**r) for r in odds]
+    rows[1] = rows[1]._replace(line=-0.0, snapshot_ts=rows[1].snapshot_ts.astimezone(east))
+    features = [schemas.FeatureRow("p1", "20260222_LAL_BOS", D1, "LAL", "BOS", "v2",
+                                   (1.5, None, float("nan")), 90.0, "none", 100.0, 0, (), None),
+                schemas.FeatureRow("p2", "20260222_LAL_BOS", D1, "LAL", "BOS", "v2", (2.5, 0.0, -1.0),
+                                   80.0, "amber", 50.0, 1, (3,), 21.5)]
+    for group in (files.RowGroup(rows), files.RowGroup(features)):
+        data = pickle.dumps(group, pickle.HIGHEST_PROTOCOL)
+        assert b"_rows_from_columns" in data
+        back = pickle.loads(data)
+        assert type(back) is files.RowGroup and repr(back) == repr(group)
+        assert all(type(row) is type(group[0]) for row in back)
+    back = pickle.loads(pickle.dumps(files.RowGroup(rows)))
+    assert math.copysign(1.0, back[1].line) == -1.0 and back[1].snapshot_ts.tzinfo == east
+    assert back[0].game_id is back[2].game_id  # one string, written once
+    mixed = files.RowGroup([("odds", rows[0]), ("features", features[0]), rows[1]])
+    assert b"_rows_from_columns" not in pickle.dumps(mixed)
+    assert repr(pickle.loads(pickle.dumps(mixed))) == repr(mixed)
+    assert pickle.loads(pickle.dumps(files.RowGroup())) == []
 
 
 def test_file_batches_bound_the_bytes_per_read_element(inputs):
