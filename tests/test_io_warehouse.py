@@ -279,3 +279,27 @@ def test_session_shares_one_connection_and_releases_the_file(tmp_path, monkeypat
     assert len(opened) == 3  # outside a session: one connection per call, as before
     code = "import duckdb, sys; duckdb.connect(sys.argv[1]).close()"
     subprocess.run([sys.executable, "-c", code, wh.path], check=True)  # the file lock was released
+
+
+def test_opening_a_file_creates_missing_tables_and_adds_missing_columns(tmp_path):
+    """A file written by an older version (a table without a column added since, a table missing) is
+    brought up to the current schema when opened; opening a current file changes nothing."""
+    path = tmp_path / "old.duckdb"
+    spec = schemas.TABLES["prediction_accuracy"]
+    ddl = schemas.duckdb_ddl(spec)
+    con = duckdb.connect(str(path))
+    con.execute(ddl.replace(', "clv" DOUBLE', ""))
+    con.close()
+    assert '"clv" DOUBLE' in ddl
+    DuckDBWarehouse(str(path))
+    con = duckdb.connect(str(path))
+    columns = {name: [r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+        [name]).fetchall()] for name in schemas.TABLES}
+    con.close()
+    assert columns["prediction_accuracy"][-1] == "clv"
+    assert all(columns[name] == [c[0] for c in schemas.columns(schemas.TABLES[name].row_type)]
+               for name in schemas.TABLES if name != "prediction_accuracy")
+    before = path.stat().st_mtime_ns, path.read_bytes()
+    DuckDBWarehouse(str(path))
+    assert (path.stat().st_mtime_ns, path.read_bytes()) == before

@@ -332,15 +332,23 @@ class DuckDBWarehouse(Warehouse):
 
     @staticmethod
     def _create_tables(con: Any) -> None:
+        """Creates missing tables and adds missing columns (a file from an older version). One catalog
+        query when nothing is missing (every launch and every sink opens the file: a DDL statement and a
+        query per table took ~60 ms)."""
+        existing: dict[str, set[str]] = {}
+        for table, column in con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema()").fetchall():
+            existing.setdefault(table, set()).add(column)
         for spec in schemas.TABLES.values():
-            con.execute(schemas.duckdb_ddl(spec))
-            existing = {r[0] for r in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [spec.name]
-            ).fetchall()}
-            ddl_cols = schemas.duckdb_ddl(spec).split("(", 1)[1].rsplit(")", 1)[0]
-            for col_def in ddl_cols.split(", "):
+            ddl = schemas.duckdb_ddl(spec)
+            have = existing.get(spec.name)
+            if have is None:
+                con.execute(ddl)
+                continue
+            for col_def in ddl.split("(", 1)[1].rsplit(")", 1)[0].split(", "):
                 name = col_def.split('"')[1]
-                if name not in existing:
+                if name not in have:
                     con.execute(f'ALTER TABLE "{spec.name}" ADD COLUMN {col_def}')
 
     @staticmethod
