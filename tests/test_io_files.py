@@ -98,6 +98,35 @@ def test_input_files_lists_only_requested_dates(inputs):
     assert partition_date(files[0]) == D1
 
 
+def test_many_dates_are_listed_with_one_match_of_the_kind(tmp_path, monkeypatch):
+    """Above WHOLE_KIND_MATCH_DATES dates a kind's files come from one match (one listing on GCS, not one
+    per date), filtered to the requested dates: the same files as date by date."""
+    from apache_beam.io.filesystems import FileSystems
+
+    dates = [D1 + dt.timedelta(days=i) for i in range(12)]
+    for d in dates + [D1 - dt.timedelta(days=1)]:  # one date not asked for
+        part = tmp_path / "box_scores" / f"game_date={d.isoformat()}"
+        part.mkdir(parents=True)
+        (part / "part-000.jsonl").write_text("{}\n")
+    (tmp_path / "box_scores" / "game_date=2026-02-23" / "nested").mkdir()
+    (tmp_path / "box_scores" / "game_date=2026-02-23" / "nested" / "part-9.jsonl").write_text("{}\n")
+    patterns = []
+    real_match = FileSystems.match
+
+    def counting_match(p, *args, **kwargs):
+        patterns.append(list(p))
+        return real_match(p, *args, **kwargs)
+
+    monkeypatch.setattr(FileSystems, "match", counting_match)
+    asked = dates[:10]
+    got = input_files(str(tmp_path), "box_scores", asked)
+    assert len(patterns) == 1 and len(patterns[0]) == 1 and "game_date=*" in patterns[0][0]
+    monkeypatch.setattr(files, "WHOLE_KIND_MATCH_DATES", 100)
+    assert got == input_files(str(tmp_path), "box_scores", asked)
+    assert len(patterns[1]) == 10
+    assert [partition_date(p) for p in got] == asked
+
+
 def test_input_files_rejects_unknown_suffix_and_kind(inputs):
     (open(os.path.join(inputs, "odds", "game_date=2026-02-22", "part-009.csv"), "w")).close()
     with pytest.raises(ValueError, match="unsupported input file"):
