@@ -34,6 +34,7 @@ Without Beam (driver, tests, benchmarks)::
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -290,8 +291,9 @@ def _shared_values(column: tuple) -> list:
 
 
 def _rows_from_columns(cls: type, columns: list[list]) -> RowGroup:
-    """A RowGroup back from :meth:`RowGroup.__reduce_ex__`'s columns."""
-    return RowGroup(map(cls._make, zip(*columns, strict=True)))
+    """A RowGroup back from :meth:`RowGroup.__reduce_ex__`'s columns (``tuple.__new__`` is what the
+    class's ``_make`` calls, without a Python frame per row)."""
+    return RowGroup(map(tuple.__new__, itertools.repeat(cls), zip(*columns, strict=True)))
 
 
 class GroupInBundleFn(beam.DoFn):

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import json
 import math
 import re
@@ -632,7 +633,7 @@ def odds_rows_columnar(batch: Any, window_hours: tuple[float, float] = DEFAULT_E
     at = fields.index("snapshot_ts")
     values[at] = [value.replace(tzinfo=dt.UTC) if keep else None
                   for keep, value in zip(ok, values[at], strict=True)]
-    rows = list(map(schemas.OddsSnapshot._make, zip(*values, strict=True)))
+    rows = list(map(tuple.__new__, itertools.repeat(schemas.OddsSnapshot), zip(*values, strict=True)))
     return rows if all(ok) else [row if keep else None for keep, row in zip(ok, rows, strict=True)]
 
 
