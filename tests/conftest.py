@@ -24,3 +24,22 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"emulator test skipped under CI (CI is set, so this is a failure): {reason}"
+
+
+@pytest.fixture()
+def first_args(monkeypatch):
+    """``first_args(owner, name)``: replaces ``owner.name`` with a wrapper that calls it and records each
+    call's first argument; returns the list the calls are recorded in (counting connections, matches)."""
+
+    def record(owner, name: str) -> list:
+        calls: list = []
+        real = getattr(owner, name)
+
+        def wrapper(first, *args, **kwargs):
+            calls.append(first)
+            return real(first, *args, **kwargs)
+
+        monkeypatch.setattr(owner, name, wrapper)
+        return calls
+
+    return record

@@ -282,7 +282,7 @@ def test_rows_of_several_dates_through_the_sink_land_on_their_dates(tmp_path):
     assert [p["pick_id"] for p in _read(exports, "best-bets/2026-02-23.json")["picks"]] == ["late"]
 
 
-def test_the_dates_of_a_bundle_share_one_warehouse_connection_released_when_it_ends(tmp_path, monkeypatch):
+def test_the_dates_of_a_bundle_share_one_warehouse_connection_released_when_it_ends(tmp_path, first_args):
     """Each DuckDB open reads the catalog and each close checkpoints (~90 ms a date in a backfill): the
     sink opens one connection for the dates of a bundle, and the file is free for another process as
     soon as the bundle ends."""
@@ -292,18 +292,11 @@ def test_the_dates_of_a_bundle_share_one_warehouse_connection_released_when_it_e
     import duckdb
 
     wh, exports = tmp_path / "w.duckdb", str(tmp_path / "exports")
-    opened = []
-    real_connect = duckdb.connect
-
-    def counting_connect(path, *args, **kwargs):
-        opened.append(str(path))
-        return real_connect(path, *args, **kwargs)
-
-    monkeypatch.setattr(duckdb, "connect", counting_connect)
+    opened = first_args(duckdb, "connect")
     dates = [D1, D2, dt.date(2026, 2, 24)]
     _write_slate(f"duckdb://{wh}", exports, dates, [("filter_summary", SUMMARY)])
     # one to create the tables when the sink's DoFn is set up, one for the bundle's three dates
-    assert opened.count(str(wh)) == 2, opened
+    assert list(map(str, opened)).count(str(wh)) == 2, opened
     other = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(wh)!r}).close()"],
                            capture_output=True, text=True)
     assert other.returncode == 0, other.stderr

@@ -98,7 +98,7 @@ def test_input_files_lists_only_requested_dates(inputs):
     assert partition_date(files[0]) == D1
 
 
-def test_many_dates_are_listed_with_one_match_of_the_kind(tmp_path, monkeypatch):
+def test_many_dates_are_listed_with_one_match_of_the_kind(tmp_path, monkeypatch, first_args):
     """Above WHOLE_KIND_MATCH_DATES dates a kind's files come from one match (one listing on GCS, not one
     per date), filtered to the requested dates: the same files as date by date."""
     from apache_beam.io.filesystems import FileSystems
@@ -110,14 +110,7 @@ def test_many_dates_are_listed_with_one_match_of_the_kind(tmp_path, monkeypatch)
         (part / "part-000.jsonl").write_text("{}\n")
     (tmp_path / "box_scores" / "game_date=2026-02-23" / "nested").mkdir()
     (tmp_path / "box_scores" / "game_date=2026-02-23" / "nested" / "part-9.jsonl").write_text("{}\n")
-    patterns = []
-    real_match = FileSystems.match
-
-    def counting_match(p, *args, **kwargs):
-        patterns.append(list(p))
-        return real_match(p, *args, **kwargs)
-
-    monkeypatch.setattr(FileSystems, "match", counting_match)
+    patterns = first_args(FileSystems, "match")
     asked = dates[:10]
     got = input_files(str(tmp_path), "box_scores", asked)
     assert len(patterns) == 1 and len(patterns[0]) == 1 and "game_date=*" in patterns[0][0]
