@@ -11,7 +11,7 @@ import pytest
 from apache_beam.runners.direct import transform_evaluator as te
 
 from pipeline.commands.common import parse_options
-from pipeline.io import direct_runner
+from pipeline.io import direct_runner, pubsub
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -207,7 +207,7 @@ import json, os, sys, tempfile
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_stream import TestStream
-from pipeline.io import direct_runner
+from pipeline.io import direct_runner, pubsub
 
 LOG = sys.argv[1]  # DoFns are pickled by value: they report through a file
 
@@ -397,8 +397,8 @@ def test_the_prefetcher_pulls_ahead_up_to_its_limit_and_acknowledges_nothing_its
     taken = source.take(12, 0.0)
     assert [a for _, _, a in taken] == [f"a{i}" for i in range(12)]  # in pull order
     (ts0, bad, _), (ts1, good, _) = taken[:2]
-    assert bad.attributes[direct_runner.BAD_TIMESTAMP_ATTR] == "not a time"  # kept at its publish time
-    assert direct_runner.BAD_TIMESTAMP_ATTR not in good.attributes
+    assert bad.attributes[pubsub.BAD_TIMESTAMP_ATTR] == "not a time"  # kept at its publish time
+    assert pubsub.BAD_TIMESTAMP_ATTR not in good.attributes
     assert ts0 == ts1  # both 17:00Z: the event_ts of one, the publish time of the other
     while len(pulls) < 4 and time.monotonic() < deadline:  # room again: it pulls on, once (18 -> 28)
         time.sleep(0.01)
@@ -483,3 +483,25 @@ def test_the_change_publisher_sends_a_batch_without_waiting_for_more_messages(mo
     fn.setup()
     assert fn._pub_client.batch_settings.max_latency == 0.0
     assert fn._pub_client.batch_settings.max_messages == type(fn._pub_client.batch_settings)().max_messages
+
+
+def test_every_command_memoises_dofn_inspection_and_the_stream_patches_still_apply_after():
+    """prepare_local_environment (every command, batch included) memoises Beam's DoFn inspection; the
+    streaming runner's patches, applied later in the same process, are not skipped because of it. In a
+    fresh interpreter: this module applies the stream patches at import."""
+    code = (
+        "from apache_beam.runners.direct import transform_evaluator as te\n"
+        "from apache_beam.transforms import core, userstate\n"
+        "from pipeline.commands import common\n"
+        "from pipeline.io import direct_runner\n"
+        "common.prepare_local_environment()\n"
+        "print(getattr(userstate.get_dofn_specs, '_props_memoised', False),"
+        " getattr(core.get_function_arguments, '_props_memoised', False),"
+        " getattr(te.DoFnRunner, '_props_reusing', False))\n"
+        "direct_runner.speed_up_direct_runner()\n"
+        "print(getattr(te.DoFnRunner, '_props_reusing', False),"
+        " te.get_dofn_specs is userstate.get_dofn_specs)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], check=True).stdout.split("\n")
+    assert out[:2] == ["True True False", "True True"]

@@ -63,13 +63,18 @@ def quiet_beam_logs() -> None:
 
 
 def prepare_local_environment() -> None:
-    """Keeps local runs offline and quiet: no GCE metadata probe, no Prism download attempt; and makes
-    the process exit without a last walk over its heap (:func:`skip_exit_collections`)."""
+    """Keeps local runs offline and quiet: no GCE metadata probe, no Prism download attempt; makes the
+    process exit without a last walk over its heap (:func:`skip_exit_collections`); and memoises Beam's
+    inspection of DoFn methods for the graph and stages this process builds
+    (``direct_runner.memoise_dofn_inspection``: ~0.3 s of the 11-game slate)."""
+    from pipeline.io.direct_runner import memoise_dofn_inspection
+
     os.environ.setdefault("NO_GCE_CHECK", "true")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     logging.getLogger("absl").setLevel(logging.ERROR)
     quiet_beam_logs()
     skip_exit_collections()
+    memoise_dofn_inspection()
 
 
 def _freeze_heap() -> None:
