@@ -62,7 +62,6 @@ from pipeline.io.parse import (
 
 SUFFIXES: tuple[str, ...] = (".parquet", ".jsonl", ".jsonl.gz")
 _PARTITION_DATE = re.compile(r"game_date=(\d{4}-\d{2}-\d{2})")
-_PARTITION_DIR = re.compile(r"/game_date=(\d{4}-\d{2}-\d{2})/[^/]*$")  # a file directly in a partition
 # Above this many dates a kind's files are found with one match of ``KIND/game_date=*/part-*`` filtered by
 # date (a slate's season of box scores: 118 glob matches, one listing each on GCS, took 0.1 s locally).
 WHOLE_KIND_MATCH_DATES = 8
@@ -94,17 +93,16 @@ def input_file_sizes(inputs: str, kind: str, dates: Iterable[dt.date]) -> list[t
     wanted = set(dates)
     if not wanted:
         return []
-    if len(wanted) > WHOLE_KIND_MATCH_DATES:  # one listing of the kind, not one per date
+    whole_kind = len(wanted) > WHOLE_KIND_MATCH_DATES  # one listing of the kind, not one per date
+    if whole_kind:
         patterns = [FileSystems.join(inputs, kind, "game_date=*", "part-*")]
     else:
         patterns = [FileSystems.join(partition_dir(inputs, kind, d), "part-*") for d in sorted(wanted)]
     files: list[tuple[str, int]] = []
     for result in FileSystems.match(patterns):
         for meta in result.metadata_list:
-            if len(patterns) == 1 and len(wanted) > WHOLE_KIND_MATCH_DATES:
-                m = _PARTITION_DIR.search(meta.path)
-                if m is None or dt.date.fromisoformat(m.group(1)) not in wanted:
-                    continue
+            if whole_kind and partition_date(meta.path) not in wanted:
+                continue
             if not meta.path.endswith(SUFFIXES):
                 raise ValueError(
                     f"unsupported input file {meta.path!r}: expected one of {', '.join(SUFFIXES)}")
