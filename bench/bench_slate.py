@@ -45,7 +45,8 @@ def run_in_process(argv: list[str]) -> dict:
     t_import = time.perf_counter()
     options = common.parse_options(argv)
     warehouse = run.open_warehouse(options)
-    plan = run.build_plan(options, command="run", warehouse=warehouse)
+    with common.warehouse_session(warehouse):  # as `props run` plans: one connection for its reads
+        plan = run.build_plan(options, command="run", warehouse=warehouse)
     t_plan = time.perf_counter()
     p = beam.Pipeline(options=options)
     build_pipeline(p, plan)
