@@ -1,5 +1,6 @@
-"""Shared pytest setup: offline Google Cloud defaults for every test (beam-notes.md), and under CI
-(``CI=true``, as ``.ci/run`` runs) a skipped emulator test is reported as a failure."""
+"""Shared pytest setup: offline Google Cloud defaults for every test (beam-notes.md), state cells encoded
+on every write, and under CI (``CI=true``, as ``.ci/run`` runs) a skipped emulator test is reported as a
+failure."""
 
 import os
 
@@ -7,6 +8,10 @@ import pytest
 
 # Without credentials, Google auth probes the GCE metadata server first (about 24 s per call offline).
 os.environ.setdefault("NO_GCE_CHECK", "true")
+# The local stream's write-through state cells encode every write, as Dataflow does, so every stream test
+# also proves each value it stores can be encoded (io.direct_runner._write_through; the job itself
+# encodes one value per cell spec, and tests/test_direct_runner.py covers that mode).
+os.environ.setdefault("PROPS_ENCODE_EVERY_STATE_WRITE", "1")
 
 from pipeline.commands.common import quiet_beam_logs  # noqa: E402
 from tests.emulators import under_ci  # noqa: E402

@@ -269,7 +269,7 @@ def test_empty_output_bundles_are_not_run_by_consumers_and_every_element_still_a
     assert dead_before >= 5 and dead_after == 1
 
 
-def test_a_write_through_spec_hands_the_next_read_the_value_written_and_other_specs_decode():
+def _write_through_cells():
     from apache_beam.runners.direct import direct_userstate as du
     from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
@@ -289,6 +289,14 @@ def test_a_write_through_spec_hands_the_next_read_the_value_written_and_other_sp
     def commit(c, spec):
         store[spec.name] = list(c._value)
 
+    return read, write, through, shared, store, cell, commit
+
+
+def test_a_write_through_spec_encoding_every_write_hands_the_next_read_the_value_written(monkeypatch):
+    from pipeline.transforms.streaming import StateCoder
+
+    monkeypatch.setenv(direct_runner.ENCODE_EVERY_WRITE_ENV, "1")  # as Dataflow: every write encoded
+    read, write, through, shared, store, cell, commit = _write_through_cells()
     values = [{"seq": n, "rows": (n, "x")} for n in range(3)]
     for spec in (through, shared):
         c = cell(spec)
@@ -297,13 +305,41 @@ def test_a_write_through_spec_hands_the_next_read_the_value_written_and_other_sp
     got_through, got_shared = read(cell(through)), read(cell(shared))
     assert got_through is values[0]  # the written object, not a decode of its bytes
     assert got_shared == values[0] and got_shared is not values[0]  # decoded (once) without write-through
-    assert store["t"] == [StateCoder().encode(values[0])]  # the cell still holds the encoded bytes
+    assert store["t"] == [StateCoder().encode(values[0])]  # the cell holds the encoded bytes
     for v in values[1:]:
         c = cell(through)
         write(c, v)
         commit(c, through)
     assert read(cell(through)) is values[2]
     assert len(direct_runner._shared_memo(through)) == 2  # bounded by the spec's own count
+
+
+def test_a_write_through_spec_stores_the_value_itself_and_checks_the_coder_on_its_first_value(monkeypatch):
+    monkeypatch.delenv(direct_runner.ENCODE_EVERY_WRITE_ENV, raising=False)  # the local job's mode
+    read, write, through, shared, store, cell, commit = _write_through_cells()
+    values = [{"seq": n, "rows": (n, "x")} for n in range(3)]
+    for spec in (through, shared):
+        c = cell(spec)
+        write(c, values[0])
+        commit(c, spec)
+    got_through, got_shared = read(cell(through)), read(cell(shared))
+    assert got_through is values[0]
+    assert got_shared == values[0] and got_shared is not values[0]  # other specs: encoded, decoded
+    assert isinstance(store["s"][0], bytes) and not isinstance(store["t"][0], bytes)
+    assert direct_runner._shared_memo(through) == {}  # nothing to decode, nothing remembered
+    for v in values[1:]:
+        c = cell(through)
+        write(c, v)
+        commit(c, through)
+        assert read(cell(through)) is v
+    c = cell(through)
+    c.clear()
+    commit(c, through)
+    assert read(cell(through)) is None
+    # The coder is exercised on the first value a spec takes: a value it cannot encode fails the write.
+    _read, write2, fresh, _shared, _store, cell2, _commit = _write_through_cells()
+    with pytest.raises(Exception, match="pickle|lambda"):
+        write2(cell2(fresh), {"seq": 1, "bad": lambda: None})
 
 
 def test_the_player_game_cells_are_shared_only_where_the_dofn_copies_what_it_reads():
@@ -505,3 +541,38 @@ def test_every_command_memoises_dofn_inspection_and_the_stream_patches_still_app
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], check=True).stdout.split("\n")
     assert out[:2] == ["True True False", "True True"]
+
+
+def test_the_keyed_state_copy_equals_beams_and_shares_nothing_mutable():
+    from apache_beam.transforms import trigger
+    from apache_beam.transforms.window import GlobalWindow, IntervalWindow
+    from apache_beam.utils.timestamp import Timestamp
+
+    original = trigger.InMemoryUnmergedState.copy
+    fast = direct_runner._copy_keyed_state(original)
+    bag, rmw = trigger._ListStateTag("bag"), trigger._ReadModifyWriteStateTag("rmw")
+    for populated in (False, True):
+        state = trigger.InMemoryUnmergedState()
+        if populated:
+            g, w = GlobalWindow(), IntervalWindow(0, 10)
+            state.set_timer(g, "user/debounce", "REAL_TIME", Timestamp(5))
+            state.set_timer(w, "user/timeout", "EVENT_TIME", Timestamp(7), dynamic_timer_tag="x")
+            state.add_state(g, bag, b"a")
+            state.add_state(g, bag, b"b")
+            state.add_state(w, rmw, [b"cell"])
+            state.set_global_state(rmw, {"nested": [1]})
+        ours = fast(state)
+        if not getattr(original, "_props_patched", False):  # Beam's own copy, unless patched in-process
+            beams = original(state)
+            assert (ours.timers, ours.state, ours.global_state) == (beams.timers, beams.state,
+                                                                     beams.global_state)
+        assert type(ours) is trigger.InMemoryUnmergedState
+        assert ours.timers == state.timers and ours.state == state.state
+        assert ours.global_state == state.global_state
+        if populated:  # changing the copy leaves the original as it was
+            ours.clear_timer(GlobalWindow(), "user/debounce", "REAL_TIME")
+            ours.add_state(GlobalWindow(), bag, b"c")
+            ours.global_state["rmw"]["nested"].append(2)
+            assert state.timers[GlobalWindow()] == {("user/debounce", "REAL_TIME", ""): Timestamp(5)}
+            assert state.state[GlobalWindow()]["bag"] == [b"a", b"b"]
+            assert state.global_state == {"rmw": {"nested": [1]}}

@@ -123,3 +123,22 @@ def test_closing_line_at_tipoff():
     assert closing_line(snaps, tip, P) == (25.5, "draftkings", AS_OF + dt.timedelta(hours=1))
     assert closing_line([snap(line=2.5)], tip, P) is None
     assert closing_line([], tip, P) is None
+
+
+def test_population_std_agrees_with_numpy_at_the_line_books_precision():
+    import random
+
+    import numpy as np
+
+    from pipeline.domain.linebook import _clean, population_std
+
+    rng = random.Random(14)
+    for trial in range(20_000):
+        n = rng.randint(2, 12)
+        if trial % 2:  # any line in range
+            values = [rng.uniform(0.5, 60.0) for _ in range(n)]
+        else:  # the half-point lines books post
+            values = [rng.randint(1, 120) / 2 for _ in range(n)]
+        assert _clean(population_std(values)) == _clean(float(np.std(values))), values
+    assert population_std([10.5, 10.5]) == 0.0
+    assert population_std([10.0, 11.0]) == 0.5

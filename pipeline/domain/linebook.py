@@ -15,8 +15,6 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-
 from pipeline.policy import Policy, json_text
 from pipeline.schemas import LineBook, LineDiagnostic, OddsSnapshot
 
@@ -76,6 +74,17 @@ def sanity_reason(snap: OddsSnapshot, as_of: dt.datetime, policy: Policy) -> tup
         # every tick of the clock (the stream writes a new version only when something changed).
         return "stale", f"older than {_num_text(policy.staleness_hours)} h"
     return None
+
+
+def population_std(values: list[float]) -> float:
+    """The population standard deviation (``numpy.std``'s definition: the square root of the mean squared
+    deviation from the mean) of a few values, in plain Python: for a handful of books ``numpy.std`` spent
+    most of its time converting the list (~2 % of the stream's worker thread). The two can differ in the
+    last bits of a double (summation order); :func:`_clean` rounds to 4 decimals, where they agree
+    (tests/test_domain_linebook.py compares them)."""
+    n = len(values)
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) * (v - mean) for v in values) / n)
 
 
 def _num_text(x: float) -> str:
@@ -183,7 +192,7 @@ def build_line_book(
     opening_snap = next((s for s in visible if s.book == chosen and _opening_candidate(s, policy)), snap)
     opening = float(opening_snap.line)
     lines = [float(sane[b].line) for b in sorted(sane)]
-    std = _clean(float(np.std(lines))) if len(lines) >= 2 else None
+    std = _clean(population_std(lines)) if len(lines) >= 2 else None
     delta = _clean(line - prev_game_closing_line) if prev_game_closing_line is not None else None
 
     diagnostics.append(diag(

@@ -49,6 +49,7 @@ EXPECTED_INTERNALS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("self",)),
     ("apache_beam.transforms.trigger", "InMemoryUnmergedState.get_timers",
      ("self", "clear", "watermark", "processing_time")),
+    ("apache_beam.transforms.trigger", "InMemoryUnmergedState.copy", ("self",)),
     ("apache_beam.runners.direct.direct_userstate", "ReadModifyWriteRuntimeState.read", ("self",)),
     ("apache_beam.runners.direct.direct_userstate", "BagRuntimeState.read", ("self",)),
     ("apache_beam.io.gcp.pubsub", "_PubSubWriteDoFn.setup", ("self",)),
@@ -126,6 +127,12 @@ def _timer_internals_problems() -> list[str]:
     if not issubclass(ec.DirectUnmergedState, trigger.InMemoryUnmergedState) or (
             "self.timers[window][" not in inspect.getsource(trigger.InMemoryUnmergedState.set_timer)):
         problems.append("the DirectRunner's keyed state no longer keeps its timers in .timers[window]")
+    copy_method = trigger.InMemoryUnmergedState.copy  # what _copy_keyed_state replaces (unless it has)
+    copy_source = "" if getattr(copy_method, "_props_patched", False) else inspect.getsource(copy_method)
+    for needle in ("InMemoryUnmergedState(defensive_copy=self.defensive_copy)", "copy.deepcopy(self.timers)",
+                   "copy.deepcopy(self.global_state)", "copy.copy(self.state[window][tag])"):
+        if copy_source and needle not in copy_source:
+            problems.append(f"InMemoryUnmergedState.copy no longer contains {needle!r}")
     return problems
 
 
@@ -603,6 +610,8 @@ def _shared_state_reads(original):
         if not self._value:
             return None
         encoded = self._value[0]
+        if type(encoded) is _Held:  # written through (see _write_through)
+            return encoded.value
         memo = _shared_memo(spec)
         if encoded in memo:
             memo.move_to_end(encoded)
@@ -615,24 +624,54 @@ def _shared_state_reads(original):
     return read
 
 
+ENCODE_EVERY_WRITE_ENV = "PROPS_ENCODE_EVERY_STATE_WRITE"  # "1": write-through cells encoded as Beam does
+
+
+class _Held:
+    """The value a write-through cell stores on the local runner instead of its encoding (see
+    :func:`_write_through`)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+_ENCODE_CHECKED: dict[int, Any] = {}  # id(spec) -> spec: the specs whose first written value was encoded
+
+
 def _write_through(original):
-    """``ReadModifyWriteRuntimeState.write`` that, for a spec with ``WRITE_THROUGH_ATTR`` and
-    ``SHARED_READS_ATTR`` set, also remembers the written value for the bytes it stored (still encoded, as
-    Beam does): the next read of the cell returns it without decoding. For a DoFn that writes its cell
-    last and never changes in place what it wrote or read (the player-game's ``info`` and ``book``
-    cells, read by every event of the player-game: ~13 % of the worker thread in decoding under 1,000
-    odds/s)."""
+    """``ReadModifyWriteRuntimeState.write`` for a spec with ``WRITE_THROUGH_ATTR`` and ``SHARED_READS_ATTR``
+    set (its DoFn writes the cell last and never changes in place what it wrote or read: the
+    player-game's ``info`` and ``book`` cells, read and written by every event of the player-game): the
+    cell stores the written value itself (:class:`_Held`), and the next read returns it, neither encoded
+    nor decoded. The local runner keeps state in memory only (a restarted local job rebuilds from the
+    warehouse), so the bytes were never read back: encoding them was ~9 % of the worker thread under
+    1,000 odds/s (py-spy, the load's first pass). The coder is still exercised: the first value written
+    to each spec in the process is encoded and decoded, and with ``PROPS_ENCODE_EVERY_STATE_WRITE=1`` (the
+    test suite sets it: what Dataflow does) every write is encoded as Beam does, the decoded value kept
+    for the next read (bounded by the spec's count). Other specs are written as Beam writes them."""
     if getattr(original, "_props_patched", False):
         return original
+    import os
 
     def write(self, value):
-        original(self, value)
         spec = self._state_spec
-        if getattr(spec, WRITE_THROUGH_ATTR, False) and getattr(spec, SHARED_READS_ATTR, False):
+        if not (getattr(spec, WRITE_THROUGH_ATTR, False) and getattr(spec, SHARED_READS_ATTR, False)):
+            return original(self, value)
+        if os.environ.get(ENCODE_EVERY_WRITE_ENV) == "1":
+            original(self, value)
             memo = _shared_memo(spec)
             encoded = self._value[0]
             memo.pop(encoded, None)
             _remember(spec, memo, encoded, value)
+            return
+        if _ENCODE_CHECKED.get(id(spec)) is not spec:
+            self._decode(self._encode(value))  # the coder takes this cell's values (raises if not)
+            _ENCODE_CHECKED[id(spec)] = spec
+        self._cleared = False
+        self._modified = True
+        self._value = [_Held(value)]
 
     write._props_patched = True
     return write
@@ -680,6 +719,34 @@ def _shared_bag_reads(original):
 
     read._props_patched = True
     return read
+
+
+def _copy_keyed_state(original):
+    """``InMemoryUnmergedState.copy`` (the runner's copy of a key's committed state, once per key and
+    bundle) giving the same copy without ``copy.deepcopy``: the timers are ``{window: {(name, domain,
+    tag): Timestamp}}`` of immutable keys and values, so a new dict per window is the deep copy; the
+    global state (empty for user state) is deep-copied as before when it holds anything; each tag's
+    values are copied as Beam copies them."""
+    if getattr(original, "_props_patched", False):
+        return original
+    import copy as copy_module
+
+    from apache_beam.transforms.trigger import InMemoryUnmergedState
+
+    def copy(self):
+        cloned = InMemoryUnmergedState(defensive_copy=self.defensive_copy)
+        for window, timers in self.timers.items():
+            cloned.timers[window] = dict(timers)
+        if self.global_state:
+            cloned.global_state = copy_module.deepcopy(self.global_state)
+        for window, tags in self.state.items():
+            target = cloned.state[window]
+            for tag, values in tags.items():
+                target[tag] = values.copy() if type(values) is list else copy_module.copy(values)
+        return cloned
+
+    copy._props_patched = True
+    return copy
 
 
 def _message_from_pb(message_cls, received):
@@ -813,7 +880,9 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
        bundles are dropped (:func:`_without_empty_outputs`).
     11. Every event of a player-game decoded its ``info`` and ``book`` cells (~13 % of the worker thread
        under 1,000 odds/s): for a spec marked write-through, the next read gets the value written
-       (:func:`_write_through`); the cell still stores the encoded bytes.
+       (:func:`_write_through`). Encoding what it wrote was still ~9 % under the load's first pass: such
+       a cell now stores the value itself (the local runner's state is in memory only); the coder is
+       exercised on the first value per spec, and on every write with ``PROPS_ENCODE_EVERY_STATE_WRITE=1``.
     12. Under load an empty pull was followed by the long idle pull (~1 s stalls of the worker thread):
        not within ``busy_window_s`` of the last message. And the cyclic collector's full passes over the
        job's long-lived objects stopped the thread 150-200 ms every few seconds: they are frozen at the
@@ -825,6 +894,9 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
     14. ``WriteToPubSub`` waits for every message of a bundle to be sent, yet its publisher held each
        batch open for the client library's default 10 ms first (a line move's change message included):
        sent at once (:func:`_publish_at_once`).
+    15. The first state access of a key in a bundle copies the key's committed state, deep-copying its
+       timers (a ``defaultdict``: pickle's reconstruct path) and global state even when empty (~5 % of
+       the worker thread under the load's first pass): :func:`_copy_keyed_state`.
     """
     from apache_beam.runners.direct import transform_evaluator as te
 
@@ -873,3 +945,6 @@ def speed_up_direct_runner(pull_max_messages: int = PULL_MAX_MESSAGES,
     rmw.write = _write_through(rmw.write)
     bag = direct_userstate.BagRuntimeState
     bag.read = _shared_bag_reads(bag.read)
+    from apache_beam.transforms import trigger
+
+    trigger.InMemoryUnmergedState.copy = _copy_keyed_state(trigger.InMemoryUnmergedState.copy)
