@@ -66,8 +66,10 @@ def prepare_local_environment() -> None:
     """Keeps local runs offline and quiet: no GCE metadata probe, no Prism download attempt; makes the
     process exit without a last walk over its heap (:func:`skip_exit_collections`); and memoises Beam's
     inspection of DoFn methods for the graph and stages this process builds
-    (``direct_runner.memoise_dofn_inspection``: ~0.3 s of the 11-game slate)."""
+    (``direct_runner.memoise_dofn_inspection``: ~0.3 s of the 11-game slate) and its pipeline options'
+    views (``options.memoise_option_views``)."""
     from pipeline.io.direct_runner import memoise_dofn_inspection
+    from pipeline.options import memoise_option_views
 
     os.environ.setdefault("NO_GCE_CHECK", "true")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
@@ -75,6 +77,7 @@ def prepare_local_environment() -> None:
     quiet_beam_logs()
     skip_exit_collections()
     memoise_dofn_inspection()
+    memoise_option_views()
 
 
 def _freeze_heap() -> None:
