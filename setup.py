@@ -28,6 +28,7 @@ setup(
         "google-cloud-storage==3.17.0",
         "google-cloud-pubsub==2.44.0",
         "matplotlib==3.11.2",
+        "orjson==3.13.0",  # JSON lines and messages: parse.decode_json
     ],
     extras_require={
         "test": ["pytest==9.2.0", "ruff==0.17.6", "jsonschema==4.26.0"],

@@ -298,3 +298,68 @@ def test_event_times():
     assert raw_event_time("odds", odds(snapshot_ts="bad")) is None
     assert raw_event_time("odds", "not a dict") is None
     assert raw_event_time("odds", odds(snapshot_ts="0001-01-01T00:00:00+01:00")) is None
+
+
+def _json_outcome(decode, doc):
+    """(value with its types) or (the error's type and message) of decoding ``doc``."""
+
+    def typed(v):
+        if isinstance(v, dict):
+            return {k: typed(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [typed(x) for x in v]
+        if isinstance(v, float) and math.isnan(v):
+            return ("nan",)
+        return (type(v).__name__, v)
+
+    try:
+        return "ok", typed(decode(doc))
+    except (ValueError, RecursionError) as exc:
+        return "error", type(exc).__name__, str(exc)
+
+
+DOCS = [
+    b'{"points": 16.0, "is_dnp": false, "game_id": "20251021_ATL_MEM", "minutes": null}',
+    b'{"a": NaN}', b'{"a": Infinity}', b'{"a": -Infinity}', b'{"a": 1e400}', b'{"a": 1.7976931348623157e309}',
+    b'{"a": "\\ud800"}', b'\xef\xbb\xbf{"a": 1}', b'{"a": 1, "a": 2}', b'-0', b'{"a": -0.0}', b'1E2',
+    b'{"a": 123456789012345678901234567890}', b'-9223372036854775809', b'18446744073709551616',
+    b'9999999999999999999', b'{"id": "1234567890123456789012"}', b'{"a": 5E-324}', b'{"a": 1.0e-400}',
+    b'{"a": "x\ny"}', b'{"a":1}garbage', b'', b'   ', b'00', b'{"a": 01}', b'{"a": .5}', b'{"a": +5}',
+    b'[' * 5000, b'{"a": "\\u0000\\u00e9"}', '{"a": "\u00e9"}'.encode(), b'[1, 2.5, true, null, "s"]',
+    b'{"nested": {"deep": [1, {"x": -12.5e-3}]}}', b' {"a": 1} \n', b'"just a string"', b'{"a": 1,}',
+]
+
+
+@pytest.mark.parametrize("doc", DOCS + [d.decode("utf-8", "surrogatepass") for d in DOCS[:6]])
+def test_decode_json_gives_the_standard_librarys_value_or_error(doc):
+    from pipeline.io.parse import decode_json
+
+    expected = _json_outcome(json.loads, doc.decode("utf-8") if isinstance(doc, bytes) else doc)
+    assert _json_outcome(decode_json, doc) == expected
+
+
+CHARS = "ab\u00e9\u4e2d\"\\/\n\t0123456789"
+
+
+def test_decode_json_agrees_with_json_loads_on_random_documents():
+    import random
+
+    from pipeline.io.parse import decode_json
+
+    rng = random.Random(14)
+    atoms = [lambda: rng.randint(-10**25, 10**25), lambda: rng.randint(-1000, 1000),
+             lambda: rng.uniform(-1e6, 1e6), lambda: rng.choice([True, False, None]),
+             lambda: "".join(rng.choice(CHARS) for _ in range(rng.randint(0, 25))),
+             lambda: float(rng.choice(["nan", "inf", "-inf", "1e308", "-0.0", "5e-324"]))]
+
+    def value(depth=0):
+        if depth < 3 and rng.random() < 0.3:
+            if rng.random() < 0.5:
+                return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+            return {f"k{rng.randint(0, 5)}": value(depth + 1) for _ in range(rng.randint(0, 5))}
+        return rng.choice(atoms)()
+
+    for _ in range(3000):
+        text = json.dumps(value())
+        assert _json_outcome(decode_json, text.encode()) == _json_outcome(json.loads, text), text
+        assert _json_outcome(decode_json, text) == _json_outcome(json.loads, text), text
