@@ -577,3 +577,127 @@ def test_the_player_game_never_changes_in_place_what_it_read_or_wrote():
     got = _pg_run(fn, key, same, copy.deepcopy(events))
     want = _pg_run(fn, key, _pg_cells(), events)
     assert got == want and any(isinstance(o, streaming.ScoringRequest) for step in got for o in step)
+
+
+class _SameCell:
+    """A cell that stores the object written (as the local runner's write-through cells do) and a snapshot
+    of its encoding: every read and write checks that nothing changed the object since its write."""
+
+    def __init__(self):
+        self.value = self.encoded = None
+
+    def read(self):
+        if self.value is not None:
+            encoded = streaming.StateCoder().encode(self.value)
+            assert encoded == self.encoded, "changed in place after its write"
+        return self.value
+
+    def write(self, value):
+        self.read()  # the value written last is unchanged until it is replaced
+        self.value, self.encoded = value, streaming.StateCoder().encode(value)
+
+    def clear(self):
+        self.value = self.encoded = None
+
+
+def test_the_best_bets_never_change_in_place_the_date_clock_they_read_or_wrote():
+    # The local runner hands the next read of the date clock the very object written
+    # (DATE_CLOCK.props_write_through): BestBetsStateFn must build a new value (read_clock copies the maps
+    # it changes key by key). The cell keeps the object and a snapshot of its encoding; every read and
+    # write checks that nothing changed the object since. Holds, releases, tip-offs, statuses.
+    from apache_beam.utils.timestamp import Timestamp
+
+    class Timer:
+        def set(self, t):
+            pass
+
+    assert getattr(streaming.DATE_CLOCK, "props_write_through", False)
+    proc = [100.0]
+    fn = streaming.BestBetsStateFn(load_policy(None), {}, debounce_seconds=1.0, hold_seconds=10.0,
+                                   clock=lambda: Timestamp.of(proc[0]))
+    fn.setup()
+    date, tip = D1.isoformat(), fx.TIPOFF
+
+    def run(clock):
+        entries, published, timer, seen = _Bag(), _Cell(), Timer(), []
+
+        def send(tag, value):
+            seen.append(list(fn.process((date, (tag, value)), entries=entries, clock=clock, timer=timer,
+                                        published_state=published)))
+
+        def tick(at, pending=None, status="scheduled", game=G1):
+            send("tick", streaming.GameTick(game_id=game, tipoff_utc=tip, status=status, now=at,
+                                            pending=pending))
+
+        tick(tip - dt.timedelta(hours=2))
+        seen.append(list(fn.recompute(key=date, entries=entries, published_state=published, clock=clock,
+                                      timer=timer)))
+        tick(tip - dt.timedelta(minutes=30), pending=f"{G1}|alpha#2")
+        tick(tip - dt.timedelta(minutes=20), pending=f"{G1}|beta#1", game="20260221_NYK_MIA")
+        tick(tip + dt.timedelta(minutes=1), status="in_progress")
+        proc[0] = 101.0
+        seen.append(list(fn.recompute(key=date, entries=entries, published_state=published, clock=clock,
+                                      timer=timer)))
+        proc[0] = 112.0
+        seen.append(list(fn.recompute(key=date, entries=entries, published_state=published, clock=clock,
+                                      timer=timer)))
+        return seen, clock.read()
+
+    proc[0] = 100.0
+    got = run(_SameCell())
+    proc[0] = 100.0
+    want = run(_Cell())
+    assert got == want and want[1]["statuses"] == {G1: "in_progress", "20260221_NYK_MIA": "scheduled"}
+
+
+def test_the_completion_join_never_changes_in_place_what_it_read_or_wrote():
+    # JOIN_STATE is written through on the local runner: CompleteModelSetFn must build a new value
+    # (read_join copies every pending entry). Two versions interleaved, one completed, one timed out.
+    from apache_beam.utils.timestamp import Timestamp
+
+    class Timer:
+        def set(self, t):
+            pass
+
+        def clear(self):
+            pass
+
+    assert getattr(streaming.JOIN_STATE, "props_write_through", False)
+    policy = load_policy(None)
+    key = streaming.pg_key(G1, "alpha")
+    pg_fn = streaming.PlayerGameStateFn(policy)
+    pg_fn.setup()
+    events = [*_alpha_reference(policy),
+              streaming.StreamEvent("odds", fx.odds("alpha", "draftkings", 13.5, 300)),
+              streaming.StreamEvent("odds", fx.odds("alpha", "fanduel", 14.5, 200))]
+    requests = [o for step in _pg_run(pg_fn, key, _pg_cells(), events) for o in step
+                if isinstance(o, streaming.ScoringRequest)]
+    requests = requests[-2:]  # the two odds versions
+    assert len(requests) == 2 and len(requests[0].models) >= 2
+    proc = [100.0]
+    fn = streaming.CompleteModelSetFn(policy, timeout_s=10.0, clock=lambda: Timestamp.of(proc[0]))
+    fn.setup()
+
+    def run(join):
+        out = []
+
+        def send(seq, tag, value):
+            out.append(list(map(_plain, fn.process((key, (seq, tag, value)), join=join, timer=Timer()))))
+
+        first, second = requests
+        models = [m.model_id for m in first.models]
+        send(first.player_game.version, "request", first)
+        send(second.player_game.version, "request", second)
+        send(first.player_game.version, "raw", (models[0], 14.0))
+        send(second.player_game.version, "raw", (models[0], 15.0))
+        for m in models[1:]:
+            send(first.player_game.version, "raw", (m, 13.0))
+        proc[0] = 111.0
+        out.append(list(map(_plain, fn.timeout(key=key, join=join, timer=Timer(),
+                                               fired=Timestamp.of(110.0)))))
+        proc[0] = 100.0
+        return out, join.read()
+
+    got, want = run(_SameCell()), run(_Cell())
+    assert got == want and want[1] is None
+    assert any(isinstance(o, streaming.Scored) for o in want[0][-2])  # the first version was scored
