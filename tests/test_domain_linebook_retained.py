@@ -70,3 +70,20 @@ def test_the_opening_snapshot_of_a_book_is_kept_when_later_ones_move_the_line():
     assert retained == [snaps[1], snaps[3]]  # the first valid one (the opening) and the latest
     book, _ = build_line_book(retained, T0 + dt.timedelta(hours=1), P)
     assert (book.line, book.opening_line, book.line_move) == (26.5, 24.5, 2.0)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_changes_retained_answers_whether_the_whole_pass_would_change_the_cell(seed):
+    from pipeline.domain.linebook import changes_retained
+
+    rng = random.Random(1000 + seed)
+    history = random_snapshots(rng, rng.randrange(0, 60))
+    retained = retained_snapshots(history, P)
+    assert retained_snapshots(retained, P) == retained  # the cell is its own fixed point
+    candidates = random_snapshots(rng, 200) + history + [s._replace(player_name="Other") for s in retained]
+    answers = []
+    for s in candidates:
+        changed = retained_snapshots(retained + [s], P) != retained
+        assert changes_retained(retained, s, P) == changed, s
+        answers.append(changed)
+    assert any(answers) and not all(answers)  # both answers occur

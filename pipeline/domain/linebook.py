@@ -231,6 +231,32 @@ def retained_snapshots(snapshots: Iterable[OddsSnapshot], policy: Policy) -> lis
     return [snaps[i] for i in keep]
 
 
+def changes_retained(retained: list[OddsSnapshot], snapshot: OddsSnapshot, policy: Policy) -> bool:
+    """Whether ``retained_snapshots(retained + [snapshot])`` differs from ``retained``, for ``retained`` as
+    :func:`retained_snapshots` returns it (its own fixed point: the stream's book cell), without the
+    whole pass: only the new snapshot's book is looked at. It changes when the snapshot becomes its
+    book's latest (no snapshot of the book yet, or a sort key at or after the latest one's: the last of
+    equal keys wins) or its opening (an opening candidate before the current opening, or the first);
+    otherwise every snapshot keeps its role and the result is ``retained`` itself. A snapshot equal to
+    one held takes the whole pass (whether the list comes out equal depends on positions). The stream
+    asks this for each replayed or late snapshot (most of a busy feed's updates)."""
+    if snapshot in retained:
+        return retained_snapshots([*retained, snapshot], policy) != retained
+    key = _sort_key(snapshot)
+    latest = opening = None
+    for s in retained:
+        if s.book != snapshot.book:
+            continue
+        k = _sort_key(s)
+        if latest is None or k >= latest:
+            latest = k
+        if _opening_candidate(s, policy) and (opening is None or k < opening):
+            opening = k
+    if latest is None or key >= latest:
+        return True
+    return _opening_candidate(snapshot, policy) and (opening is None or key < opening)
+
+
 def closing_line(
     snapshots: Iterable[OddsSnapshot], tipoff_utc: dt.datetime, policy: Policy
 ) -> tuple[float, str, dt.datetime] | None:

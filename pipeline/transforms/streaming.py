@@ -698,18 +698,15 @@ class PlayerGameStateFn(beam.DoFn):
         return beam.pvalue.TaggedOutput(DEAD, slate.dead_letter(
             "odds", "stream_universe", why, row._asdict(), event_ts=now, game_date=row.game_date))
 
-    def _replay(self, new_kept: list, stored: list) -> tuple[bool, tuple | None]:
+    def _replay(self, new_kept: list, stored: list) -> bool:
         """Whether odds (this event's rows of the player-game, ``new_kept``) leave the book cell as it is:
         a replayed snapshot (one the cell holds), a late one that is neither a book's latest nor its
-        opening, or none (odds of another date). Asked only at an unchanged ``now`` after a full pass that
-        saw every other input as it is: then the line book, decision, tick and signature would all be
-        the last ones, and nothing is rebuilt, emitted or written. Also returns ``(odds, retained)`` when
-        it computed the retained snapshots of ``odds`` (the full pass reuses them for the same odds)."""
-        if not new_kept or new_kept[0] in stored:
-            return True, None
-        odds = stored + new_kept
-        retained = linebook_lib.retained_snapshots(odds, self._policy)
-        return retained == stored, (odds, retained)
+        opening (``linebook.changes_retained``), or none (odds of another date). Asked only at an
+        unchanged ``now`` after a full pass that saw every other input as it is: then the line book,
+        decision, tick and signature would all be the last ones, and nothing is rebuilt, emitted or
+        written."""
+        return (not new_kept or new_kept[0] in stored
+                or not linebook_lib.changes_retained(stored, new_kept[0], self._policy))
 
     def process(self, element, odds_state=_PG_ODDS, schedule_state=_PG_SCHEDULE, injury_state=_PG_INJURIES,
                 info_state=_PG_INFO, book_state=_PG_BOOK):
@@ -756,12 +753,10 @@ class PlayerGameStateFn(beam.DoFn):
         # kept its game date (``game_date`` None) is checked once the schedule is read, below.
         replay_checked = bool(new_odds is not None and info["fresh"] and info["book_cell"]
                               and info["game_date"])
-        computed = None  # (odds, their retained snapshots) when the replay check computed them
         if replay_checked:
             kept_fast, stray_fast = linebook_lib.split_player_game(
                 [new_odds], info["game_date"], game_id, player)
-            replayed, computed = self._replay(kept_fast, list(book_state.read() or ()))
-            if replayed:
+            if self._replay(kept_fast, list(book_state.read() or ())):
                 for row in slate.stray_odds_dead_letters(stray_fast, "stream_line_book"):
                     self._dead.inc()
                     yield beam.pvalue.TaggedOutput(DEAD, row)
@@ -785,11 +780,9 @@ class PlayerGameStateFn(beam.DoFn):
                 self._dead.inc()
                 yield beam.pvalue.TaggedOutput(DEAD, row)
         stored = list(book_state.read() or ())
-        if not replay_checked and info["fresh"] and info["book_cell"]:
-            replayed, computed = self._replay(new_kept, stored)
-            if replayed:
-                self._unchanged.inc()
-                return
+        if not replay_checked and info["fresh"] and info["book_cell"] and self._replay(new_kept, stored):
+            self._unchanged.inc()
+            return
         date_iso = game_date.isoformat()
         pending = None  # the version sent for scoring, named on the tick
 
@@ -807,10 +800,7 @@ class PlayerGameStateFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(DEAD, row)
         # Bounded state: every stored snapshot is at or before ``now``, which only moves forward, so
         # the latest and the opening snapshot per book build the same line book as the whole history.
-        if computed is not None and computed[0] == kept:  # the replay check's, for the same odds
-            retained = computed[1]
-        else:
-            retained = linebook_lib.retained_snapshots(kept, self._policy)
+        retained = linebook_lib.retained_snapshots(kept, self._policy)
         if moved or retained != stored:
             book_state.write(retained)
         prev_close = feature_row.prev_game_closing_line if feature_row else None
