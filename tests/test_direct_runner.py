@@ -292,17 +292,22 @@ def _write_through_cells():
     return read, write, through, shared, store, cell, commit
 
 
+def _first_write_and_reads(value):
+    """``value`` written to a write-through spec and a shared-read spec, each read back in a new bundle."""
+    read, write, through, shared, store, cell, commit = _write_through_cells()
+    for spec in (through, shared):
+        c = cell(spec)
+        write(c, value)
+        commit(c, spec)
+    return (read, write, through, store, cell, commit), read(cell(through)), read(cell(shared))
+
+
 def test_a_write_through_spec_encoding_every_write_hands_the_next_read_the_value_written(monkeypatch):
     from pipeline.transforms.streaming import StateCoder
 
     monkeypatch.setenv(direct_runner.ENCODE_EVERY_WRITE_ENV, "1")  # as Dataflow: every write encoded
-    read, write, through, shared, store, cell, commit = _write_through_cells()
     values = [{"seq": n, "rows": (n, "x")} for n in range(3)]
-    for spec in (through, shared):
-        c = cell(spec)
-        write(c, values[0])
-        commit(c, spec)
-    got_through, got_shared = read(cell(through)), read(cell(shared))
+    (read, write, through, store, cell, commit), got_through, got_shared = _first_write_and_reads(values[0])
     assert got_through is values[0]  # the written object, not a decode of its bytes
     assert got_shared == values[0] and got_shared is not values[0]  # decoded (once) without write-through
     assert store["t"] == [StateCoder().encode(values[0])]  # the cell holds the encoded bytes
@@ -316,13 +321,8 @@ def test_a_write_through_spec_encoding_every_write_hands_the_next_read_the_value
 
 def test_a_write_through_spec_stores_the_value_itself_and_checks_the_coder_on_its_first_value(monkeypatch):
     monkeypatch.delenv(direct_runner.ENCODE_EVERY_WRITE_ENV, raising=False)  # the local job's mode
-    read, write, through, shared, store, cell, commit = _write_through_cells()
     values = [{"seq": n, "rows": (n, "x")} for n in range(3)]
-    for spec in (through, shared):
-        c = cell(spec)
-        write(c, values[0])
-        commit(c, spec)
-    got_through, got_shared = read(cell(through)), read(cell(shared))
+    (read, write, through, store, cell, commit), got_through, got_shared = _first_write_and_reads(values[0])
     assert got_through is values[0]
     assert got_shared == values[0] and got_shared is not values[0]  # other specs: encoded, decoded
     assert isinstance(store["s"][0], bytes) and not isinstance(store["t"][0], bytes)
