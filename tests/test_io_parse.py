@@ -268,6 +268,14 @@ def test_json_records_are_bounded_and_decoded():
         parse_json_record("odds", b'{"x": "' + b"a" * (schemas.MAX_RECORD_BYTES + 1) + b'"}')
     with pytest.raises(ParseError, match="malformed: not UTF-8"):
         parse_json_record("odds", b"\xff\xfe")
+    # invalid UTF-8 inside well-formed JSON (an encoded surrogate, an overlong form, beyond U+10FFFF, a
+    # cut sequence; with and without a 19-digit run): the decoder's own error, as bytes.decode gives it
+    for bad in (b'{"a": "\xed\xa0\x80"}', b'{"a": "\xc0\xaf"}', b'{"a": "\xf4\x90\x80\x80"}',
+                b'{"a": "\xe2\x82"}', b'{"a": "\xe2\x82", "n": 1234567890123456789}'):
+        with pytest.raises(UnicodeDecodeError):
+            bad.decode("utf-8")
+        with pytest.raises(ParseError, match="malformed: not UTF-8: 'utf-8' codec can't decode"):
+            parse_json_record("odds", bad)
     with pytest.raises(ParseError, match="malformed: not JSON") as e:
         parse_json_record("odds", b"[" * 100_000)
     with pytest.raises(ParseError, match="bad_id") as e:
